@@ -1,0 +1,79 @@
+"""Stream an organization's OpenAI batch jobs with `async for`.
+
+async with aiobatches.Client() as client:
+    async for batch in client.list_batches():
+        print(batch.id, batch.status)
+"""
+
+from __future__ import annotations
+
+from ._client import Client, list_batches
+from ._errors import (
+    AIOBatchesError,
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from ._models import (
+    Batch,
+    BatchError,
+    BatchErrors,
+    BatchPage,
+    BatchRequestCounts,
+    BatchStatus,
+    BatchUsage,
+    InputTokensDetails,
+    OutputTokensDetails,
+)
+from ._stream import BatchStream, PageIterator
+
+__all__ = [
+    "AIOBatchesError",
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Batch",
+    "BatchError",
+    "BatchErrors",
+    "BatchPage",
+    "BatchRequestCounts",
+    "BatchStatus",
+    "BatchStream",
+    "BatchUsage",
+    "Client",
+    "ConflictError",
+    "InputTokensDetails",
+    "InternalServerError",
+    "NotFoundError",
+    "OutputTokensDetails",
+    "PageIterator",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+    "list_batches",
+]
+
+
+def __getattr__(name: str) -> str:
+    """Provide `__version__` from the installed metadata, read only when asked for."""
+    if name == "__version__":
+        from ._version import version  # noqa: PLC0415 - read lazily, as stamina does
+
+        return version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

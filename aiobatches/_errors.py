@@ -1,0 +1,152 @@
+"""Every exception aiobatches raises, named as in the official OpenAI SDK.
+
+    AIOBatchesError
+    └── APIError
+        ├── APIConnectionError ── APITimeoutError
+        ├── APIStatusError
+        │   ├── BadRequestError 400        ├── AuthenticationError 401
+        │   ├── PermissionDeniedError 403  ├── NotFoundError 404
+        │   ├── ConflictError 409          ├── UnprocessableEntityError 422
+        │   ├── RateLimitError 429         └── InternalServerError >=500
+        └── APIResponseValidationError ── PaginationError
+
+Context is passed as keyword-only attributes; `cursor` is the `after` of the
+page that failed, so `list_batches(after=err.cursor)` resumes with nothing lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AIOBatchesError(Exception):
+    """Root of everything aiobatches raises; catch this to catch them all."""
+
+
+class APIError(AIOBatchesError):
+    """A request to the API did not yield a usable page."""
+
+    message: str
+    cursor: str | None
+
+    def __init__(self, message: str, *, cursor: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cursor = cursor
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, or the connection broke mid-response."""
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt took longer than the client's `timeout`."""
+
+
+class APIStatusError(APIError):
+    """The API answered with a non-success status; `body` is its decoded `error` object."""
+
+    status_code: int
+    request_id: str | None
+    body: object
+    code: str | None
+    type: str | None
+    param: str | None
+    retry_after: float | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        request_id: str | None = None,
+        body: object = None,
+        cursor: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, cursor=cursor)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+        details: dict[str, Any] = body if isinstance(body, dict) else {}
+        self.code = _optional_str(details.get("code"))
+        self.type = _optional_str(details.get("type"))
+        self.param = _optional_str(details.get("param"))
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed, e.g. an unknown `after` cursor."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not list this organization's or project's batches."""
+
+
+class NotFoundError(APIStatusError):
+    """404: wrong base URL, or the endpoint is not served there."""
+
+
+class ConflictError(APIStatusError):
+    """409: the server reports a conflicting concurrent change (retried)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but could not be processed."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; `retry_after` holds the server's requested delay if any."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed (retried)."""
+
+
+class APIResponseValidationError(APIError):
+    """A successful response whose body is not a valid page of batches."""
+
+    status_code: int
+    request_id: str | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 200,
+        request_id: str | None = None,
+        cursor: str | None = None,
+    ) -> None:
+        super().__init__(message, cursor=cursor)
+        self.status_code = status_code
+        self.request_id = request_id
+
+
+class PaginationError(APIResponseValidationError):
+    """The pages do not chain: a repeated cursor, or `has_more` with no items."""
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The most specific error class for an HTTP status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_ERRORS.get(status, APIStatusError)
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

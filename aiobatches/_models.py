@@ -1,0 +1,115 @@
+"""The batch objects of `GET /v1/batches`, as frozen attrs classes.
+
+Pure data: no I/O, no parsing. Field names and optionality follow OpenAI's
+schema; timestamps stay `int` Unix seconds, as the API sends them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from attrs import field, frozen
+
+
+class BatchStatus(enum.StrEnum):
+    """The eight documented batch states; a state added later arrives as a plain `str`."""
+
+    VALIDATING = "validating"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+@frozen
+class BatchError:
+    """One error of a failed batch, e.g. a malformed line of the input file."""
+
+    code: str | None = None
+    line: int | None = None
+    message: str | None = None
+    param: str | None = None
+
+
+@frozen
+class BatchErrors:
+    """The list of errors a batch collected (`object` is always `list`)."""
+
+    object: str = "list"
+    data: list[BatchError] = field(factory=list)
+
+
+@frozen
+class BatchRequestCounts:
+    """How many of the batch's requests there are, and how many completed or failed."""
+
+    total: int
+    completed: int
+    failed: int
+
+
+@frozen
+class InputTokensDetails:
+    """Breakdown of input tokens: how many came from the prompt cache."""
+
+    cached_tokens: int
+
+
+@frozen
+class OutputTokensDetails:
+    """Breakdown of output tokens: how many were spent on reasoning."""
+
+    reasoning_tokens: int
+
+
+@frozen
+class BatchUsage:
+    """Token usage of a batch; only batches created after 2025-09-07 carry it."""
+
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails
+    total_tokens: int
+
+
+@frozen
+class Batch:
+    """One batch job. Required fields first; every optional one is `None` when absent or null."""
+
+    id: str
+    object: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus | str
+    created_at: int
+    model: str | None = None
+    errors: BatchErrors | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: BatchRequestCounts | None = None
+    metadata: dict[str, str] | None = None
+    usage: BatchUsage | None = None
+
+
+@frozen
+class BatchPage:
+    """One page of the list: its batches, the cursors around them, and whether more follow."""
+
+    data: list[Batch]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+    object: str = "list"

@@ -1,0 +1,100 @@
+"""When to retry a page request, and how long to wait first.
+
+Pure decisions over statuses and headers, plus one sleep indirection so tests
+(ours and our users') can record delays instead of waiting them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import email.utils
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+MAX_SERVER_DELAY = 60.0
+"""A server asking for a longer pause is not waited for: the caller decides."""
+
+_INITIAL_BACKOFF = 0.5
+_MAX_BACKOFF = 8.0
+_JITTER = 0.25
+
+Sleeper = Callable[[float], Awaitable[None]]
+_sleeper: contextvars.ContextVar[Sleeper] = contextvars.ContextVar(
+    "aiobatches_sleeper", default=asyncio.sleep
+)
+
+
+def should_retry(status: int, headers: Mapping[str, str]) -> bool:
+    """Retry 408, 409, 429 and 5xx, unless `x-should-retry` says otherwise."""
+    override = headers.get("x-should-retry", "").strip().lower()
+    if override == "true":
+        return True
+    if override == "false":
+        return False
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def server_delay(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The delay the server asked for in seconds, or None when absent or unusable.
+
+    `retry-after-ms` wins over `retry-after`; the latter is seconds or an HTTP date.
+    Non-finite, zero, negative and unparsable values count as absent.
+    """
+    millis = _positive_float(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _positive_float(raw)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    delta = when.timestamp() - (time.time() if now is None else now)
+    return delta if delta > 0 else None
+
+
+def backoff(retries_done: int, *, jitter: float | None = None) -> float:
+    """Exponential backoff `min(0.5 * 2**n, 8)`, less up to 25% jitter."""
+    base = min(_INITIAL_BACKOFF * 2.0**retries_done, _MAX_BACKOFF)
+    fraction = random.random() if jitter is None else jitter  # noqa: S311 - jitter, not crypto
+    return base * (1 - _JITTER * fraction)
+
+
+async def sleep(delay: float) -> None:
+    """Wait before a retry through the current sleeper (real `asyncio.sleep` by default)."""
+    await _sleeper.get()(delay)
+
+
+@contextlib.contextmanager
+def recorded_sleeps() -> Iterator[list[float]]:
+    """Within the block, retries record their delays in the yielded list and do not wait."""
+    delays: list[float] = []
+
+    async def record(delay: float) -> None:
+        delays.append(delay)
+        await asyncio.sleep(0)
+
+    token = _sleeper.set(record)
+    try:
+        yield delays
+    finally:
+        _sleeper.reset(token)
+
+
+def _positive_float(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None

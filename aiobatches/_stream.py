@@ -1,0 +1,262 @@
+"""Pagination and prefetch: `BatchStream` walks the cursor chain and owns its page task.
+
+Pages chain (each cursor is the previous page's last id), so at most one
+request is in flight; up to `prefetch` fetched pages wait for the caller.
+Every exit path (aclose, context exit, exhaustion, error, cancellation)
+cancels and awaits the pending request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+from attrs import evolve
+
+from ._errors import PaginationError
+from ._models import Batch, BatchPage
+
+Fetch = Callable[[str | None, int], Awaitable[BatchPage]]
+"""Fetches the page after a cursor with a page size; errors carry that cursor."""
+
+
+class BatchStream:
+    """An async iterator of batches (newest first) and an async context manager.
+
+    Iterate it once with `async for`, or use `pages()` or `to_list()`. Leaving
+    `async with`, `aclose()`, exhaustion, an error and cancellation all stop the
+    prefetch. `cursor` is the id of the last batch handed out.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        limit: int,
+        after: str | None,
+        prefetch: int,
+        max_items: int | None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._limit = limit
+        self._prefetch = prefetch
+        self._on_close = on_close
+        # Requesting side: the next cursor, cursors seen, and items still to request.
+        self._next_after = after
+        self._seen: set[str] = set() if after is None else {after}
+        self._more = True
+        self._to_request = max_items
+        self._task: asyncio.Task[None] | None = None
+        self._ready: deque[BatchPage] = deque()
+        self._error: Exception | None = None
+        # Consuming side: the current page, the next index in it, and items still to hand out.
+        self._page: BatchPage | None = None
+        self._items: list[Batch] = []
+        self._index = 0
+        self._cursor_before = after
+        self._to_hand_out = max_items
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<BatchStream cursor={self.cursor!r} {state}>"
+
+    @property
+    def cursor(self) -> str | None:
+        """Id of the last batch handed out; `after=cursor` continues with no gap or repeat."""
+        if self._index:
+            return self._items[self._index - 1].id
+        return self._cursor_before
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Batch:
+        index = self._index
+        if index < len(self._items):
+            self._index = index + 1
+            return self._items[index]
+        while (page := await self._take_page()) is not None:
+            if page.data:
+                self._index = 1
+                return page.data[0]
+        raise StopAsyncIteration
+
+    async def _anext_page(self) -> BatchPage:
+        """The rest of the current page if the caller began it, else the next whole page."""
+        page = self._page
+        if page is not None and self._index < len(self._items):
+            rest = self._items[self._index :]
+            self._index = len(self._items)
+            return evolve(page, data=rest, first_id=rest[0].id)
+        page = await self._take_page()
+        if page is None:
+            raise StopAsyncIteration
+        self._index = len(page.data)
+        return page
+
+    def pages(self) -> PageIterator:
+        """Iterate whole `BatchPage` objects instead of batches, with the same prefetch."""
+        return PageIterator(self)
+
+    async def to_list(self) -> list[Batch]:
+        """Collect every remaining batch into a list."""
+        return [batch async for batch in self]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel and await the pending page request; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ready.clear()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+        if self._on_close is not None:
+            await self._on_close()
+
+    async def _take_page(self) -> BatchPage | None:
+        """Make the next page current and return it, or None at the end; closes on any exit."""
+        try:
+            page = await self._next_page()
+        except BaseException:
+            await self.aclose()
+            raise
+        if page is None:
+            await self.aclose()
+            return None
+        self._cursor_before = self.cursor
+        self._page = page
+        self._items = page.data
+        self._index = 0
+        return page
+
+    async def _next_page(self) -> BatchPage | None:
+        while not self._ready:
+            if self._error is not None:
+                raise self._error
+            task = self._task
+            if task is None:
+                if self._closed or not self._may_request():
+                    return None
+                task = self._start()
+            await asyncio.wait({task})
+            if task.cancelled() and task is self._task:
+                raise asyncio.CancelledError("the page request was cancelled from outside")
+        page = self._ready.popleft()
+        self._top_up()
+        return self._trimmed(page)
+
+    def _trimmed(self, page: BatchPage) -> BatchPage:
+        """Cut a page to the items `max_items` still allows (a server may send more)."""
+        if self._to_hand_out is None:
+            return page
+        if len(page.data) > self._to_hand_out:
+            data = page.data[: self._to_hand_out]
+            page = evolve(page, data=data, last_id=data[-1].id if data else None)
+        self._to_hand_out -= len(page.data)
+        return page
+
+    def _may_request(self) -> bool:
+        return self._more and (self._to_request is None or self._to_request > 0)
+
+    def _top_up(self) -> None:
+        """Start the next request if the prefetch window has room."""
+        if (
+            self._task is None
+            and self._error is None
+            and not self._closed
+            and len(self._ready) < self._prefetch
+            and self._may_request()
+        ):
+            self._start()
+
+    def _start(self) -> asyncio.Task[None]:
+        """Request the next page in an owned task, asking only for items still wanted."""
+        limit = self._limit
+        if self._to_request is not None:
+            limit = min(limit, self._to_request)
+        self._task = asyncio.get_running_loop().create_task(
+            self._fetch_into_ready(self._next_after, limit),
+            name=f"aiobatches page after {self._next_after}",
+        )
+        return self._task
+
+    async def _fetch_into_ready(self, after: str | None, limit: int) -> None:
+        """The page task: fetch, check the chain, queue the page, and start the next one."""
+        try:
+            page = await self._fetch(after, limit)
+            self._advance_cursor(page, after)
+        except Exception as error:  # noqa: BLE001 - handed to the consumer, in order
+            self._error = error
+            self._task = None
+            return
+        self._ready.append(page)
+        self._task = None
+        self._top_up()
+
+    def _advance_cursor(self, page: BatchPage, after: str | None) -> None:
+        """Move the request cursor to the page's last id, refusing chains that cannot end."""
+        if self._to_request is not None:
+            self._to_request -= len(page.data)
+        if not page.has_more:
+            self._more = False
+            return
+        if not page.data:
+            raise PaginationError(
+                f"the page after {after!r} has no batches but claims has_more=true",
+                cursor=after,
+            )
+        cursor = page.data[-1].id
+        if cursor in self._seen:
+            raise PaginationError(
+                f"the page after {after!r} ends at {cursor!r}, a cursor seen before;"
+                " following it would loop",
+                cursor=after,
+            )
+        self._seen.add(cursor)
+        self._next_after = cursor
+
+
+class PageIterator:
+    """Iterates a stream page by page; closing it closes the stream."""
+
+    def __init__(self, stream: BatchStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> BatchPage:
+        return await self._stream._anext_page()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stream.aclose()
+
+    async def aclose(self) -> None:
+        """Close the underlying stream."""
+        await self._stream.aclose()

@@ -1,0 +1,128 @@
+"""Seeded synthetic batches shaped like the real API's, for the fake server and benchmarks.
+
+Each status gets the timestamps, counts, files and errors it has in real
+life; optional fields are sent as `null` (as the API does), and some older
+batches carry no `usage` key at all.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Final
+
+EPOCH: Final = 1_763_000_000
+"""Creation time of the newest synthetic batch (November 2025), fixed for reproducibility."""
+
+_DAY: Final = 86_400
+_STATUS_WEIGHTS: Final = {
+    "completed": 50,
+    "in_progress": 10,
+    "failed": 8,
+    "expired": 5,
+    "cancelled": 7,
+    "validating": 7,
+    "finalizing": 6,
+    "cancelling": 7,
+}
+_ENDPOINTS: Final = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
+_MODELS: Final = ("gpt-5-2025-08-07", "gpt-4.1-mini-2025-04-14", "text-embedding-3-large", None)
+_FAILURES: Final = (
+    ("invalid_json_line", "This line is not parseable as valid JSON.", None),
+    ("missing_required_parameter", "The request is missing a required parameter.", "body.model"),
+    ("invalid_request", "The request's endpoint does not match the batch's endpoint.", "url"),
+)
+
+
+def synthetic_batches(count: int, *, seed: int = 0, newest: int = EPOCH) -> list[dict[str, Any]]:
+    """`count` batches as the API would send them, newest first; same seed, same batches."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    statuses = list(_STATUS_WEIGHTS)
+    weights = list(_STATUS_WEIGHTS.values())
+    batches = []
+    created = newest
+    for _ in range(count):
+        status = rng.choices(statuses, weights)[0]
+        batches.append(_batch(rng, status, created))
+        created -= rng.randint(30, 3_600)
+    return batches
+
+
+def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
+    total = rng.randint(1, 50_000)
+    started = created + rng.randint(5, 600) if status not in ("validating", "failed") else None
+    done = total if status in ("finalizing", "completed") else rng.randint(0, total)
+    failed = rng.randint(0, done // 20) if started else 0
+    times: dict[str, int | None] = dict.fromkeys(
+        (
+            "finalizing_at",
+            "completed_at",
+            "failed_at",
+            "expired_at",
+            "cancelling_at",
+            "cancelled_at",
+        )
+    )
+    finish = (started or created) + rng.randint(60, _DAY // 2)
+    if status in ("finalizing", "completed"):
+        times["finalizing_at"] = finish
+    if status == "completed":
+        times["completed_at"] = finish + rng.randint(1, 300)
+    if status == "failed":
+        times["failed_at"] = created + rng.randint(1, 30)
+    if status == "expired":
+        times["expired_at"] = created + _DAY
+    if status in ("cancelling", "cancelled"):
+        times["cancelling_at"] = finish
+    if status == "cancelled":
+        times["cancelled_at"] = finish + rng.randint(1, 600)
+    has_output = status in ("completed", "expired", "cancelled") and done > failed
+    batch: dict[str, Any] = {
+        "id": f"batch_{rng.getrandbits(96):024x}",
+        "object": "batch",
+        "endpoint": rng.choice(_ENDPOINTS),
+        "model": rng.choice(_MODELS),
+        "errors": _errors(rng) if status == "failed" else None,
+        "input_file_id": f"file-{rng.getrandbits(88):022x}",
+        "completion_window": "24h",
+        "status": status,
+        "output_file_id": f"file-{rng.getrandbits(88):022x}" if has_output else None,
+        "error_file_id": f"file-{rng.getrandbits(88):022x}" if has_output and failed else None,
+        "created_at": created,
+        "in_progress_at": started,
+        "expires_at": created + _DAY,
+        **times,
+        "request_counts": {
+            "total": 0 if status == "failed" else total,
+            "completed": 0 if started is None else done - failed,
+            "failed": failed,
+        },
+        "metadata": rng.choice(
+            (None, {"customer_id": f"user_{rng.randint(1, 10**9)}", "batch_description": "Nightly"})
+        ),
+    }
+    if rng.random() < 0.85:
+        batch["usage"] = _usage(rng) if started else None
+    return batch
+
+
+def _errors(rng: random.Random) -> dict[str, Any]:
+    code, message, param = rng.choice(_FAILURES)
+    lines = sorted(rng.sample(range(1, 1_000), rng.randint(1, 3)))
+    return {
+        "object": "list",
+        "data": [
+            {"code": code, "line": line, "message": message, "param": param} for line in lines
+        ],
+    }
+
+
+def _usage(rng: random.Random) -> dict[str, Any]:
+    input_tokens = rng.randint(1_000, 5_000_000)
+    output_tokens = rng.randint(100, 2_000_000)
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": rng.randint(0, input_tokens // 2)},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": rng.randint(0, output_tokens // 2)},
+        "total_tokens": input_tokens + output_tokens,
+    }
