@@ -124,6 +124,7 @@ class BatchStream:
             return
         self._closed = True
         self._ready.clear()
+        self._cursor_before, self._items, self._index = self.cursor, [], 0
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

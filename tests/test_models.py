@@ -1,0 +1,255 @@
+"""The models cover the official schema, and the converter reads what the API sends."""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import yaml
+
+from aiobatches import (
+    Batch,
+    BatchPage,
+    BatchStatus,
+    BatchUsage,
+)
+from aiobatches._converter import PayloadError, structure_page, unstructure_batch
+from aiobatches.testing import synthetic_batches
+
+SCHEMA = yaml.safe_load(
+    (Path(__file__).parent / "schema" / "openai-batches.schema.yaml").read_text()
+)
+COMPONENTS = SCHEMA["components"]["schemas"]
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a `$ref` and unwrap a nullable `anyOf` to the object schema inside."""
+    if "$ref" in schema:
+        return _resolve(COMPONENTS[schema["$ref"].rsplit("/", 1)[-1]])
+    for option in schema.get("anyOf", ()):
+        if option.get("type") != "null":
+            return _resolve(option)
+    return schema
+
+
+def _model_of(annotation: Any) -> Any:
+    """The attrs class inside `X | None` or `list[X]`, else None."""
+    if isinstance(annotation, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (found := _model_of(arg)) is not None:
+                return found
+    if typing.get_origin(annotation) is list:
+        return _model_of(typing.get_args(annotation)[0])
+    return annotation if attrs.has(annotation) else None
+
+
+def _missing_fields(cls: type, schema: dict[str, Any], path: str) -> list[str]:
+    """Every schema property (recursively) with no field on the model that should hold it."""
+    schema = _resolve(schema)
+    if schema.get("type") == "array":
+        schema = _resolve(schema["items"])
+    fields = attrs.fields_dict(cls)
+    hints = typing.get_type_hints(cls)
+    missing = []
+    for name, prop in schema.get("properties", {}).items():
+        if name not in fields:
+            missing.append(f"{path}.{name}")
+            continue
+        target = _resolve(prop)
+        if target.get("type") == "array":
+            target = _resolve(target["items"])
+        if target.get("properties"):
+            nested = _model_of(hints[name])
+            if nested is None:
+                missing.append(f"{path}.{name} (no model class)")
+            else:
+                missing.extend(_missing_fields(nested, prop, f"{path}.{name}"))
+    return missing
+
+
+def test_every_schema_property_has_a_model_field() -> None:
+    """Walking the official schema finds a model field for every property, nested ones too."""
+    assert _missing_fields(Batch, COMPONENTS["Batch"], "Batch") == []
+    assert _missing_fields(BatchPage, COMPONENTS["ListBatchesResponse"], "BatchPage") == []
+
+
+def test_schema_required_fields_are_the_only_ones_without_default() -> None:
+    """A field the schema marks optional defaults to None; a required one must be given."""
+    required = set(COMPONENTS["Batch"]["required"])
+    for field in attrs.fields(Batch):
+        assert (field.default is attrs.NOTHING) == (field.name in required), field.name
+        if field.name not in required:
+            assert field.default is None, field.name
+
+
+def test_schema_walk_notices_a_missing_field() -> None:
+    """The walk reports a property the model lacks (so the test above can fail)."""
+
+    @attrs.frozen
+    class Partial:
+        input_tokens: int
+
+    problems = _missing_fields(Partial, COMPONENTS["Batch"]["properties"]["usage"], "usage")
+    assert "usage.total_tokens" in problems
+
+
+def test_models_are_frozen_and_slotted() -> None:
+    """Models cannot be changed after they are built and carry no instance dict."""
+    batch = _structure(_item())
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        batch.status = "failed"  # type: ignore[misc]
+    assert not hasattr(batch, "__dict__")
+
+
+def _item(**changes: Any) -> dict[str, Any]:
+    item = dict(synthetic_batches(1, seed=3)[0])
+    item.update(changes)
+    return item
+
+
+def _structure(item: Any) -> Batch:
+    return structure_page({"object": "list", "data": [item], "has_more": False}).data[0]
+
+
+def test_schema_example_structures() -> None:
+    """The schema's own example batch (with its null fields) becomes a Batch."""
+    example = {
+        "id": "batch_abc123",
+        "object": "batch",
+        "endpoint": "/v1/completions",
+        "model": "gpt-5-2025-08-07",
+        "errors": None,
+        "input_file_id": "file-abc123",
+        "completion_window": "24h",
+        "status": "completed",
+        "output_file_id": "file-cvaTdG",
+        "error_file_id": "file-HOWS94",
+        "created_at": 1711471533,
+        "in_progress_at": 1711471538,
+        "expires_at": 1711557933,
+        "finalizing_at": 1711493133,
+        "completed_at": 1711493163,
+        "failed_at": None,
+        "expired_at": None,
+        "cancelling_at": None,
+        "cancelled_at": None,
+        "request_counts": {"total": 100, "completed": 95, "failed": 5},
+        "usage": {
+            "input_tokens": 1500,
+            "input_tokens_details": {"cached_tokens": 1024},
+            "output_tokens": 500,
+            "output_tokens_details": {"reasoning_tokens": 300},
+            "total_tokens": 2000,
+        },
+        "metadata": {"customer_id": "user_123456789", "batch_description": "Nightly eval job"},
+    }
+    batch = _structure(example)
+    assert batch.status is BatchStatus.COMPLETED
+    assert batch.request_counts is not None
+    assert batch.request_counts.completed == 95
+    assert isinstance(batch.usage, BatchUsage)
+    assert batch.usage.input_tokens_details.cached_tokens == 1024
+    assert batch.failed_at is None
+    assert batch.completed_at == 1711493163
+    assert unstructure_batch(batch) == example
+
+
+def test_optional_fields_may_be_absent_or_null() -> None:
+    """Only the seven required fields are needed; every other one may be missing or null."""
+    required = {key: _item()[key] for key in COMPONENTS["Batch"]["required"]}
+    bare = _structure(required)
+    nulls = _structure({**required, **dict.fromkeys(attrs.fields_dict(Batch).keys() - required)})
+    assert bare == nulls
+    assert bare.usage is None
+    assert bare.request_counts is None
+
+
+def test_unknown_fields_are_ignored_everywhere() -> None:
+    """New API fields, top level or nested, never break parsing."""
+    item = _item(brand_new={"x": 1})
+    item["request_counts"] = {**item["request_counts"], "skipped": 3}
+    page = structure_page({"object": "list", "data": [item], "has_more": False, "extra": 1})
+    assert page.data[0].request_counts is not None
+    assert page.data[0].request_counts.total == item["request_counts"]["total"]
+
+
+def test_unknown_status_is_kept_as_plain_string() -> None:
+    """A status the API adds later arrives as a `str`; known ones compare equal to strings."""
+    batch = _structure(_item(status="paused"))
+    assert batch.status == "paused"
+    assert not isinstance(batch.status, BatchStatus)
+    known = _structure(_item(status="in_progress"))
+    assert known.status is BatchStatus.IN_PROGRESS
+    assert known.status == "in_progress"
+    assert f"{known.status}" == "in_progress"
+
+
+def test_status_enum_has_the_eight_documented_values() -> None:
+    """`BatchStatus` lists exactly the schema's statuses."""
+    expected = COMPONENTS["Batch"]["properties"]["status"]["enum"]
+    assert [status.value for status in BatchStatus] == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"created_at": "1711471533"}, "data[0].created_at"),
+        ({"created_at": True}, "data[0].created_at"),
+        ({"id": 5}, "data[0].id"),
+        ({"request_counts": {"total": 1, "completed": 1}}, "data[0].request_counts.failed"),
+        ({"metadata": {"k": 1}}, "data[0].metadata['k']"),
+        ({"status": None}, "data[0].status"),
+    ],
+)
+def test_wrong_shapes_name_the_field_and_batch(change: dict[str, Any], fragment: str) -> None:
+    """A wrongly typed field is rejected (never coerced) with its path and the batch id."""
+    item = _item(**change)
+    with pytest.raises(PayloadError) as caught:
+        _structure(item)
+    message = str(caught.value)
+    assert fragment in message
+    if isinstance(item["id"], str):
+        assert item["id"] in message
+
+
+def test_error_names_the_position_of_the_bad_batch() -> None:
+    """With several batches, the message points at the one that is wrong."""
+    good, bad = _item(), _item(id="batch_bad", created_at=None)
+    with pytest.raises(PayloadError, match=r"batch 'batch_bad'.*data\[1\]\.created_at"):
+        structure_page({"object": "list", "data": [good, bad], "has_more": False})
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ([], "JSON array, expected an object"),
+        ({"has_more": False}, "no 'data' field"),
+        ({"data": []}, "no 'has_more' field"),
+        ({"data": {}, "has_more": False}, "'data' is a JSON object"),
+        ({"data": [], "has_more": "no"}, "'has_more' is a JSON string"),
+        ({"data": [], "has_more": False, "last_id": 3}, "'last_id' is a JSON number"),
+        ({"data": [7], "has_more": False}, "data[0]"),
+    ],
+)
+def test_envelope_problems_are_payload_errors(payload: object, fragment: str) -> None:
+    """A body that is not a list page says what is wrong with it."""
+    with pytest.raises(PayloadError) as caught:
+        structure_page(payload)
+    assert fragment in str(caught.value)
+
+
+def test_synthetic_batches_cover_every_status_and_optional_shape() -> None:
+    """The fake data has each status, batches with and without usage, and with errors."""
+    batches = synthetic_batches(400, seed=1)
+    assert {batch["status"] for batch in batches} == {status.value for status in BatchStatus}
+    assert any("usage" not in batch for batch in batches)
+    assert any(batch.get("usage") for batch in batches)
+    assert any(batch["errors"] for batch in batches)
+    created = [batch["created_at"] for batch in batches]
+    assert created == sorted(created, reverse=True)
+    assert len({batch["id"] for batch in batches}) == 400
+    assert synthetic_batches(5, seed=9) == synthetic_batches(5, seed=9)
