@@ -243,9 +243,16 @@ class Client:
         if self._state is _State.CLOSED:
             raise RuntimeError(f"{type(self).__name__} is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit)
             )
+            # aiohttp silently re-sends a request once when a pooled connection
+            # drops; our own retries already cover that, and one attempt must be
+            # one request for `max_retries` to mean what it says. aiohttp's
+            # TestClient flips the same switch.
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
+            self._session = session
         return self._session
 
     async def _request_headers(self) -> Mapping[str, str]:

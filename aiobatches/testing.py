@@ -2,26 +2,38 @@
 
 `FakeBatchesServer` serves seeded synthetic batches newest first, validates
 `limit` and `after` with OpenAI-shaped 400 errors, checks Bearer auth when a
-key is configured, and records every request it sees.
+key is configured, records every request it sees, and misbehaves on demand:
+a `FaultPlan` picks per request (by index or seeded chance) a `Fault` to serve.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
+import random
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import orjson
 from aiohttp import web
-from attrs import frozen
+from attrs import field, frozen
 
 from ._retry import recorded_sleeps
 from ._synthetic import synthetic_batches
 
-__all__ = ["FakeBatchesServer", "RecordedRequest", "recorded_sleeps", "synthetic_batches"]
+__all__ = [
+    "FakeBatchesServer",
+    "Fault",
+    "FaultKind",
+    "FaultPlan",
+    "RecordedRequest",
+    "recorded_sleeps",
+    "synthetic_batches",
+]
 
+_Response = TypeVar("_Response", bound=web.StreamResponse)
 _DEFAULT_LIMIT: Final = 20
 _MAX_LIMIT: Final = 100
 
@@ -36,6 +48,106 @@ class RecordedRequest:
     headers: Mapping[str, str]
 
 
+class FaultKind(enum.Enum):
+    """The ways the fake server can misbehave."""
+
+    STATUS = "status"
+    """Answer with `status`, `headers` and `body` (an OpenAI-shaped error by default)."""
+    DROP = "drop"
+    """Close the connection without answering."""
+    TRUNCATE = "truncate"
+    """Announce the full page's length, send half of it, and close."""
+    STALL = "stall"
+    """Wait `seconds` before answering normally."""
+    CYCLE = "cycle"
+    """Answer with the first page again, whatever the cursor (a pagination loop)."""
+    EMPTY_HAS_MORE = "empty_has_more"
+    """Answer an empty page that claims `has_more: true`."""
+
+
+@frozen
+class Fault:
+    """One misbehaviour for one request; build it with the class methods."""
+
+    kind: FaultKind
+    status: int = 500
+    headers: Mapping[str, str] = field(factory=dict)
+    body: bytes | None = None
+    content_type: str = "application/json"
+    seconds: float = 0.0
+
+    @classmethod
+    def respond(
+        cls,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        *,
+        body: bytes | str | None = None,
+        content_type: str = "application/json",
+    ) -> Fault:
+        """Answer with this status (and e.g. `{"retry-after": "1"}`); 200 serves `body` as is."""
+        raw = body.encode() if isinstance(body, str) else body
+        return cls(FaultKind.STATUS, status, dict(headers or {}), raw, content_type=content_type)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection before replying."""
+        return cls(FaultKind.DROP)
+
+    @classmethod
+    def truncate(cls) -> Fault:
+        """Cut the page's body short after its headers promised all of it."""
+        return cls(FaultKind.TRUNCATE)
+
+    @classmethod
+    def stall(cls, seconds: float) -> Fault:
+        """Hold the answer back for `seconds`."""
+        return cls(FaultKind.STALL, seconds=seconds)
+
+    @classmethod
+    def cycle(cls) -> Fault:
+        """Serve the first page again, so the cursor comes back to one seen before."""
+        return cls(FaultKind.CYCLE)
+
+    @classmethod
+    def empty_has_more(cls) -> Fault:
+        """Serve an empty page that still claims more."""
+        return cls(FaultKind.EMPTY_HAS_MORE)
+
+
+@frozen
+class FaultPlan:
+    """Which requests to the list endpoint misbehave, and how.
+
+    Args:
+        at: faults by the 0-based index of the page request (retries count too).
+        rate: chance that any other request draws a fault from `pool`.
+        pool: the faults drawn by chance.
+        seed: seed of those draws, so a plan replays identically.
+    """
+
+    at: Mapping[int, Fault] = field(factory=dict)
+    rate: float = 0.0
+    pool: Sequence[Fault] = ()
+    seed: int = 0
+
+
+class _FaultPicker:
+    """Replays a plan: the fault for each successive request, if any."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self._plan = plan
+        self._random = random.Random(plan.seed)  # noqa: S311 - reproducible test faults
+
+    def pick(self, index: int) -> Fault | None:
+        plan = self._plan
+        if index in plan.at:
+            return plan.at[index]
+        if plan.pool and plan.rate and self._random.random() < plan.rate:
+            return self._random.choice(plan.pool)
+        return None
+
+
 class FakeBatchesServer:
     """The list-batches endpoint on 127.0.0.1 (port 0 by default); an async context manager.
 
@@ -45,6 +157,7 @@ class FakeBatchesServer:
         seed: seed of the synthetic batches.
         api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
         latency: seconds each page request waits before it is answered.
+        faults: a `FaultPlan`, or a mapping of page-request index to `Fault`.
     """
 
     def __init__(
@@ -55,6 +168,7 @@ class FakeBatchesServer:
         seed: int = 0,
         api_key: str | None = None,
         latency: float = 0.0,
+        faults: FaultPlan | Mapping[int, Fault] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -63,6 +177,7 @@ class FakeBatchesServer:
         )
         self.api_key = api_key
         self.latency = latency
+        self.faults = faults
         self.requests: list[RecordedRequest] = []
         self._host = host
         self._port = port
@@ -78,6 +193,18 @@ class FakeBatchesServer:
         if self._url is None:
             raise RuntimeError("the server is not running; use `async with` or `await start()`")
         return self._url
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan in force; assign a new one (or a mapping) at any time."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: FaultPlan | Mapping[int, Fault] | None) -> None:
+        if not isinstance(faults, FaultPlan):
+            faults = FaultPlan(at=dict(faults or {}))
+        self._faults = faults
+        self._picker = _FaultPicker(faults)
 
     @property
     def page_requests(self) -> list[RecordedRequest]:
@@ -116,6 +243,7 @@ class FakeBatchesServer:
         await self.close()
 
     async def _list_batches(self, request: web.Request) -> web.StreamResponse:
+        fault = self._picker.pick(len(self.page_requests))
         self._record(request)
         refusal = self._check_auth(request)
         if refusal is not None:
@@ -133,9 +261,44 @@ class FakeBatchesServer:
             start = self._positions[after] + 1
         if self.latency:
             await asyncio.sleep(self.latency)
+        if fault is not None:
+            return await self._misbehave(fault, request, start, limit)
         return self._with_request_id(
             web.Response(body=self._page(start, limit), content_type="application/json")
         )
+
+    async def _misbehave(
+        self, fault: Fault, request: web.Request, start: int, limit: int
+    ) -> web.StreamResponse:
+        """Serve `fault` instead of the page at `start`."""
+        match fault.kind:
+            case FaultKind.STATUS:
+                body = fault.body
+                if body is None:
+                    body = _error_body(f"Injected fault: {fault.status}.", "server_error")
+                response = web.Response(status=fault.status, body=body, headers=fault.headers)
+                response.content_type = fault.content_type
+                return self._with_request_id(response)
+            case FaultKind.DROP:
+                _close(request)
+                return web.Response()
+            case FaultKind.TRUNCATE:
+                body = self._page(start, limit)
+                truncated = web.StreamResponse()
+                truncated.content_type = "application/json"
+                truncated.content_length = len(body)
+                await self._with_request_id(truncated).prepare(request)
+                await truncated.write(body[: len(body) // 2])
+                _close(request)
+                return truncated
+            case FaultKind.STALL:
+                await asyncio.sleep(fault.seconds)
+                page = self._page(start, limit)
+            case FaultKind.CYCLE:
+                page = self._page(0, limit)
+            case FaultKind.EMPTY_HAS_MORE:
+                page = b'{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":true}'
+        return self._with_request_id(web.Response(body=page, content_type="application/json"))
 
     def _page(self, start: int, limit: int) -> bytes:
         """The page body, assembled from pre-encoded batches."""
@@ -190,7 +353,7 @@ class FakeBatchesServer:
     ) -> web.Response:
         return self._with_request_id(_error_response(status, message, param, code))
 
-    def _with_request_id(self, response: web.Response) -> web.Response:
+    def _with_request_id(self, response: _Response) -> _Response:
         response.headers["x-request-id"] = f"req_{next(self._request_ids):032x}"
         return response
 
@@ -230,15 +393,21 @@ def _parse_limit(raw: str | None) -> int | web.Response:
 def _error_response(
     status: int, message: str, param: str | None = None, code: str | None = None
 ) -> web.Response:
-    body = {
-        "error": {
-            "message": message,
-            "type": "invalid_request_error",
-            "param": param,
-            "code": code,
-        }
-    }
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+    body = _error_body(message, code, param)
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def _error_body(message: str, code: str | None, param: str | None = None) -> bytes:
+    """An error body shaped as OpenAI's."""
+    kind = "server_error" if code == "server_error" else "invalid_request_error"
+    error = {"message": message, "type": kind, "param": param, "code": code}
+    return orjson.dumps({"error": error})
+
+
+def _close(request: web.Request) -> None:
+    """Drop the client's connection at once."""
+    if request.transport is not None:
+        request.transport.close()
 
 
 def _mask(key: str) -> str:

@@ -196,8 +196,9 @@ async def test_cancelling_the_consumer_cancels_the_prefetch(
     server.latency = 5.0
     stream = client.list_batches(prefetch=2)
     consumer = asyncio.create_task(stream.to_list())
-    while not server.page_requests:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):
+        while not server.page_requests:
+            await asyncio.sleep(0.01)
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer

@@ -1,0 +1,340 @@
+"""Hostile servers over real HTTP: retries, timeouts, broken pages, cancellation, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+from _helpers import API_KEY, ids, stream_tasks
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aiobatches
+from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, recorded_sleeps
+
+LIMIT = 10
+TIMEOUT = 0.2
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeBatchesServer]:
+    """A fake endpoint of 50 batches; each test assigns its fault plan."""
+    async with FakeBatchesServer(count=50, api_key=API_KEY) as running:
+        yield running
+
+
+def make_client(server: FakeBatchesServer, **kwargs: object) -> aiobatches.Client:
+    """A client bound to the server, with a short per-attempt timeout unless told otherwise."""
+    kwargs.setdefault("timeout", TIMEOUT)
+    return aiobatches.Client(api_key=API_KEY, base_url=server.url, **kwargs)  # type: ignore[arg-type]
+
+
+async def requests_seen(server: FakeBatchesServer, count: int) -> None:
+    """Wait (at most 10 s) until the server has received `count` page requests."""
+    async with asyncio.timeout(10):
+        while len(server.page_requests) < count:
+            await asyncio.sleep(0.01)
+
+
+BEYOND_BUDGET = {
+    # name: (fault, error type, requests spent on the failing page with max_retries=2)
+    "500": (Fault.respond(500), aiobatches.InternalServerError, 3),
+    "502 html": (
+        Fault.respond(502, body="<html><h1>Bad Gateway</h1></html>", content_type="text/html"),
+        aiobatches.InternalServerError,
+        3,
+    ),
+    "429": (Fault.respond(429), aiobatches.RateLimitError, 3),
+    "408": (Fault.respond(408), aiobatches.APIStatusError, 3),
+    "409": (Fault.respond(409), aiobatches.ConflictError, 3),
+    "429 retry-after 120": (
+        Fault.respond(429, {"retry-after": "120"}),
+        aiobatches.RateLimitError,
+        1,
+    ),
+    "400": (Fault.respond(400), aiobatches.BadRequestError, 1),
+    "503 x-should-retry false": (
+        Fault.respond(503, {"x-should-retry": "false"}),
+        aiobatches.InternalServerError,
+        1,
+    ),
+    "400 x-should-retry true": (
+        Fault.respond(400, {"x-should-retry": "true"}),
+        aiobatches.BadRequestError,
+        3,
+    ),
+    "drop": (Fault.drop(), aiobatches.APIConnectionError, 3),
+    "truncate": (Fault.truncate(), aiobatches.APIConnectionError, 3),
+    "stall": (Fault.stall(1.0), aiobatches.APITimeoutError, 3),
+    "200 html": (
+        Fault.respond(200, body="<html>maintenance</html>", content_type="text/html"),
+        aiobatches.APIResponseValidationError,
+        1,
+    ),
+    "200 not json": (
+        Fault.respond(200, body='{"data": [', content_type="application/json"),
+        aiobatches.APIResponseValidationError,
+        1,
+    ),
+    "200 not an object": (
+        Fault.respond(200, body="[1, 2]", content_type="application/json"),
+        aiobatches.APIResponseValidationError,
+        1,
+    ),
+    "200 bad item": (
+        Fault.respond(
+            200,
+            body='{"object":"list","data":[{"id":"batch_odd","object":"batch"}],"has_more":false}',
+        ),
+        aiobatches.APIResponseValidationError,
+        1,
+    ),
+    "cycle": (Fault.cycle(), aiobatches.PaginationError, 1),
+    "empty has_more": (Fault.empty_has_more(), aiobatches.PaginationError, 1),
+}
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+@pytest.mark.parametrize("name", list(BEYOND_BUDGET))
+async def test_fault_beyond_budget_raises_its_error_with_cursor(
+    server: FakeBatchesServer, name: str, prefetch: int
+) -> None:
+    """Page 2 fails past the retry budget: page 1 arrives, then the documented error with the
+    cursor, after a bounded number of requests; resuming from the cursor loses nothing."""
+    fault, error_type, spent = BEYOND_BUDGET[name]
+    server.faults = dict.fromkeys(range(1, 1 + spent), fault)
+    got: list[aiobatches.Batch] = []
+    with recorded_sleeps() as delays:
+        async with make_client(server) as client:
+            with pytest.raises(aiobatches.APIError) as caught:
+                async for batch in client.list_batches(limit=LIMIT, prefetch=prefetch):
+                    got.append(batch)
+            error = caught.value
+            assert type(error) is error_type
+            assert ids(got) == [batch["id"] for batch in server.batches[:LIMIT]]
+            assert error.cursor == got[-1].id
+            assert len(server.page_requests) == 1 + spent
+            assert len(delays) == spent - 1
+            assert all(
+                request.query.get("after") == error.cursor for request in server.page_requests[1:]
+            )
+            rest = await client.list_batches(after=error.cursor, limit=LIMIT).to_list()
+    assert ids(got) + ids(rest) == [batch["id"] for batch in server.batches]
+    assert stream_tasks() == []
+
+
+async def test_server_delay_beyond_ceiling_is_not_waited_for(
+    server: FakeBatchesServer,
+) -> None:
+    """`retry-after: 120` raises at once with retry_after set, so the caller decides."""
+    server.faults = {0: Fault.respond(429, {"retry-after": "120"})}
+    with recorded_sleeps() as delays:
+        async with make_client(server) as client:
+            with pytest.raises(aiobatches.RateLimitError) as caught:
+                await client.list_batches().to_list()
+    assert caught.value.retry_after == 120.0
+    assert delays == []
+    assert len(server.page_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "low", "high"),
+    [
+        ({"retry-after-ms": "5"}, 0.005, 0.005),
+        ({"retry-after": "1.5"}, 1.5, 1.5),
+        ({"retry-after": "inf"}, 0.375, 0.5),
+        ({"retry-after": "nan"}, 0.375, 0.5),
+        ({"retry-after": "-1100"}, 0.375, 0.5),
+        ({"retry-after": "after lunch"}, 0.375, 0.5),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.375, 0.5),
+        ({}, 0.375, 0.5),
+    ],
+)
+async def test_retry_delay_vectors(
+    server: FakeBatchesServer,
+    headers: Mapping[str, str],
+    low: float,
+    high: float,
+) -> None:
+    """Usable server delays are honoured; unusable ones fall back to the computed backoff."""
+    server.faults = {0: Fault.respond(503, headers)}
+    with recorded_sleeps() as delays:
+        async with make_client(server) as client:
+            assert len(await client.list_batches().to_list()) == 50
+    [delay] = delays
+    assert low <= delay <= high
+
+
+async def test_backoff_grows_between_retries(
+    server: FakeBatchesServer,
+) -> None:
+    """Without server delays, successive retries wait about 0.5 s, 1 s, 2 s (less jitter)."""
+    server.faults = dict.fromkeys(range(3), Fault.drop())
+    with recorded_sleeps() as delays:
+        async with make_client(server, max_retries=3) as client:
+            assert len(await client.list_batches().to_list()) == 50
+    assert all(
+        0.75 * base <= delay <= base for delay, base in zip(delays, (0.5, 1, 2), strict=True)
+    )
+
+
+async def test_max_retries_zero_disables_retries(
+    server: FakeBatchesServer,
+) -> None:
+    """With max_retries=0 the first retryable failure is raised."""
+    server.faults = {0: Fault.respond(500)}
+    async with make_client(server, max_retries=0) as client:
+        with pytest.raises(aiobatches.InternalServerError):
+            await client.list_batches().to_list()
+    assert len(server.page_requests) == 1
+
+
+async def test_stall_shorter_than_timeout_is_just_slow(
+    server: FakeBatchesServer,
+) -> None:
+    """A stall under the timeout is waited out, without a retry."""
+    server.faults = {0: Fault.stall(TIMEOUT / 4)}
+    async with make_client(server) as client:
+        assert len(await client.list_batches().to_list()) == 50
+    assert len(server.page_requests) == 1
+
+
+async def test_random_fault_plan_replays_identically() -> None:
+    """A seeded chance plan picks the same faults on the same requests each run."""
+    plan = FaultPlan(rate=0.5, pool=(Fault.respond(500), Fault.drop()), seed=7)
+    seen = []
+    for _ in range(2):
+        async with FakeBatchesServer(count=50, faults=plan) as server:
+            with recorded_sleeps():
+                async with aiobatches.Client(api_key="k", base_url=server.url, max_retries=9) as c:
+                    assert len(await c.list_batches(limit=10).to_list()) == 50
+            seen.append(len(server.page_requests))
+    assert seen[0] == seen[1] > 5
+
+
+@pytest.mark.parametrize("prefetch", [0, 1])
+async def test_cancel_during_retry_wait_leaves_nothing(
+    server: FakeBatchesServer, prefetch: int
+) -> None:
+    """Cancelling the consumer while a page request waits to retry stops it cleanly."""
+    server.faults = {1: Fault.respond(503, {"retry-after": "30"})}
+    async with make_client(server) as client:
+        stream = client.list_batches(limit=LIMIT, prefetch=prefetch)
+        consumer = asyncio.create_task(stream.to_list())
+        await requests_seen(server, 2)
+        await asyncio.sleep(0.05)
+        assert not consumer.done()
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        assert stream_tasks() == []
+    assert len(server.page_requests) == 2
+
+
+async def test_cancel_while_prefetch_is_stalled_leaves_nothing(
+    server: FakeBatchesServer,
+) -> None:
+    """A consumer cancelled mid-work inside `async with` cancels the stalled prefetch."""
+    server.faults = {1: Fault.stall(30)}
+    holding = asyncio.Event()
+
+    async def consume() -> None:
+        async with (
+            make_client(server, timeout=60) as client,
+            client.list_batches(limit=LIMIT, prefetch=2) as stream,
+        ):
+            async for _ in stream:
+                holding.set()
+                await asyncio.sleep(30)
+
+    consumer = asyncio.create_task(consume())
+    async with asyncio.timeout(10):
+        await holding.wait()
+    await requests_seen(server, 2)
+    assert stream_tasks() != []
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert stream_tasks() == []
+
+
+SECRET = "sk-secret-do-not-leak-4242424242"
+
+
+async def test_key_never_leaks_into_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Under faults, retries and errors, no log record, message or traceback holds the key."""
+    echo = Fault.respond(
+        401, body=f'{{"error":{{"message":"bad key {SECRET}","code":"invalid_api_key"}}}}'
+    )
+    plan = {0: Fault.drop(), 1: Fault.truncate(), 2: Fault.respond(500), 4: echo}
+    caplog.set_level(logging.DEBUG)
+    async with FakeBatchesServer(count=30, api_key=SECRET, faults=plan) as server:
+        with recorded_sleeps():
+            async with aiobatches.Client(
+                api_key=SECRET, base_url=server.url, default_query={"k": SECRET}, max_retries=3
+            ) as client:
+                with pytest.raises(aiobatches.AuthenticationError) as caught:
+                    await client.list_batches(limit=10).to_list()
+                assert SECRET not in repr(client)
+    error = caught.value
+    texts = [str(error), repr(error), repr(error.body), *traceback.format_exception(error)]
+    assert not [text for text in texts if SECRET in text]
+    assert caplog.records
+    assert not [r for r in caplog.records if SECRET in r.getMessage() or SECRET in str(vars(r))]
+    levels = {record.levelno for record in caplog.records}
+    assert logging.DEBUG in levels
+    assert max(levels) < logging.WARNING
+
+
+RETRYABLE = st.sampled_from(
+    [
+        Fault.respond(500),
+        Fault.respond(502, body="<html>Bad Gateway</html>", content_type="text/html"),
+        Fault.respond(503, {"retry-after-ms": "1"}),
+        Fault.respond(504),
+        Fault.respond(429, {"retry-after": "1"}),
+        Fault.respond(408),
+        Fault.respond(409),
+        Fault.respond(400, {"x-should-retry": "true"}),
+        Fault.drop(),
+        Fault.truncate(),
+        Fault.stall(0.3),
+    ]
+)
+PAGES = 5
+
+
+@st.composite
+def plans_within_budget(draw: st.DrawFn) -> dict[int, Fault]:
+    """Faults by request index such that no page fails more than max_retries (2) times."""
+    plan: dict[int, Fault] = {}
+    index = 0
+    for _ in range(PAGES):
+        for _ in range(draw(st.integers(0, 2))):
+            plan[index] = draw(RETRYABLE)
+            index += 1
+        index += 1
+    return plan
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(plan=plans_within_budget(), prefetch=st.sampled_from([0, 1, 3]))
+async def test_faults_within_budget_deliver_every_batch_exactly_once(
+    plan: dict[int, Fault], prefetch: int
+) -> None:
+    """Random retryable faults within the budget never lose, repeat or reorder a batch."""
+    async with FakeBatchesServer(count=PAGES * LIMIT - 3, faults=plan) as server:
+        with recorded_sleeps():
+            async with aiobatches.Client(api_key="k", base_url=server.url, timeout=0.1) as client:
+                got = await client.list_batches(limit=LIMIT, prefetch=prefetch).to_list()
+        assert ids(got) == [batch["id"] for batch in server.batches]
+        assert len(server.page_requests) == PAGES + len(plan)
+    assert stream_tasks() == []
