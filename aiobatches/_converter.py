@@ -1,16 +1,19 @@
 """Turning decoded JSON into models, and models back into JSON-ready dicts.
 
-Two converters are built once: a fast one for the hot path and a detailed one
-that only runs after the fast one failed, to say which field of which batch is
-wrong. Scalars are checked, never coerced: `"5"` is not an `int`.
+The hot path is a structure function generated once per model (`_fast`);
+a value it finds unusual goes to a detailed cattrs converter, which builds
+it anyway (say, a key absent rather than null) or says which field of which
+batch is wrong. Scalars are checked, never coerced: `"5"` is not an `int`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final, NoReturn
 
+import attrs
 import cattrs
 
+from ._fast import Unusual, structure_function
 from ._models import Batch, BatchPage, BatchStatus
 
 
@@ -24,8 +27,10 @@ _STATUSES: Final = {status.value: status for status in BatchStatus}
 def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     """Build a converter for the batch models: strict scalars, unknown keys ignored.
 
-    With `detailed_validation` the structure functions record the path of each
-    failure (slower); the fast converter leaves that to a second pass.
+    By default attrs models are structured by the generated fast functions,
+    falling back to a detailed converter for unusual values. With
+    `detailed_validation` the converter is that detailed one: plain cattrs
+    structure functions that record the path of each failure.
     """
     converter = cattrs.Converter(detailed_validation=detailed_validation)
     converter.register_structure_hook(str, _strict(str))
@@ -33,7 +38,25 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict(bool))
     converter.register_structure_hook(BatchStatus | str, _structure_status)
     converter.register_unstructure_hook(BatchStatus, _unstructure_status)
+    if not detailed_validation:
+        detailed = make_converter(detailed_validation=True)
+        converter.register_structure_hook_factory(
+            attrs.has,
+            lambda cls: _tolerant(structure_function(cls), detailed.get_structure_hook(cls)),
+        )
     return converter
+
+
+def _tolerant(fast: Any, detailed: Any) -> Any:
+    """A hook that tries the generated function and falls back to the detailed one."""
+
+    def structure(value: object, cls: object) -> object:
+        try:
+            return fast(value)
+        except Unusual:
+            return detailed(value, cls)
+
+    return structure
 
 
 def _strict(kind: type[Any]) -> Any:
@@ -57,9 +80,10 @@ def _unstructure_status(value: BatchStatus) -> str:
     return value.value
 
 
-_fast: Final = make_converter()
+_converter: Final = make_converter()
 _detailed: Final = make_converter(detailed_validation=True)
-_structure_batch: Final = _fast.get_structure_hook(Batch)
+_fast_batch: Final = structure_function(Batch)
+_structure_batch: Final = _converter.get_structure_hook(Batch)
 
 
 def structure_page(payload: object) -> BatchPage:
@@ -78,25 +102,30 @@ def structure_page(payload: object) -> BatchPage:
     first_id = _optional_str(payload, "first_id")
     last_id = _optional_str(payload, "last_id")
     try:
-        batches = [_structure_batch(item, Batch) for item in items]
-    except Exception:  # noqa: BLE001 - any failure is re-examined in detail just below
-        _explain(items)
+        batches = [_fast_batch(item) for item in items]
+    except Unusual:
+        try:
+            batches = [_structure_batch(item, Batch) for item in items]
+        except Exception:  # noqa: BLE001 - any failure is re-examined in detail just below
+            _explain(items)
     return BatchPage(batches, first_id, last_id, has_more)
 
 
 def unstructure_batch(batch: Batch) -> dict[str, Any]:
     """The batch as a JSON-ready dict with the API's field names and values."""
-    result: dict[str, Any] = _fast.unstructure(batch)
+    result: dict[str, Any] = _converter.unstructure(batch)
     return result
 
 
 def _explain(items: list[Any]) -> NoReturn:
     """Find the first item the fast path rejected and describe what is wrong with it."""
     for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            _fail(f"data[{index}] is a JSON {_json_kind(item)}, expected a batch object")
         try:
             _detailed.structure(item, Batch)
         except Exception as error:  # noqa: BLE001 - cattrs reports many exception types
-            batch_id = item.get("id") if isinstance(item, dict) else None
+            batch_id = item.get("id")
             where = f"batch {batch_id!r}" if isinstance(batch_id, str) else "a batch with no id"
             problems = _describe(error, f"data[{index}]")
             _fail(f"{where} is invalid: {problems}")

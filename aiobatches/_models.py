@@ -1,7 +1,9 @@
 """The batch objects of `GET /v1/batches`, as frozen attrs classes.
 
 Pure data: no I/O, no parsing. Field names and optionality follow OpenAI's
-schema; timestamps stay `int` Unix seconds, as the API sends them.
+schema; timestamps stay `int` Unix seconds, as the API sends them. No weakref
+slot: the fast structuring path builds instances through a twin class with
+the same slots, which CPython only allows when no `__weakref__` slot follows.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class BatchStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-@frozen
+@frozen(weakref_slot=False)
 class BatchError:
     """One error of a failed batch, e.g. a malformed line of the input file."""
 
@@ -34,7 +36,7 @@ class BatchError:
     param: str | None = None
 
 
-@frozen
+@frozen(weakref_slot=False)
 class BatchErrors:
     """The list of errors a batch collected (`object` is always `list`)."""
 
@@ -42,7 +44,7 @@ class BatchErrors:
     data: list[BatchError] = field(factory=list)
 
 
-@frozen
+@frozen(weakref_slot=False)
 class BatchRequestCounts:
     """How many of the batch's requests there are, and how many completed or failed."""
 
@@ -51,21 +53,21 @@ class BatchRequestCounts:
     failed: int
 
 
-@frozen
+@frozen(weakref_slot=False)
 class InputTokensDetails:
     """Breakdown of input tokens: how many came from the prompt cache."""
 
     cached_tokens: int
 
 
-@frozen
+@frozen(weakref_slot=False)
 class OutputTokensDetails:
     """Breakdown of output tokens: how many were spent on reasoning."""
 
     reasoning_tokens: int
 
 
-@frozen
+@frozen(weakref_slot=False)
 class BatchUsage:
     """Token usage of a batch; only batches created after 2025-09-07 carry it."""
 
@@ -76,7 +78,7 @@ class BatchUsage:
     total_tokens: int
 
 
-@frozen
+@frozen(weakref_slot=False)
 class Batch:
     """One batch job. Required fields first; every optional one is `None` when absent or null."""
 
@@ -104,7 +106,7 @@ class Batch:
     usage: BatchUsage | None = None
 
 
-@frozen
+@frozen(weakref_slot=False)
 class BatchPage:
     """One page of the list: its batches, the cursors around them, and whether more follow."""
 

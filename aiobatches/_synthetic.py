@@ -1,8 +1,8 @@
 """Seeded synthetic batches shaped like the real API's, for the fake server and benchmarks.
 
 Each status gets the timestamps, counts, files and errors it has in real
-life; optional fields are sent as `null` (as the API does), and some older
-batches carry no `usage` key at all.
+life; optional fields are sent as `null`, as the API does (so are `usage`
+of batches that never started and of some older ones).
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
             (None, {"customer_id": f"user_{rng.randint(1, 10**9)}", "batch_description": "Nightly"})
         ),
     }
-    if rng.random() < 0.85:
-        batch["usage"] = _usage(rng) if started else None
+    # Usage only exists for batches that started after it was introduced (2025-09-07).
+    batch["usage"] = _usage(rng) if started and rng.random() < 0.85 else None
     return batch
 
 

@@ -246,7 +246,7 @@ def test_synthetic_batches_cover_every_status_and_optional_shape() -> None:
     """The fake data has each status, batches with and without usage, and with errors."""
     batches = synthetic_batches(400, seed=1)
     assert {batch["status"] for batch in batches} == {status.value for status in BatchStatus}
-    assert any("usage" not in batch for batch in batches)
+    assert any(batch["usage"] is None and batch["in_progress_at"] for batch in batches)
     assert any(batch.get("usage") for batch in batches)
     assert any(batch["errors"] for batch in batches)
     created = [batch["created_at"] for batch in batches]

@@ -1,0 +1,1 @@
+"""aiobatches' benchmarks: `python -m benchmarks` (add `--quick` for a smoke run)."""

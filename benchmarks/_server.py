@@ -1,0 +1,118 @@
+"""The benchmark's server process: list pages served as cheaply as possible on 127.0.0.1.
+
+It runs apart from the client so that the client's CPU time is measured alone.
+Pages of precomputed batches are cached by cursor after their first request;
+with `--generated` batches are made on the fly from templates, so millions
+cost the server no memory. `?delay_ms=N` holds a page back N ms.
+
+Run as `python -m benchmarks._server --count N [--generated]`; it prints its
+base URL on one line and serves until its standard input closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import orjson
+from aiohttp import web
+
+from aiobatches.testing import synthetic_batches
+
+_TEMPLATES = 500
+_PLACEHOLDER = "batch_placeholder_id"
+
+
+class PrecomputedPages:
+    """`count` synthetic batches; each page body is built once, then served from a cache."""
+
+    def __init__(self, count: int) -> None:
+        batches = synthetic_batches(count, seed=42)
+        self._ids = [batch["id"] for batch in batches]
+        self._encoded = [orjson.dumps(batch) for batch in batches]
+        self._positions = {batch_id: index for index, batch_id in enumerate(self._ids)}
+        self._cache: dict[tuple[str | None, int], bytes] = {}
+
+    def page(self, after: str | None, limit: int) -> bytes:
+        key = (after, limit)
+        if key not in self._cache:
+            start = 0 if after is None else self._positions[after] + 1
+            end = min(start + limit, len(self._ids))
+            self._cache[key] = _body(
+                self._encoded[start:end], self._ids[start:end], has_more=end < len(self._ids)
+            )
+        return self._cache[key]
+
+
+class GeneratedPages:
+    """`count` batches made per request from a few templates; ids encode their position."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._templates = []
+        for batch in synthetic_batches(_TEMPLATES, seed=42):
+            prefix, suffix = orjson.dumps({**batch, "id": _PLACEHOLDER}).split(
+                _PLACEHOLDER.encode()
+            )
+            self._templates.append((prefix, suffix))
+
+    def page(self, after: str | None, limit: int) -> bytes:
+        start = 0 if after is None else int(after.removeprefix("batch_")) + 1
+        end = min(start + limit, self._count)
+        ids = [f"batch_{index:024d}" for index in range(start, end)]
+        encoded = [
+            b"%s%s%s" % (prefix, batch_id.encode(), suffix)
+            for batch_id, (prefix, suffix) in zip(
+                ids,
+                (self._templates[index % _TEMPLATES] for index in range(start, end)),
+                strict=True,
+            )
+        ]
+        return _body(encoded, ids, has_more=end < self._count)
+
+
+def _body(encoded: list[bytes], ids: list[str], *, has_more: bool) -> bytes:
+    envelope = {
+        "object": "list",
+        "first_id": ids[0] if ids else None,
+        "last_id": ids[-1] if ids else None,
+        "has_more": has_more,
+    }
+    return b'{"data":[' + b",".join(encoded) + b"]," + orjson.dumps(envelope)[1:]
+
+
+async def serve(pages: PrecomputedPages | GeneratedPages) -> None:
+    """Serve until standard input closes (the harness ending or dying)."""
+
+    async def list_batches(request: web.Request) -> web.Response:
+        delay = int(request.query.get("delay_ms", "0"))
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        body = pages.page(request.query.get("after"), int(request.query.get("limit", "20")))
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/v1/batches", list_batches)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(f"http://{host}:{port}/v1", flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--generated", action="store_true")
+    args = parser.parse_args()
+    pages = GeneratedPages(args.count) if args.generated else PrecomputedPages(args.count)
+    asyncio.run(serve(pages))
+
+
+if __name__ == "__main__":
+    main()
