@@ -176,7 +176,7 @@ class Client:
             return
         self._state = _State.CLOSED
         for stream in list(self._streams):
-            await stream.aclose()
+            await stream._shutdown("its client was closed")
         if self._owns_session and self._session is not None:
             await self._session.close()
 
@@ -306,6 +306,7 @@ class Client:
                     headers=headers,
                     timeout=self._timeout,
                     allow_redirects=False,
+                    raise_for_status=False,
                 ) as response:
                     status = response.status
                     request_id = response.headers.get("x-request-id")
@@ -332,10 +333,12 @@ class Client:
         location = response.headers.get("Location")
         if response.status not in (301, 302, 303, 307, 308) or location is None:
             return None
-        target = response.url.join(URL(location))
-        if target.origin() == self._origin:
-            return target
-        return None
+        try:
+            target = response.url.join(URL(location))
+            same_origin = target.origin() == self._origin
+        except (ValueError, UnicodeError):  # an unparsable Location is not followed
+            return None
+        return target if same_origin else None
 
     def _page_from(
         self, response: aiohttp.ClientResponse, body: bytes, cursor: str | None
@@ -369,19 +372,18 @@ class Client:
     ) -> NoReturn:
         status = response.status
         headers = response.headers
-        text = self._redact(body.decode("utf-8", errors="replace"))
-        detail, error_body = _error_detail(text)
+        detail, error_body = _error_detail(body.decode("utf-8", errors="replace"))
         message = f"{status} {response.reason or ''}".rstrip()
         if detail:
             message = f"{message}: {detail}"
-        if status >= 300 and status < 400:
-            message = f"{message} (redirect to another origin not followed)"
+        if 300 <= status < 400 and "Location" in headers:
+            message = f"{message} (a redirect to another origin is not followed)"
         delay = _retry.server_delay(headers)
         error = status_error_class(status)(
-            message,
+            self._redact(message),
             status_code=status,
             request_id=headers.get("x-request-id"),
-            body=error_body,
+            body=self._redact_value(error_body),
             cursor=cursor,
             retry_after=delay,
         )
@@ -440,6 +442,16 @@ class Client:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+    def _redact_value(self, value: object) -> object:
+        """Redact the strings inside a decoded JSON value (escapes are decoded by now)."""
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, dict):
+            return {self._redact(str(k)): self._redact_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact_value(item) for item in value]
+        return value
 
 
 def list_batches(

@@ -149,4 +149,9 @@ def status_error_class(status: int) -> type[APIStatusError]:
 
 
 def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    """A string field of an error body; numbers (some gateways send numeric codes) as text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None

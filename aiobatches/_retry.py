@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import datetime
 import email.utils
 import math
 import random
@@ -56,9 +57,12 @@ def server_delay(headers: Mapping[str, str], *, now: float | None = None) -> flo
         return seconds
     try:
         when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000" means UTC with no zone given, never local time
+            when = when.replace(tzinfo=datetime.UTC)
+        stamp = when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    delta = when.timestamp() - (time.time() if now is None else now)
+    delta = stamp - (time.time() if now is None else now)
     return delta if delta > 0 else None
 
 

@@ -3,7 +3,8 @@
 Pages chain (each cursor is the previous page's last id), so at most one
 request is in flight; up to `prefetch` fetched pages wait for the caller.
 Every exit path (aclose, context exit, exhaustion, error, cancellation)
-cancels and awaits the pending request.
+cancels and awaits the pending request. A stream that stopped early says so
+on the next `anext()` instead of ending like a complete list.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class BatchStream:
         self._cursor_before = after
         self._to_hand_out = max_items
         self._closed = False
+        self._stopped_early: str | None = None
+        self._taking = False
+        self._unsent = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -119,10 +123,15 @@ class BatchStream:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel and await the pending page request; idempotent."""
+        """Cancel and await the pending page request; idempotent. Iteration then ends."""
+        await self._shutdown(None)
+
+    async def _shutdown(self, early: str | None) -> None:
+        """Close; `early` says why if the list was cut short, for the next `anext()`."""
         if self._closed:
             return
         self._closed = True
+        self._stopped_early = early
         self._ready.clear()
         self._cursor_before, self._items, self._index = self.cursor, [], 0
         task, self._task = self._task, None
@@ -134,11 +143,23 @@ class BatchStream:
 
     async def _take_page(self) -> BatchPage | None:
         """Make the next page current and return it, or None at the end; closes on any exit."""
+        if self._taking:
+            raise RuntimeError("this BatchStream is already being iterated by another task")
+        self._taking = True
         try:
             page = await self._next_page()
-        except BaseException:
-            await self.aclose()
+            if self._unsent:
+                # Let the request just started go out before the caller works on
+                # this page, so even blocking work overlaps with the server's time.
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            await self._shutdown("its consumer was cancelled")
             raise
+        except Exception as error:
+            await self._shutdown(f"it failed with {type(error).__name__}")
+            raise
+        finally:
+            self._taking = False
         if page is None:
             await self.aclose()
             return None
@@ -150,11 +171,14 @@ class BatchStream:
 
     async def _next_page(self) -> BatchPage | None:
         while not self._ready:
+            if self._closed:
+                self._refuse_if_stopped_early()
+                return None
             if self._error is not None:
                 raise self._error
             task = self._task
             if task is None:
-                if self._closed or not self._may_request():
+                if not self._may_request():
                     return None
                 task = self._start()
             await asyncio.wait({task})
@@ -163,6 +187,16 @@ class BatchStream:
         page = self._ready.popleft()
         self._top_up()
         return self._trimmed(page)
+
+    def _refuse_if_stopped_early(self) -> None:
+        """End quietly after a deliberate close; refuse to look complete after an early stop."""
+        if self._stopped_early is None:
+            return
+        resume = "from the start" if self.cursor is None else f"with after={self.cursor!r}"
+        raise RuntimeError(
+            f"this BatchStream stopped early because {self._stopped_early};"
+            f" list again {resume} to continue"
+        )
 
     def _trimmed(self, page: BatchPage) -> BatchPage:
         """Cut a page to the items `max_items` still allows (a server may send more)."""
@@ -197,10 +231,12 @@ class BatchStream:
             self._fetch_into_ready(self._next_after, limit),
             name=f"aiobatches page after {self._next_after}",
         )
+        self._unsent = True
         return self._task
 
     async def _fetch_into_ready(self, after: str | None, limit: int) -> None:
         """The page task: fetch, check the chain, queue the page, and start the next one."""
+        self._unsent = False
         try:
             page = await self._fetch(after, limit)
             self._advance_cursor(page, after)

@@ -7,6 +7,7 @@ import logging
 import traceback
 from collections.abc import AsyncIterator, Mapping
 
+import aiohttp
 import pytest
 from _helpers import API_KEY, ids, stream_tasks
 from hypothesis import HealthCheck, given, settings
@@ -338,3 +339,77 @@ async def test_faults_within_budget_deliver_every_batch_exactly_once(
         assert ids(got) == [batch["id"] for batch in server.batches]
         assert len(server.page_requests) == PAGES + len(plan)
     assert stream_tasks() == []
+
+
+@pytest.mark.parametrize(
+    ("location", "status"),
+    [("http://[oops", 302), ("http://127.0.0.2:1/v1/batches", 307), (None, 304)],
+)
+async def test_unfollowable_redirects_are_status_errors(
+    server: FakeBatchesServer, location: str | None, status: int
+) -> None:
+    """An unparsable, cross-origin or absent Location surfaces as APIStatusError with the 3xx."""
+    headers = {"Location": location} if location else {}
+    server.faults = {0: Fault.respond(status, headers)}
+    async with make_client(server) as client:
+        with pytest.raises(aiobatches.APIStatusError) as caught:
+            await client.list_batches().to_list()
+    assert caught.value.status_code == status
+    assert ("another origin" in str(caught.value)) == (location is not None)
+    assert len(server.page_requests) == 1
+
+
+async def test_same_origin_redirect_is_followed(server: FakeBatchesServer) -> None:
+    """A redirect within the configured origin is followed, credentials included."""
+    server.faults = {0: Fault.respond(307, {"Location": "/v1/batches?limit=100"})}
+    async with make_client(server) as client:
+        assert len(await client.list_batches().to_list()) == 50
+    assert len(server.page_requests) == 2
+    assert server.page_requests[1].headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["Mon, 01 Jan 99999999999 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 -0000"]
+)
+async def test_odd_retry_after_dates_fall_back_to_backoff(
+    server: FakeBatchesServer, retry_after: str
+) -> None:
+    """Overflowing or zone-less past HTTP dates never escape as raw errors."""
+    server.faults = {0: Fault.respond(503, {"retry-after": retry_after})}
+    with recorded_sleeps() as delays:
+        async with make_client(server) as client:
+            assert len(await client.list_batches().to_list()) == 50
+    [delay] = delays
+    assert 0.375 <= delay <= 0.5
+
+
+async def test_key_hidden_in_reason_phrase_and_json_escapes() -> None:
+    """A key echoed in the reason phrase or as JSON escapes is redacted after decoding."""
+    escaped = "".join(f"\\u{ord(char):04x}" for char in SECRET)
+    body = f'{{"error": {{"message": "bad {escaped}", "code": 401, "param": "{escaped}"}}}}'
+    faults = {0: Fault.respond(401, body=body)}
+    async with (
+        FakeBatchesServer(count=5, faults=faults) as server,
+        aiobatches.Client(api_key=SECRET, base_url=server.url) as client,
+    ):
+        with pytest.raises(aiobatches.AuthenticationError) as caught:
+            await client.list_batches().to_list()
+    error = caught.value
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error.body)
+    assert error.param == "***"
+    assert error.code == "401"
+
+
+async def test_borrowed_session_raising_for_status_still_maps_errors(
+    server: FakeBatchesServer,
+) -> None:
+    """A borrowed session with raise_for_status=True does not turn a 401 into retried
+    connection errors."""
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as session,
+        aiobatches.Client(api_key="sk-wrong", base_url=server.url, session=session) as c,
+    ):
+        with pytest.raises(aiobatches.AuthenticationError):
+            await c.list_batches().to_list()
+    assert len(server.page_requests) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import time
 
 import pytest
 
@@ -93,3 +94,15 @@ async def test_recorded_sleeps_record_instead_of_waiting() -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
             await _retry.sleep(10)
+
+
+def test_zoneless_http_date_is_utc_not_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `-0000` date 30 s ahead means 30 s whatever the machine's time zone."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        date = email.utils.formatdate(NOW + 30, usegmt=True).replace("GMT", "-0000")
+        assert _retry.server_delay({"retry-after": date}, now=NOW) == pytest.approx(30)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

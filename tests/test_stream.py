@@ -203,7 +203,8 @@ async def test_cancelling_the_consumer_cancels_the_prefetch(
     with pytest.raises(asyncio.CancelledError):
         await consumer
     assert stream_tasks() == []
-    assert await stream.to_list() == []
+    with pytest.raises(RuntimeError, match="consumer was cancelled; list again from the start"):
+        await stream.to_list()
 
 
 async def test_aclose_while_prefetching(
@@ -350,3 +351,54 @@ async def test_empty_final_page_ends_the_stream(mocked: aioresponses) -> None:
     mocked.get(LIST, payload=_page([], has_more=False))
     async with aiobatches.Client(api_key=API_KEY, base_url="https://api.example.test/v1") as c:
         assert await c.list_batches().to_list() == []
+
+
+async def test_two_consumers_on_one_stream_are_refused(client: aiobatches.Client) -> None:
+    """A second task iterating the same stream gets RuntimeError instead of stealing pages."""
+    stream = client.list_batches(limit=10, prefetch=0)
+    results = await asyncio.gather(stream.to_list(), stream.to_list(), return_exceptions=True)
+    errors = [result for result in results if isinstance(result, RuntimeError)]
+    assert len(errors) == 1
+    assert "already being iterated" in str(errors[0])
+    await stream.aclose()
+
+
+async def test_client_closed_mid_stream_is_not_a_complete_list(
+    server: FakeBatchesServer,
+) -> None:
+    """Closing the client under a running stream makes its next anext() say so, with the cursor."""
+    client = aiobatches.Client(api_key=API_KEY, base_url=server.url)
+    got = []
+    with pytest.raises(RuntimeError, match="client was closed") as caught:
+        async for batch in client.list_batches(limit=10, prefetch=1):
+            got.append(batch)
+            if len(got) == 30:
+                await client.aclose()
+    assert f"after={got[-1].id!r}" in str(caught.value)
+
+
+async def test_stream_made_before_its_client_closed_refuses(client: aiobatches.Client) -> None:
+    """A stream that never started, whose client then closed, raises instead of yielding nothing."""
+    stream = client.list_batches()
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="client was closed; list again from the start"):
+        await anext(stream)
+
+
+async def test_timeout_around_one_anext_does_not_end_the_list_quietly(
+    server: FakeBatchesServer, client: aiobatches.Client
+) -> None:
+    """A timeout that cancels a page wait stops the stream; the next anext() says so."""
+    stream = client.list_batches(limit=10)
+    first = await anext(stream)
+    server.latency = 5.0
+    for _ in range(9):
+        await anext(stream)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await anext(stream)
+    with pytest.raises(RuntimeError, match="cancelled") as caught:
+        await anext(stream)
+    assert stream.cursor == expected(server)[9]
+    assert first.id in expected(server)
+    assert "after=" in str(caught.value)
