@@ -1,0 +1,212 @@
+"""How the command line shows batches: JSON Lines, JSON, CSV or a terminal table.
+
+Every writer streams: a batch is written as soon as it arrives, and the
+caller flushes after each page. The table sizes its columns from the
+terminal's width once, before the first row, so rows need not wait.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol, TextIO
+
+import orjson
+
+from ._converter import unstructure_batch
+from ._models import Batch
+
+FORMATS: Final = ("jsonl", "json", "csv", "table")
+TABLE_FIELDS: Final = ("id", "status", "created", "counts", "endpoint", "model")
+CSV_FIELDS: Final = (
+    "id", "status", "created_at", "endpoint", "model", "completion_window",
+    "input_file_id", "output_file_id", "error_file_id", "in_progress_at", "expires_at",
+    "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
+    "cancelled_at", "request_counts.total", "request_counts.completed",
+    "request_counts.failed", "usage.input_tokens", "usage.output_tokens",
+    "usage.total_tokens", "metadata", "errors",
+)  # fmt: skip
+DERIVED: Final[dict[str, Callable[[dict[str, Any]], object]]] = {
+    "created": lambda batch: _human_time(batch["created_at"]),
+    "counts": lambda batch: _counts(batch.get("request_counts")),
+}
+"""Columns computed for people: `created` in UTC, `counts` as completed/total and failed."""
+_WIDTHS: Final = {"id": 30, "status": 11, "created": 17, "counts": 24, "endpoint": 20}
+_KEEP_WHOLE: Final = frozenset({"id", "status", "created", "created_at"})
+"""Columns never cut short: on a narrow terminal the rightmost other columns are dropped."""
+_MIN_WIDTH: Final = 8
+
+
+class Writer(Protocol):
+    """Writes batches in one format; `close()` ends the document."""
+
+    def write(self, batch: Batch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def field_names() -> list[str]:
+    """Every name `--fields` accepts: batch fields, dotted nested fields, derived columns."""
+    return sorted({*CSV_FIELDS, *DERIVED, *unstructure_batch(_EXAMPLE)})
+
+
+def make_writer(
+    kind: str, out: TextIO, fields: Sequence[str] | None, *, width: int | None = None
+) -> Writer:
+    """A writer for format `kind`; `fields` picks the columns of csv and table."""
+    if kind == "jsonl":
+        return _JsonLines(out)
+    if kind == "json":
+        return _JsonArray(out)
+    if kind == "csv":
+        return _Csv(out, fields or CSV_FIELDS)
+    return _Table(out, fields or TABLE_FIELDS, width or shutil.get_terminal_size().columns)
+
+
+class _JsonLines:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, batch: Batch) -> None:
+        self._out.write(orjson.dumps(unstructure_batch(batch)).decode() + "\n")
+
+    def close(self) -> None:
+        """JSON Lines needs no closing."""
+
+
+class _JsonArray:
+    """A JSON array written element by element, valid once closed."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._separator = "[\n"
+
+    def write(self, batch: Batch) -> None:
+        self._out.write(self._separator + orjson.dumps(unstructure_batch(batch)).decode())
+        self._separator = ",\n"
+
+    def close(self) -> None:
+        self._out.write("[]\n" if self._separator == "[\n" else "\n]\n")
+
+
+class _Csv:
+    def __init__(self, out: TextIO, fields: Sequence[str]) -> None:
+        self._fields = fields
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer.writerow(fields)
+
+    def write(self, batch: Batch) -> None:
+        row = unstructure_batch(batch)
+        self._writer.writerow([_cell(_value(row, field)) for field in self._fields])
+
+    def close(self) -> None:
+        """CSV needs no closing."""
+
+
+class _Table:
+    """Aligned columns that fit the terminal; the widest free-text column gives way."""
+
+    def __init__(self, out: TextIO, fields: Sequence[str], width: int) -> None:
+        self._out = out
+        self._fields, self._widths = _fit(list(fields), width)
+        self._line([field.upper() for field in self._fields])
+
+    def write(self, batch: Batch) -> None:
+        row = unstructure_batch(batch)
+        self._line([_cell(_value(row, field)) for field in self._fields])
+
+    def close(self) -> None:
+        """A table needs no closing."""
+
+    def _line(self, cells: list[str]) -> None:
+        parts = [_clip(cell, width) for cell, width in zip(cells, self._widths, strict=True)]
+        self._out.write("  ".join(parts).rstrip() + "\n")
+
+
+class Progress:
+    """A one-line tally on a terminal's stderr: batches, pages, rate; cleared at the end."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+        self._started = time.monotonic()
+        self.batches = 0
+        self.pages = 0
+
+    def page(self, batches: int) -> None:
+        self.pages += 1
+        self.batches += batches
+        rate = self.batches / max(time.monotonic() - self._started, 1e-9)
+        self._err.write(
+            f"\r\x1b[K{self.batches:,} batches, {self.pages:,} pages, {rate:,.0f} batches/s"
+        )
+        self._err.flush()
+
+    def close(self) -> None:
+        self._err.write("\r\x1b[K")
+        self._err.flush()
+
+
+def _fit(fields: list[str], total: int) -> tuple[list[str], list[int]]:
+    """Columns and widths that fit `total` characters with 2-space gaps.
+
+    The widest cuttable column shrinks first, down to 8 characters; if the row
+    still does not fit, the rightmost cuttable column is dropped. Ids, statuses
+    and times are never cut while another column can give way.
+    """
+    while True:
+        widths = [_WIDTHS.get(field, 24) for field in fields]
+        budget = total - 2 * (len(fields) - 1)
+        cuttable = [i for i, field in enumerate(fields) if field not in _KEEP_WHOLE]
+        while sum(widths) > budget:
+            shrinkable = [i for i in cuttable if widths[i] > _MIN_WIDTH]
+            if not shrinkable:
+                break
+            widths[max(shrinkable, key=widths.__getitem__)] -= 1
+        if sum(widths) <= budget:
+            return fields, widths
+        if len(cuttable) <= 1:  # a very narrow terminal: everything gives way
+            while sum(widths) > budget and max(widths) > 4:
+                widths[widths.index(max(widths))] -= 1
+            return fields, widths
+        fields = fields[: cuttable[-1]] + fields[cuttable[-1] + 1 :]
+
+
+def _clip(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def _value(row: dict[str, Any], field: str) -> object:
+    if field in DERIVED:
+        return DERIVED[field](row)
+    value: Any = row
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _human_time(stamp: int | None) -> str:
+    if stamp is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%MZ")
+
+
+def _counts(counts: dict[str, int] | None) -> str:
+    if counts is None:
+        return ""
+    text = f"{counts['completed']:,}/{counts['total']:,}"
+    return f"{text} ({counts['failed']:,} failed)" if counts["failed"] else text
+
+
+_EXAMPLE = Batch("batch_x", "batch", "/v1/responses", "file-x", "24h", "completed", 0)
