@@ -7,7 +7,7 @@ async with aiobatches.Client() as client:
 
 from __future__ import annotations
 
-from ._client import Client, list_batches
+from ._client import AzureClient, Client, list_batches
 from ._errors import (
     AIOBatchesError,
     APIConnectionError,
@@ -46,6 +46,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "AzureClient",
     "BadRequestError",
     "Batch",
     "BatchError",

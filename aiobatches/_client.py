@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Final, NoReturn, Self
+from typing import Any, Final, NoReturn, Self, TypedDict, Unpack
 
 import aiohttp
 import orjson
@@ -39,6 +39,9 @@ from ._version import version
 logger: Final = logging.getLogger("aiobatches")
 
 DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_CONNECTION_LIMIT: Final = 100
 MAX_PAGE_SIZE: Final = 100
 _MAX_REDIRECTS: Final = 10
 _JSON_TYPE: Final = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
@@ -83,9 +86,9 @@ class Client:
         organization: str | None = None,
         project: str | None = None,
         session: aiohttp.ClientSession | None = None,
-        timeout: float | aiohttp.ClientTimeout = 60.0,
-        max_retries: int = 2,
-        connection_limit: int = 100,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
     ) -> None:
@@ -120,12 +123,12 @@ class Client:
         list_url: URL,
         auth_headers: Mapping[str, str],
         secrets: tuple[str, ...],
-        session: aiohttp.ClientSession | None,
-        timeout: float | aiohttp.ClientTimeout,
-        max_retries: int,
-        connection_limit: int,
-        default_headers: Mapping[str, str] | None,
-        default_query: Mapping[str, str] | None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
     ) -> None:
         """Validate and store what every kind of client shares."""
         if isinstance(timeout, aiohttp.ClientTimeout):
@@ -258,6 +261,11 @@ class Client:
     async def _request_headers(self) -> Mapping[str, str]:
         """Headers for one attempt; a subclass may refresh credentials here."""
         return self._headers
+
+    def _add_secret(self, secret: str) -> None:
+        """Redact `secret` from now on (e.g. a freshly issued token)."""
+        if secret and secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
 
     async def _fetch_page(self, after: str | None, limit: int) -> BatchPage:
         """Fetch the page after `after`, retrying per policy; errors carry `cursor=after`."""
@@ -454,6 +462,95 @@ class Client:
         return value
 
 
+class ClientOptions(TypedDict, total=False):
+    """`Client` keyword arguments that `AzureClient` passes on unchanged."""
+
+    session: aiohttp.ClientSession | None
+    timeout: float | aiohttp.ClientTimeout
+    max_retries: int
+    connection_limit: int
+    default_headers: Mapping[str, str] | None
+
+
+TokenProvider = Callable[[], str | Awaitable[str]]
+"""Returns a Microsoft Entra ID (AD) token; called, and awaited if need be, per request."""
+
+
+class AzureClient(Client):
+    """A client for Azure OpenAI: `{endpoint}/openai/batches?api-version=...`.
+
+    Args:
+        azure_endpoint: e.g. `https://my-resource.openai.azure.com`; falls back to
+            `AZURE_OPENAI_ENDPOINT`.
+        api_version: sent on every page; falls back to `OPENAI_API_VERSION`.
+        api_key: sent as `api-key`; falls back to `AZURE_OPENAI_API_KEY`.
+        azure_ad_token: sent as `Authorization: Bearer`; falls back to `AZURE_OPENAI_AD_TOKEN`.
+        azure_ad_token_provider: called (sync or async) for a fresh token on every request.
+        organization, project, default_query: as for `Client` (no environment fallback).
+        client_kwargs: `Client`'s session, timeout, max_retries, connection_limit and
+            default_headers.
+
+    A token (static or from the provider) wins over an API key, as in the official SDK.
+    Streams, errors and retries are exactly `Client`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        azure_endpoint: str | None = None,
+        api_version: str | None = None,
+        api_key: str | None = None,
+        azure_ad_token: str | None = None,
+        azure_ad_token_provider: TokenProvider | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        default_query: Mapping[str, str] | None = None,
+        **client_kwargs: Unpack[ClientOptions],
+    ) -> None:
+        endpoint = azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise AIOBatchesError(
+                "No Azure endpoint: pass azure_endpoint=... or set AZURE_OPENAI_ENDPOINT."
+            )
+        version = api_version or os.environ.get("OPENAI_API_VERSION")
+        if not version:
+            raise AIOBatchesError("No API version: pass api_version=... or set OPENAI_API_VERSION.")
+        explicit = api_key or azure_ad_token or azure_ad_token_provider
+        key = api_key or (None if explicit else os.environ.get("AZURE_OPENAI_API_KEY"))
+        token = azure_ad_token or (None if explicit else os.environ.get("AZURE_OPENAI_AD_TOKEN"))
+        if not (key or token or azure_ad_token_provider):
+            raise AIOBatchesError(
+                "No Azure credential: pass api_key, azure_ad_token or azure_ad_token_provider,"
+                " or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
+            )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if key and not (token or azure_ad_token_provider):
+            headers["api-key"] = key
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        if project:
+            headers["OpenAI-Project"] = project
+        query = {**(default_query or {}), "api-version": version}
+        self._token_provider = azure_ad_token_provider
+        self._setup(
+            list_url=_parse_base_url(endpoint) / "openai" / "batches",
+            auth_headers=headers,
+            secrets=tuple(secret for secret in (key, token) if secret),
+            default_query=query,
+            **client_kwargs,
+        )
+
+    async def _request_headers(self) -> Mapping[str, str]:
+        """With a token provider, a fresh Bearer token for every attempt."""
+        if self._token_provider is None:
+            return self._headers
+        token = self._token_provider()
+        if not isinstance(token, str):
+            token = await token
+        self._add_secret(token)
+        return {**self._headers, "Authorization": f"Bearer {token}"}
+
+
 def list_batches(
     *,
     limit: int = MAX_PAGE_SIZE,
@@ -465,9 +562,9 @@ def list_batches(
     organization: str | None = None,
     project: str | None = None,
     session: aiohttp.ClientSession | None = None,
-    timeout: float | aiohttp.ClientTimeout = 60.0,
-    max_retries: int = 2,
-    connection_limit: int = 100,
+    timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     default_headers: Mapping[str, str] | None = None,
     default_query: Mapping[str, str] | None = None,
 ) -> BatchStream:

@@ -12,6 +12,7 @@ import asyncio
 import enum
 import itertools
 import random
+import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -158,6 +159,8 @@ class FakeBatchesServer:
         api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
         latency: seconds each page request waits before it is answered.
         faults: a `FaultPlan`, or a mapping of page-request index to `Fault`.
+        azure_api_version: serve Azure OpenAI's `/openai/batches` instead, requiring this
+            `api-version` on every request and taking the key as `api-key` or Bearer.
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class FakeBatchesServer:
         api_key: str | None = None,
         latency: float = 0.0,
         faults: FaultPlan | Mapping[int, Fault] | None = None,
+        azure_api_version: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -178,7 +182,11 @@ class FakeBatchesServer:
         self.api_key = api_key
         self.latency = latency
         self.faults = faults
+        self.azure_api_version = azure_api_version
         self.requests: list[RecordedRequest] = []
+        self.peak_connections = 0
+        """The most client connections open at once, as seen at each request."""
+        self._connections: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._host = host
         self._port = port
         self._encoded = [orjson.dumps(batch) for batch in self.batches]
@@ -189,7 +197,7 @@ class FakeBatchesServer:
 
     @property
     def url(self) -> str:
-        """Base URL to hand to a client, ending in `/v1`."""
+        """Base URL to hand to a client: ending in `/v1`, or the endpoint in Azure mode."""
         if self._url is None:
             raise RuntimeError("the server is not running; use `async with` or `await start()`")
         return self._url
@@ -209,12 +217,16 @@ class FakeBatchesServer:
     @property
     def page_requests(self) -> list[RecordedRequest]:
         """The requests made to the list endpoint, in order."""
-        return [request for request in self.requests if request.path == "/v1/batches"]
+        return [request for request in self.requests if request.path == self._list_path]
+
+    @property
+    def _list_path(self) -> str:
+        return "/v1/batches" if self.azure_api_version is None else "/openai/batches"
 
     async def start(self) -> None:
         """Bind the port and start serving."""
         app = web.Application()
-        app.router.add_get("/v1/batches", self._list_batches)
+        app.router.add_get(self._list_path, self._list_batches)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -222,7 +234,7 @@ class FakeBatchesServer:
         await site.start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
-        self._url = f"http://{host}:{port}/v1"
+        self._url = f"http://{host}:{port}" + ("/v1" if self.azure_api_version is None else "")
 
     async def close(self) -> None:
         """Stop serving and release the port; idempotent."""
@@ -245,7 +257,7 @@ class FakeBatchesServer:
     async def _list_batches(self, request: web.Request) -> web.StreamResponse:
         fault = self._picker.pick(len(self.page_requests))
         self._record(request)
-        refusal = self._check_auth(request)
+        refusal = self._check_auth(request) or self._check_api_version(request)
         if refusal is not None:
             return refusal
         limit = _parse_limit(request.query.get("limit"))
@@ -313,7 +325,18 @@ class FakeBatchesServer:
         data = b"[" + b",".join(self._encoded[start:end]) + b"]"
         return b'{"data":' + data + b"," + orjson.dumps(envelope)[1:]
 
+    def _check_api_version(self, request: web.Request) -> web.Response | None:
+        version = request.query.get("api-version")
+        if self.azure_api_version is None or version == self.azure_api_version:
+            return None
+        return self._error(400, f"Missing or unsupported api-version {version!r}.", "api-version")
+
     def _record(self, request: web.Request) -> None:
+        transport = request.transport
+        if transport is not None:
+            self._connections.add(transport)
+            open_now = sum(1 for seen in self._connections if not seen.is_closing())
+            self.peak_connections = max(self.peak_connections, open_now)
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -325,6 +348,8 @@ class FakeBatchesServer:
 
     def _check_auth(self, request: web.Request) -> web.Response | None:
         if self.api_key is None:
+            return None
+        if self.azure_api_version is not None and request.headers.get("api-key") == self.api_key:
             return None
         header = request.headers.get("Authorization")
         if header is None:
