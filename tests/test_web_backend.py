@@ -1,0 +1,148 @@
+"""aiobatches inside a web backend: the README recipe, caller disconnects, and load."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import random
+import re
+import time
+import types
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from _helpers import API_KEY, ids, stream_tasks
+from aiohttp.test_utils import TestServer
+
+import aiobatches
+from aiobatches.testing import FakeBatchesServer
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def load_recipe() -> types.ModuleType:
+    """The README's web recipe, executed as a module: the test runs exactly what users read."""
+    match = re.search(
+        r"```python\n(# recipe: aiohttp\.web NDJSON endpoint\n.*?)```", README.read_text(), re.S
+    )
+    assert match is not None, "the recipe block is missing from README.md"
+    module = types.ModuleType("recipe")
+    exec(compile(match.group(1), str(README), "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+@pytest.fixture
+async def upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBatchesServer]:
+    """The OpenAI API as the recipe's client will see it (through the environment)."""
+    async with FakeBatchesServer(count=1000, api_key=API_KEY) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        yield server
+
+
+@pytest.fixture
+async def app_url(upstream: FakeBatchesServer) -> AsyncIterator[str]:
+    """The recipe's app served over real HTTP on 127.0.0.1."""
+    server = TestServer(load_recipe().make_app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/batches"))
+    finally:
+        await server.close()
+
+
+async def test_recipe_streams_every_batch_as_ndjson(
+    upstream: FakeBatchesServer, app_url: str
+) -> None:
+    """GET /batches returns every upstream batch, newest first, one JSON object per line."""
+    async with aiohttp.ClientSession() as session, session.get(app_url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/x-ndjson"
+        lines = (await response.text()).splitlines()
+    got = [json.loads(line) for line in lines]
+    assert [batch["id"] for batch in got] == [batch["id"] for batch in upstream.batches]
+    assert got[0]["status"] == upstream.batches[0]["status"]
+    after = upstream.batches[899]["id"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(app_url, params={"after": after}) as response,
+    ):
+        rest = (await response.text()).splitlines()
+    assert [json.loads(line)["id"] for line in rest] == [b["id"] for b in upstream.batches[900:]]
+
+
+async def test_caller_disconnect_stops_the_stream_and_its_prefetch(
+    upstream: FakeBatchesServer, app_url: str
+) -> None:
+    """When the caller goes away mid-stream, the upstream sees no further page requests."""
+    upstream.latency = 0.1
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(app_url)
+        first = await response.content.readline()
+        assert json.loads(first)["id"] == upstream.batches[0]["id"]
+        response.close()  # drop the connection mid-stream
+    async with asyncio.timeout(10):
+        while stream_tasks():
+            await asyncio.sleep(0.01)
+    seen = len(upstream.page_requests)
+    await asyncio.sleep(0.5)
+    assert len(upstream.page_requests) == seen
+    assert seen < 5
+    assert stream_tasks() == []
+
+
+async def load(streams: int, limit: int) -> dict[str, Any]:
+    """`streams` concurrent streams on one Client (connection_limit=`limit`) against one server:
+    each checked for exactly its batches in order. Returns the figures."""
+    rng = random.Random(2026)
+    async with FakeBatchesServer(count=400, api_key=API_KEY, latency=0.005) as server:
+        all_ids = [batch["id"] for batch in server.batches]
+        client = aiobatches.Client(api_key=API_KEY, base_url=server.url, connection_limit=limit)
+
+        async def one() -> int:
+            start = rng.randrange(len(all_ids))
+            after = None if start == 0 else all_ids[start - 1]
+            size, prefetch = rng.randint(1, 100), rng.randint(0, 3)
+            max_items = rng.choice([None, rng.randint(1, 300)])
+            got = await client.list_batches(
+                after=after, limit=size, prefetch=prefetch, max_items=max_items
+            ).to_list()
+            assert ids(got) == all_ids[start:][:max_items]
+            return len(got)
+
+        started = time.perf_counter()
+        async with client:
+            counts = await asyncio.gather(*(one() for _ in range(streams)))
+            session = client._session
+            assert session is not None
+            assert session.connector is not None
+            connector_limit = session.connector.limit
+        wall = time.perf_counter() - started
+        assert session.closed
+        return {
+            "streams": streams,
+            "batches": sum(counts),
+            "page requests": len(server.page_requests),
+            "peak open connections": server.peak_connections,
+            "connection limit": connector_limit,
+            "wall s": round(wall, 2),
+        }
+
+
+async def test_one_client_serves_200_concurrent_streams() -> None:
+    """200 streams (random cursors, page sizes 1-100, prefetch 0-3) each get exactly their
+    batches in order, within the connector's limit, and nothing is left running."""
+    figures = await load(streams=200, limit=20)
+    assert figures["connection limit"] == 20
+    assert 1 <= figures["peak open connections"] <= 20
+    assert figures["batches"] > 10_000
+    assert stream_tasks() == []
+
+
+def test_connection_limit_default_is_documented() -> None:
+    """The owned session's connector limit defaults to 100, as API.md says."""
+    assert inspect.signature(aiobatches.Client).parameters["connection_limit"].default == 100

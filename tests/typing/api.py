@@ -1,0 +1,121 @@
+"""The public API as a user types it; CI runs `mypy --strict` on this file.
+
+Nothing here runs in the test suite: a regression in the public types fails
+type checking instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+import aiobatches
+from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, recorded_sleeps
+
+
+async def stream_everything(client: aiobatches.Client) -> list[str]:
+    ids: list[str] = []
+    async with client.list_batches(limit=50, prefetch=2, max_items=500) as stream:
+        async for batch in stream:
+            ids.append(batch.id)
+            status: aiobatches.BatchStatus | str = batch.status
+            created: int = batch.created_at
+            counts: aiobatches.BatchRequestCounts | None = batch.request_counts
+            if counts is not None:
+                done: int = counts.completed + counts.failed
+                assert done <= counts.total
+            if batch.usage is not None:
+                cached: int = batch.usage.input_tokens_details.cached_tokens
+                reasoning: int = batch.usage.output_tokens_details.reasoning_tokens
+                ids.append(f"{cached} {reasoning}")
+            if batch.errors is not None:
+                for error in batch.errors.data:
+                    line: int | None = error.line
+                    code: str | None = error.code
+                    assert line is None or code is not None
+            metadata: dict[str, str] | None = batch.metadata
+            ids.append(f"{status} {created} {metadata}")
+        cursor: str | None = stream.cursor
+    assert cursor is None or cursor in ids
+    return ids
+
+
+async def pages_and_lists(client: aiobatches.Client) -> int:
+    total = 0
+    async for page in client.list_batches().pages():
+        batches: list[aiobatches.Batch] = page.data
+        more: bool = page.has_more
+        last: str | None = page.last_id
+        total += len(batches) + int(more) + len(last or "")
+    everything: list[aiobatches.Batch] = await client.list_batches(after="batch_x").to_list()
+    return total + len(everything)
+
+
+async def errors(client: aiobatches.Client) -> str | None:
+    try:
+        await client.list_batches().to_list()
+    except aiobatches.RateLimitError as error:
+        wait: float | None = error.retry_after
+        return f"{wait}"
+    except aiobatches.APIStatusError as error:
+        status: int = error.status_code
+        request_id: str | None = error.request_id
+        return f"{status} {request_id} {error.code} {error.type} {error.param} {error.body!r}"
+    except aiobatches.PaginationError as error:
+        return error.cursor
+    except aiobatches.APIConnectionError as error:
+        return error.cursor
+    except aiobatches.AIOBatchesError as error:
+        return str(error)
+    return None
+
+
+async def clients(session: aiohttp.ClientSession) -> None:
+    openai = aiobatches.Client(
+        api_key="sk-...",
+        base_url="https://api.openai.com/v1",
+        organization="org-1",
+        project="proj_1",
+        session=session,
+        timeout=aiohttp.ClientTimeout(total=30),
+        max_retries=5,
+        connection_limit=10,
+        default_headers={"X-Team": "data"},
+        default_query={"trace": "1"},
+    )
+    azure: aiobatches.Client = aiobatches.AzureClient(
+        azure_endpoint="https://example.openai.azure.com",
+        api_version="2024-10-21",
+        azure_ad_token_provider=lambda: "token",
+        timeout=10.0,
+    )
+
+    async def token() -> str:
+        return "token"
+
+    aiobatches.AzureClient(azure_ad_token_provider=token, max_retries=0)
+    async with openai, azure:
+        await stream_everything(openai)
+        await pages_and_lists(azure)
+        await errors(openai)
+    closed: bool = openai.is_closed
+    assert closed
+    one_shot: aiobatches.BatchStream = aiobatches.list_batches(max_items=50, api_key="sk-...")
+    await one_shot.aclose()
+
+
+async def testing_support() -> None:
+    plan = FaultPlan(at={0: Fault.respond(429, {"retry-after": "1"}), 1: Fault.drop()})
+    async with FakeBatchesServer(count=10, api_key="k", faults=plan, latency=0.01) as server:
+        server.faults = {2: Fault.stall(1.0), 3: Fault.truncate()}
+        with recorded_sleeps() as delays:
+            async with aiobatches.Client(api_key="k", base_url=server.url) as client:
+                await client.list_batches().to_list()
+        waited: list[float] = delays
+        requests: int = len(server.page_requests)
+        assert requests >= len(waited)
+
+
+if __name__ == "__main__":
+    asyncio.run(testing_support())
