@@ -98,17 +98,12 @@ class Client:
                 "No API key: pass api_key=... or set the OPENAI_API_KEY environment variable."
             )
         base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        organization = organization or os.environ.get("OPENAI_ORG_ID")
-        project = project or os.environ.get("OPENAI_PROJECT_ID")
-        headers = {"Authorization": f"Bearer {key}"}
-        if organization:
-            headers["OpenAI-Organization"] = organization
-        if project:
-            headers["OpenAI-Project"] = project
         self._setup(
             list_url=_parse_base_url(base) / "batches",
-            auth_headers=headers,
+            auth_headers={"Authorization": f"Bearer {key}"},
             secrets=(key,),
+            organization=organization or os.environ.get("OPENAI_ORG_ID"),
+            project=project or os.environ.get("OPENAI_PROJECT_ID"),
             session=session,
             timeout=timeout,
             max_retries=max_retries,
@@ -123,6 +118,8 @@ class Client:
         list_url: URL,
         auth_headers: Mapping[str, str],
         secrets: tuple[str, ...],
+        organization: str | None = None,
+        project: str | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -148,8 +145,12 @@ class Client:
             "Accept": "application/json",
             "User-Agent": _USER_AGENT,
             **auth_headers,
-            **(default_headers or {}),
         }
+        if organization:
+            self._headers["OpenAI-Organization"] = organization
+        if project:
+            self._headers["OpenAI-Project"] = project
+        self._headers.update(default_headers or {})
         self._query: dict[str, str] = dict(default_query or {})
         self._max_retries = max_retries
         self._connection_limit = connection_limit
@@ -526,16 +527,14 @@ class AzureClient(Client):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if key and not (token or azure_ad_token_provider):
             headers["api-key"] = key
-        if organization:
-            headers["OpenAI-Organization"] = organization
-        if project:
-            headers["OpenAI-Project"] = project
         query = {**(default_query or {}), "api-version": version}
         self._token_provider = azure_ad_token_provider
         self._setup(
             list_url=_parse_base_url(endpoint) / "openai" / "batches",
             auth_headers=headers,
             secrets=tuple(secret for secret in (key, token) if secret),
+            organization=organization,
+            project=project,
             default_query=query,
             **client_kwargs,
         )
