@@ -141,15 +141,14 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         async with stream:
             async for page in stream.pages():
                 for batch in page.data:
-                    if args.created_after is not None and batch.created_at < args.created_after:
-                        await stream.aclose()  # newest first: every later batch is older
+                    if written == args.max_items or (
+                        args.created_after is not None and batch.created_at < args.created_after
+                    ):  # enough, or (newest first) every later batch is older
+                        await stream.aclose()
                         break
                     if keep(batch):
                         writer.write(batch)
                         written += 1
-                        if written == args.max_items:
-                            await stream.aclose()
-                            break
                 out.flush()
                 if progress is not None:
                     progress.page(len(page.data))

@@ -378,3 +378,10 @@ async def test_demo_needs_no_key() -> None:
     assert [json.loads(line)["id"] for line in out.splitlines()] == [
         batch["id"] for batch in synthetic_batches(3)
     ]
+
+
+async def test_max_items_zero_with_a_filter_writes_nothing(server: FakeBatchesServer) -> None:
+    """--max-items 0 means none, filtered or not."""
+    code, out, _ = await run(*against(server, "--status", "completed", "--max-items", "0"))
+    assert code == 0
+    assert out == ""
