@@ -149,6 +149,8 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     if keep(batch):
                         writer.write(batch)
                         written += 1
+                if written == args.max_items:  # do not ask for a page nobody needs
+                    await stream.aclose()
                 out.flush()
                 if progress is not None:
                     progress.page(len(page.data))

@@ -385,3 +385,18 @@ async def test_max_items_zero_with_a_filter_writes_nothing(server: FakeBatchesSe
     code, out, _ = await run(*against(server, "--status", "completed", "--max-items", "0"))
     assert code == 0
     assert out == ""
+
+
+async def test_filtered_max_items_ending_a_page_requests_no_further_page(
+    server: FakeBatchesServer,
+) -> None:
+    """When the last wanted batch ends a page, no next page is requested."""
+    end = next(i for i, b in enumerate(server.batches) if i >= 3 and b["status"] == "completed")
+    wanted = [b["id"] for b in server.batches[: end + 1] if b["status"] == "completed"]
+    code, out, _ = await run(
+        *against(server, "--limit", str(end + 1), "--prefetch", "0", "--status", "completed",
+                 "--max-items", str(len(wanted)))
+    )  # fmt: skip
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == wanted
+    assert len(server.page_requests) == 1
