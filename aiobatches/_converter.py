@@ -80,10 +80,9 @@ def _unstructure_status(value: BatchStatus) -> str:
     return value.value
 
 
-_converter: Final = make_converter()
 _detailed: Final = make_converter(detailed_validation=True)
 _fast_batch: Final = structure_function(Batch)
-_structure_batch: Final = _converter.get_structure_hook(Batch)
+_structure_batch: Final = _tolerant(_fast_batch, _detailed.get_structure_hook(Batch))
 
 
 def structure_page(payload: object) -> BatchPage:
@@ -113,7 +112,7 @@ def structure_page(payload: object) -> BatchPage:
 
 def unstructure_batch(batch: Batch) -> dict[str, Any]:
     """The batch as a JSON-ready dict with the API's field names and values."""
-    result: dict[str, Any] = _converter.unstructure(batch)
+    result: dict[str, Any] = _detailed.unstructure(batch)
     return result
 
 
