@@ -12,6 +12,7 @@ from typing import Any, Final, NoReturn
 
 import attrs
 import cattrs
+from attrs import frozen
 
 from ._fast import Unusual, structure_function
 from ._models import Batch, BatchPage, BatchStatus
@@ -19,6 +20,36 @@ from ._models import Batch, BatchPage, BatchStatus
 
 class PayloadError(ValueError):
     """A decoded body does not have the shape of a page; the message names the field."""
+
+
+@frozen
+class InvalidBatch:
+    """A list item that is not a valid batch."""
+
+    index: int
+    """Its position in the page's `data` array."""
+    batch_id: str | None
+    """Its `"id"` if that is a string, else None."""
+    problem: str
+    """What is wrong, naming the batch and the field path, e.g. `... @ data[3].created_at`."""
+
+
+@frozen
+class ParsedPage:
+    """A list page read item by item: the valid batches, and what is wrong with the others."""
+
+    batches: list[Batch]
+    """The valid items, in order."""
+    invalid: tuple[InvalidBatch, ...]
+    """The invalid items, in order of index."""
+    count: int
+    """How many items `data` held, valid or not."""
+    last_item_id: str | None
+    """The `"id"` of the last raw item if it is a string (valid or not), else None."""
+    first_id: str | None
+    last_id: str | None
+    has_more: bool | None
+    """None when the server did not say (absent or null)."""
 
 
 _STATUSES: Final = {status.value: status for status in BatchStatus}
@@ -110,6 +141,70 @@ def structure_page(payload: object) -> BatchPage:
     return BatchPage(batches, first_id, last_id, has_more)
 
 
+def parse_page(payload: object) -> ParsedPage:
+    """Check a decoded list response's envelope and read its items one by one.
+
+    Only an envelope problem raises `PayloadError`; an item that is not a
+    valid batch becomes an `InvalidBatch`, and the items around it are kept.
+    """
+    if not isinstance(payload, dict):
+        _fail(f"response body is a JSON {_json_kind(payload)}, expected an object")
+    items = payload.get("data")
+    if items is None:
+        _fail("response has no 'data' field")
+    if type(items) is not list:
+        _fail(f"'data' is a JSON {_json_kind(items)}, expected an array")
+    has_more = payload.get("has_more")
+    if has_more is not None and type(has_more) is not bool:
+        _fail(f"'has_more' is a JSON {_json_kind(has_more)}, expected a boolean")
+    first_id = _optional_str(payload, "first_id")
+    last_id = _optional_str(payload, "last_id")
+    invalid: tuple[InvalidBatch, ...] = ()
+    try:
+        batches = [_fast_batch(item) for item in items]
+    except Unusual:
+        batches, invalid = _parse_items(items)
+    last_item_id = _item_id(items[-1]) if items else None
+    return ParsedPage(batches, invalid, len(items), last_item_id, first_id, last_id, has_more)
+
+
+def _parse_items(items: list[Any]) -> tuple[list[Batch], tuple[InvalidBatch, ...]]:
+    """Structure each item on its own, so that one invalid item costs only itself."""
+    batches: list[Batch] = []
+    invalid: list[InvalidBatch] = []
+    for index, item in enumerate(items):
+        try:
+            batches.append(_fast_batch(item))
+            continue
+        except Unusual:
+            read = _read_item(index, item)
+        if isinstance(read, InvalidBatch):
+            invalid.append(read)
+        else:
+            batches.append(read)
+    return batches, tuple(invalid)
+
+
+def _read_item(index: int, item: object) -> Batch | InvalidBatch:
+    """`data[index]` structured in detail, or what is wrong with it."""
+    if not isinstance(item, dict):
+        problem = f"data[{index}] is a JSON {_json_kind(item)}, expected a batch object"
+        return InvalidBatch(index, None, problem)
+    try:
+        batch: Batch = _detailed.structure(item, Batch)
+    except Exception as error:  # noqa: BLE001 - cattrs reports many exception types
+        batch_id = _item_id(item)
+        where = f"batch {batch_id!r}" if batch_id is not None else "a batch with no id"
+        problem = f"{where} is invalid: {_describe(error, f'data[{index}]')}"
+        return InvalidBatch(index, batch_id, problem)
+    return batch
+
+
+def _item_id(item: object) -> str | None:
+    batch_id = item.get("id") if isinstance(item, dict) else None
+    return batch_id if type(batch_id) is str else None
+
+
 def unstructure_batch(batch: Batch) -> dict[str, Any]:
     """The batch as a JSON-ready dict with the API's field names and values."""
     result: dict[str, Any] = _detailed.unstructure(batch)
@@ -119,15 +214,9 @@ def unstructure_batch(batch: Batch) -> dict[str, Any]:
 def _explain(items: list[Any]) -> NoReturn:
     """Find the first item the fast path rejected and describe what is wrong with it."""
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            _fail(f"data[{index}] is a JSON {_json_kind(item)}, expected a batch object")
-        try:
-            _detailed.structure(item, Batch)
-        except Exception as error:  # noqa: BLE001 - cattrs reports many exception types
-            batch_id = item.get("id")
-            where = f"batch {batch_id!r}" if isinstance(batch_id, str) else "a batch with no id"
-            problems = _describe(error, f"data[{index}]")
-            _fail(f"{where} is invalid: {problems}")
+        read = _read_item(index, item)
+        if isinstance(read, InvalidBatch):
+            _fail(read.problem)
     _fail("the page's batches could not be read")  # pragma: no cover - fast and slow disagree
 
 
