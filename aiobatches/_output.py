@@ -3,12 +3,15 @@
 Every writer streams: a batch is written as soon as it arrives, and the
 caller flushes after each page. The table sizes its columns from the
 terminal's width once, before the first row, so rows need not wait.
+JSON stays exact whatever the numbers; text meant for a terminal (the table,
+csv on a terminal) has its control characters shown as escapes.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +21,7 @@ import orjson
 
 from ._converter import unstructure_batch
 from ._models import Batch
+from ._terminal import for_terminal
 
 FORMATS: Final = ("jsonl", "json", "csv", "table")
 TABLE_FIELDS: Final = ("id", "status", "created", "counts", "endpoint", "model")
@@ -36,7 +40,8 @@ DERIVED: Final[dict[str, Callable[[dict[str, Any]], object]]] = {
 """Columns computed for people: `created` in UTC, `counts` as completed/total and failed."""
 _WIDTHS: Final = {"id": 30, "status": 11, "created": 17, "counts": 24, "endpoint": 20}
 _KEEP_WHOLE: Final = frozenset({"id", "status", "created", "created_at"})
-"""Columns never cut short: on a narrow terminal the rightmost other columns are dropped."""
+"""Columns never cut short: on a narrow terminal the rightmost other columns are dropped,
+and a longer value (an unusual id, a time shown as a number) widens its row instead."""
 _MIN_WIDTH: Final = 8
 
 
@@ -54,15 +59,26 @@ def field_names() -> list[str]:
 
 
 def make_writer(
-    kind: str, out: TextIO, fields: Sequence[str] | None, *, width: int | None = None
+    kind: str,
+    out: TextIO,
+    fields: Sequence[str] | None,
+    *,
+    width: int | None = None,
+    terminal: bool | None = None,
 ) -> Writer:
-    """A writer for format `kind`; `fields` picks the columns of csv and table."""
+    """A writer for format `kind`; `fields` picks the columns of csv and table.
+
+    csv is neutralised for a terminal when `terminal` is true (by default: when
+    `out` is one) and exact otherwise; the table always is, JSON never needs it.
+    """
     if kind == "jsonl":
         return _JsonLines(out)
     if kind == "json":
         return _JsonArray(out)
     if kind == "csv":
-        return _Csv(out, fields or CSV_FIELDS)
+        return _Csv(
+            out, fields or CSV_FIELDS, terminal=out.isatty() if terminal is None else terminal
+        )
     return _Table(out, fields or TABLE_FIELDS, width or shutil.get_terminal_size().columns)
 
 
@@ -71,7 +87,7 @@ class _JsonLines:
         self._out = out
 
     def write(self, batch: Batch) -> None:
-        self._out.write(orjson.dumps(unstructure_batch(batch)).decode() + "\n")
+        self._out.write(_json(unstructure_batch(batch)) + "\n")
 
     def close(self) -> None:
         """JSON Lines needs no closing."""
@@ -85,7 +101,7 @@ class _JsonArray:
         self._separator = "[\n"
 
     def write(self, batch: Batch) -> None:
-        self._out.write(self._separator + orjson.dumps(unstructure_batch(batch)).decode())
+        self._out.write(self._separator + _json(unstructure_batch(batch)))
         self._separator = ",\n"
 
     def close(self) -> None:
@@ -93,14 +109,21 @@ class _JsonArray:
 
 
 class _Csv:
-    def __init__(self, out: TextIO, fields: Sequence[str]) -> None:
+    def __init__(self, out: TextIO, fields: Sequence[str], *, terminal: bool) -> None:
         self._fields = fields
+        # A file or pipe gets the data exactly; only a person's screen needs protecting.
+        self._show: Callable[[str], str] = for_terminal if terminal else str
         self._writer = csv.writer(out, lineterminator="\n")
+        # Python's csv quotes only the line terminator's characters, so a bare
+        # "\r" in a cell would read back as a line break; such rows quote all.
+        self._quoting_writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
         self._writer.writerow(fields)
 
     def write(self, batch: Batch) -> None:
         row = unstructure_batch(batch)
-        self._writer.writerow([_cell(_value(row, field)) for field in self._fields])
+        cells = [self._show(_cell(_value(row, field))) for field in self._fields]
+        writer = self._quoting_writer if any("\r" in cell for cell in cells) else self._writer
+        writer.writerow(cells)
 
     def close(self) -> None:
         """CSV needs no closing."""
@@ -116,13 +139,17 @@ class _Table:
 
     def write(self, batch: Batch) -> None:
         row = unstructure_batch(batch)
-        self._line([_cell(_value(row, field)) for field in self._fields])
+        # Neutralised before clipping, so a cell's escapes count towards its width.
+        self._line([for_terminal(_cell(_value(row, field))) for field in self._fields])
 
     def close(self) -> None:
         """A table needs no closing."""
 
     def _line(self, cells: list[str]) -> None:
-        parts = [_clip(cell, width) for cell, width in zip(cells, self._widths, strict=True)]
+        parts = [
+            cell.ljust(width) if field in _KEEP_WHOLE else _clip(cell, width)
+            for field, cell, width in zip(self._fields, cells, self._widths, strict=True)
+        ]
         self._out.write("  ".join(parts).rstrip() + "\n")
 
 
@@ -191,14 +218,31 @@ def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
+        return _json(value)
     return str(value)
 
 
+def _json(value: object) -> str:
+    """Compact JSON of `value`, exact whatever the size of its integers."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an int beyond 64 bits (or a lone surrogate)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate can only be written as a \u escape
+        return json.dumps(value, separators=(",", ":"))
+    return text
+
+
 def _human_time(stamp: int | None) -> str:
+    """The time in UTC, or the number itself when no calendar date has it."""
     if stamp is None:
         return ""
-    moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    try:
+        moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    except (OverflowError, OSError, ValueError):  # beyond year 9999 or the platform's time_t
+        return str(stamp)
     return moment.strftime("%Y-%m-%d %H:%MZ")
 
 
