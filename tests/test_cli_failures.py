@@ -1,0 +1,227 @@
+"""Every way a command can fail ends in one `aiobatches: ...` line and its exit code, never a
+traceback: bad values, busy ports, full disks, closed streams, malformed batches, our own bugs."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _helpers import API_KEY
+
+from aiobatches._cli import main
+from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, synthetic_batches
+
+COMMAND = (sys.executable, "-m", "aiobatches")
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+BAD_ID = "batch_bad\x1b[2J"
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def raw_page(batches: list[Any]) -> bytes:
+    """A one-page list body holding exactly these batches, encoded by the stdlib."""
+    return json.dumps(
+        {"object": "list", "data": batches, "first_id": None, "last_id": None, "has_more": False}
+    ).encode()
+
+
+def serving(server: FakeBatchesServer, body: bytes) -> None:
+    """Make every page request of `server` answer `body`."""
+    server.faults = FaultPlan(rate=1.0, pool=[Fault.respond(200, body=body)])
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeBatchesServer]:
+    """A fake endpoint that requires API_KEY."""
+    async with FakeBatchesServer(count=10, api_key=API_KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def with_invalid_batch(server: FakeBatchesServer) -> list[str]:
+    """Serve four batches, the third malformed; returns the ids of the valid ones."""
+    batches = [dict(batch) for batch in synthetic_batches(4)]
+    batches[2] = {**batches[2], "id": BAD_ID, "created_at": "yesterday"}
+    serving(server, raw_page(batches))
+    return [batches[0]["id"], batches[1]["id"], batches[3]["id"]]
+
+
+async def run_main(server: FakeBatchesServer, *args: str) -> int:
+    """`main(["list", ...])` against `server`, in a thread so the server keeps serving."""
+    argv = ["list", "--base-url", server.url, "--api-key", API_KEY, *args]
+    return await asyncio.to_thread(main, argv)
+
+
+def run_shell(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `aiobatches ARGS REDIRECT` as a shell would, e.g. with `>&-` closing stdout."""
+    return subprocess.run(
+        ["/bin/sh", "-c", f'exec "$@" {redirect}', "sh", *COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--created-after=inf",
+        "--created-after=nan",
+        "--created-after=1e400",
+        "--created-before=-inf",
+    ],
+)
+def test_times_that_are_no_moment_are_usage_errors(
+    option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An infinite, NaN or float-overflowing time exits 2 naming the option, with no data."""
+    assert main(["list", "--demo", option]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    name = option.split("=", maxsplit=1)[0]
+    assert f"argument {name}: expected a finite number of seconds" in err
+    assert "Traceback" not in err
+
+
+def test_huge_whole_seconds_are_exact_times(capsys: pytest.CaptureFixture[str]) -> None:
+    """Whole seconds beyond any float or calendar are compared exactly, not rejected."""
+    huge = str(10**40)
+    assert main(["list", "--demo", "--created-before", huge, "--max-items", "2"]) == 0
+    assert len(lines(capsys.readouterr().out)) == 2
+    assert main(["list", "--demo", "--created-after", huge]) == 0
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("port", ["70000", "65536", "-1"])
+def test_port_out_of_range_is_a_usage_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --port` outside 0..65535 exits 2 saying the range."""
+    assert main(["serve", f"--port={port}"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --port" in err
+    assert "Traceback" not in err
+
+
+def test_port_in_use_exits_1_naming_the_address(capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve` on a port another socket listens on exits 1 with one line naming host:port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"aiobatches: cannot serve on 127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)}\n"
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("output", ["jsonl", "json", "csv", "table"])
+def test_full_disk_is_one_line_and_exit_1(output: str) -> None:
+    """Output to /dev/full exits 1 with one line, and nothing more when Python exits."""
+    result = run_shell(">/dev/full", "list", "--demo", "--format", output)
+    assert result.returncode == 1
+    assert result.stderr == f"aiobatches: cannot write output: {os.strerror(errno.ENOSPC)}\n"
+
+
+CLOSED = "aiobatches: stdout is closed; there is nowhere to write\n"
+
+
+@pytest.mark.parametrize(
+    ("redirect", "args", "code", "written", "said"),
+    [
+        (">&-", ("list", "--demo"), 1, "", CLOSED),
+        (">&-", ("serve",), 1, "", CLOSED),
+        (">&- 2>&-", ("list", "--demo"), 1, "", ""),
+        ("2>&-", ("list", "--demo", "--max-items", "1"), 0, "batch_82e2e662f728b4fa42485e3a", ""),
+        ("2>&-", ("list", "--demo", "--after", "batch_nope"), 1, "", ""),
+    ],
+)
+def test_closed_streams_end_without_a_traceback(
+    redirect: str, args: tuple[str, ...], code: int, written: str, said: str
+) -> None:
+    """Closed stdout exits 1 (nowhere to write); closed stderr only silences the messages."""
+    result = run_shell(redirect, *args)
+    assert result.returncode == code
+    assert [json.loads(line)["id"] for line in lines(result.stdout)] == lines(written)
+    assert result.stderr == said
+
+
+@pytest.mark.parametrize("bug", [RuntimeError, asyncio.CancelledError])
+def test_unexpected_error_is_one_line_asking_for_a_report(
+    bug: type[BaseException], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug of ours exits 1 with its type and message on one line, asking for a report."""
+
+    async def broken(*_: object) -> int:
+        raise bug("boom\nsecond line")
+
+    monkeypatch.setattr("aiobatches._cli._list", broken)
+    assert main(["list", "--demo"]) == 1
+    assert capsys.readouterr().err == (
+        f"aiobatches: unexpected error: {bug.__name__}: boom\\nsecond line (please report this)\n"
+    )
+
+
+def test_help_states_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--help` ends with what each exit code means."""
+    assert main(["list", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out
+    assert "2    usage error" in out
+    assert "the\n       port cannot be bound" in out
+
+
+async def test_invalid_batch_says_how_to_get_past_it(
+    server: FakeBatchesServer, with_invalid_batch: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The batches before a malformed one are written; the error resumes *after* that batch."""
+    assert await run_main(server) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["id"] for line in lines(out)] == with_invalid_batch[:2]
+    [line] = lines(err)
+    assert "resume with --after 'batch_bad\\x1b[2J' to skip past it" in line
+    assert "--skip-invalid" in line
+
+
+async def test_skip_invalid_warns_per_batch_and_counts_them(
+    server: FakeBatchesServer, with_invalid_batch: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--skip-invalid writes every valid batch, warns once per skipped one, then sums up."""
+    handlers = list(logging.getLogger("aiobatches").handlers)
+    assert await run_main(server, "--skip-invalid") == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["id"] for line in lines(out)] == with_invalid_batch
+    [warning, summary] = lines(err)
+    assert warning.startswith("aiobatches: warning: ")
+    assert "batch_bad" in warning
+    assert "\x1b" not in warning
+    assert summary == "aiobatches: skipped 1 invalid batch (see the warnings above)"
+    assert logging.getLogger("aiobatches").handlers == handlers
+
+
+async def test_proxy_option_sends_requests_through_the_proxy(
+    server: FakeBatchesServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--proxy routes the listing through that proxy (here the fake server, which answers)."""
+    proxy = server.url.removesuffix("/v1")
+    argv = ["list", "--base-url", "http://batches.invalid/v1", "--api-key", API_KEY]
+    assert await asyncio.to_thread(main, [*argv, "--proxy", proxy, "--max-items", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert [json.loads(line)["id"] for line in lines(out)] == [b["id"] for b in server.batches[:3]]
+    assert server.page_requests[0].headers["Host"] == "batches.invalid"
