@@ -60,11 +60,15 @@ class _CommandError(Exception):
 
 
 class _OutputError(Exception):
-    """Writing the output failed (a full disk, a closed terminal): the data is incomplete."""
+    """Writing the output failed (a full disk, a foreign encoding): the data is incomplete.
 
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error)
-        self.error = error
+    `broken` says the stream itself failed, so what it still buffers can never be written.
+    """
+
+    def __init__(self, reason: str, *, broken: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.broken = broken
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -360,12 +364,16 @@ def _writing() -> Iterator[None]:
     except BrokenPipeError:
         raise  # the reader left: not a failure (see `_run`)
     except OSError as error:
-        raise _OutputError(error) from error
+        raise _OutputError(_reason(error), broken=True) from error
+    except UnicodeEncodeError as error:  # say, a Latin-1 locale and a model name in Chinese
+        reason = f"its encoding, {error.encoding}, cannot hold the text; try PYTHONIOENCODING=utf-8"
+        raise _OutputError(reason, broken=False) from error
 
 
 def _output_failed(failed: _OutputError) -> int:
-    _silence(sys.stdout)
-    _say(f"cannot write output: {_reason(failed.error)}")
+    if failed.broken:
+        _silence(sys.stdout)
+    _say(f"cannot write output: {failed.reason}")
     return EXIT_FAILED
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import json
 import logging
 import os
@@ -136,6 +137,24 @@ def test_full_disk_is_one_line_and_exit_1(output: str) -> None:
     result = run_shell(">/dev/full", "list", "--demo", "--format", output)
     assert result.returncode == 1
     assert result.stderr == f"aiobatches: cannot write output: {os.strerror(errno.ENOSPC)}\n"
+
+
+async def test_text_the_output_encoding_cannot_hold_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stdout in Latin-1 and a model name in Chinese: one line naming the encoding, exit 1."""
+    batches = [dict(batch) for batch in synthetic_batches(2)]
+    batches[1]["model"] = "模型"
+    latin = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", latin)
+    async with FakeBatchesServer(batches, api_key=API_KEY) as server:
+        assert await run_main(server, "--prefetch", "0") == 1
+    latin.seek(0)
+    assert [json.loads(line)["id"] for line in latin] == [batches[0]["id"]]
+    assert capsys.readouterr().err == (
+        "aiobatches: cannot write output: its encoding, latin-1, cannot hold the text;"
+        " try PYTHONIOENCODING=utf-8\n"
+    )
 
 
 CLOSED = "aiobatches: stdout is closed; there is nowhere to write\n"
