@@ -2,7 +2,7 @@
 
 Data goes to stdout only; progress and messages go to stderr (progress only
 on a terminal), each message one `aiobatches: ...` line with server text
-neutralised. Nothing ends in a traceback: exit codes are in `_EXIT_CODES`.
+neutralised. Nothing ends in a traceback; `--help` lists the exit codes.
 """
 
 from __future__ import annotations
