@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import datetime
 import logging
@@ -366,7 +367,9 @@ def _writing() -> Iterator[None]:
     except OSError as error:
         raise _OutputError(_reason(error), broken=True) from error
     except UnicodeEncodeError as error:  # say, a Latin-1 locale and a model name in Chinese
-        reason = f"its encoding, {error.encoding}, cannot hold the text; try PYTHONIOENCODING=utf-8"
+        reason = f"its encoding, {error.encoding}, cannot hold {error.object[error.start]!r}"
+        if codecs.lookup(error.encoding).name != "utf-8":  # else a lone surrogate: no cure
+            reason += "; try PYTHONIOENCODING=utf-8"
         raise _OutputError(reason, broken=False) from error
 
 

@@ -152,7 +152,7 @@ async def test_text_the_output_encoding_cannot_hold_is_one_line(
     latin.seek(0)
     assert [json.loads(line)["id"] for line in latin] == [batches[0]["id"]]
     assert capsys.readouterr().err == (
-        "aiobatches: cannot write output: its encoding, latin-1, cannot hold the text;"
+        "aiobatches: cannot write output: its encoding, latin-1, cannot hold '模';"
         " try PYTHONIOENCODING=utf-8\n"
     )
 
