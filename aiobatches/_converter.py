@@ -8,6 +8,7 @@ batch is wrong. Scalars are checked, never coerced: `"5"` is not an `int`.
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Final, NoReturn
 
 import attrs
@@ -55,21 +56,30 @@ class ParsedPage:
 _STATUSES: Final = {status.value: status for status in BatchStatus}
 
 
+class _WrongKindError(TypeError):
+    """A value of the wrong kind; the message says what was expected and what came."""
+
+
 def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     """Build a converter for the batch models: strict scalars, unknown keys ignored.
 
-    By default attrs models are structured by the generated fast functions,
-    falling back to a detailed converter for unusual values. With
-    `detailed_validation` the converter is that detailed one: plain cattrs
-    structure functions that record the path of each failure.
+    A null where a field has a default means the default, as an absent key
+    does. By default attrs models are structured by the generated fast
+    functions, falling back to a detailed converter for unusual values. With
+    `detailed_validation` the converter is that detailed one: cattrs
+    structure functions that record the path of a failure.
     """
     converter = cattrs.Converter(detailed_validation=detailed_validation)
     converter.register_structure_hook(str, _strict(str))
     converter.register_structure_hook(int, _strict(int))
     converter.register_structure_hook(bool, _strict(bool))
     converter.register_structure_hook(BatchStatus | str, _structure_status)
+    converter.register_structure_hook_factory(_is_list, _list_hook)
+    converter.register_structure_hook_factory(_is_dict, _dict_hook)
     converter.register_unstructure_hook(BatchStatus, _unstructure_status)
-    if not detailed_validation:
+    if detailed_validation:
+        converter.register_structure_hook_factory(attrs.has, _model_hook)
+    else:
         detailed = make_converter(detailed_validation=True)
         converter.register_structure_hook_factory(
             attrs.has,
@@ -90,25 +100,119 @@ def _tolerant(fast: Any, detailed: Any) -> Any:
     return structure
 
 
+def _model_hook(cls: type, converter: cattrs.Converter) -> Any:
+    """cattrs' structure function for `cls`, given only objects, with nulls read as absent.
+
+    cattrs reads any container with `in` and `[]` (a string would pass as an
+    object whose fields are all absent), and takes a null as a value to check.
+    """
+    generated: Any = converter.gen_structure_attrs_fromdict(cls)
+    defaulted = frozenset(
+        field.name for field in attrs.fields(cls) if field.default is not attrs.NOTHING
+    )
+    expected = f"a {cls.__name__} object"
+
+    def structure(value: object, _: object) -> object:
+        if not isinstance(value, dict):
+            raise _WrongKindError(f"expected {expected}, got {_kind(value)}")
+        present = {
+            key: item for key, item in value.items() if item is not None or key not in defaulted
+        }
+        return generated(present, cls)
+
+    return structure
+
+
+def _is_list(kind: Any) -> bool:
+    return typing.get_origin(kind) is list
+
+
+def _list_hook(kind: Any, converter: cattrs.Converter) -> Any:
+    """Structure a list, given only a list, stopping at its first bad element.
+
+    cattrs would iterate any iterable (a string too) and record every bad
+    element: a hostile list of millions would cost millions of exceptions.
+    """
+    (element,) = typing.get_args(kind)
+    handler = converter.get_structure_hook(element)
+    detailed = converter.detailed_validation
+
+    def structure(value: object, _: object) -> list[Any]:
+        if not isinstance(value, list):
+            raise _WrongKindError(f"expected list, got {_kind(value)}")
+        result = []
+        for index, item in enumerate(value):
+            try:
+                result.append(handler(item, element))
+            except Exception as error:
+                if not detailed:
+                    raise
+                raise _element_error(error, kind, index, element) from None
+        return result
+
+    return structure
+
+
+def _is_dict(kind: Any) -> bool:
+    return typing.get_origin(kind) is dict
+
+
+def _dict_hook(kind: Any, converter: cattrs.Converter) -> Any:
+    """Structure a dict, given only a dict, stopping at its first bad key or value."""
+    key_kind, value_kind = typing.get_args(kind)
+    key_handler = converter.get_structure_hook(key_kind)
+    value_handler = converter.get_structure_hook(value_kind)
+    detailed = converter.detailed_validation
+
+    def structure(value: object, _: object) -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            raise _WrongKindError(f"expected dict, got {_kind(value)}")
+        result = {}
+        for key, item in value.items():
+            try:
+                result[key_handler(key, key_kind)] = value_handler(item, value_kind)
+            except Exception as error:
+                if not detailed:
+                    raise
+                raise _element_error(error, kind, key, value_kind) from None
+        return result
+
+    return structure
+
+
+def _element_error(
+    error: Exception, kind: Any, index: int | str, element: Any
+) -> cattrs.IterableValidationError:
+    """`error` wrapped as cattrs wraps a bad element, so that its path names the position."""
+    note = f"Structuring {kind} @ {index!r}"
+    error.add_note(cattrs.errors.IterableValidationNote(note, index, element))
+    return cattrs.IterableValidationError(f"While structuring {kind!r}", [error], kind)
+
+
 def _strict(kind: type[Any]) -> Any:
     """A hook that passes a value of exactly `kind` through and rejects anything else."""
 
     def structure(value: object, _: object) -> object:
         if type(value) is kind:
             return value
-        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        raise _WrongKindError(f"expected {kind.__name__}, got {_kind(value)}")
 
     return structure
 
 
 def _structure_status(value: object, _: object) -> BatchStatus | str:
     if type(value) is not str:
-        raise TypeError(f"expected str, got {type(value).__name__}")
+        raise _WrongKindError(f"expected str, got {_kind(value)}")
     return _STATUSES.get(value, value)
 
 
 def _unstructure_status(value: BatchStatus) -> str:
     return value.value
+
+
+def _kind(value: object) -> str:
+    """The Python type of a decoded JSON value, as the error messages name it."""
+    return "null" if value is None else type(value).__name__
 
 
 _detailed: Final = make_converter(detailed_validation=True)
@@ -222,8 +326,15 @@ def _explain(items: list[Any]) -> NoReturn:
 
 def _describe(error: Exception, path: str) -> str:
     if isinstance(error, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(error, path=path))
-    return f"{error} @ {path}"
+        return "; ".join(cattrs.transform_error(error, path=path, format_exception=_format))
+    return f"{_format(error, None)} @ {path}"
+
+
+def _format(error: BaseException, kind: type | None) -> str:
+    """Our own type errors say what came; cattrs words the others (a missing field, ...)."""
+    if isinstance(error, _WrongKindError):
+        return str(error)
+    return cattrs.v.format_exception(error, kind)
 
 
 def _optional_str(payload: dict[str, Any], key: str) -> str | None:

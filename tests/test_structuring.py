@@ -1,0 +1,400 @@
+"""Null equals absent at every depth, on both paths; pages are read item by item."""
+
+from __future__ import annotations
+
+import copy
+import json
+import types
+import typing
+from typing import Any
+
+import attrs
+import pytest
+
+from aiobatches import (
+    Batch,
+    BatchError,
+    BatchErrors,
+    BatchRequestCounts,
+    BatchUsage,
+    InputTokensDetails,
+    OutputTokensDetails,
+)
+from aiobatches._converter import InvalidBatch, PayloadError, _detailed, parse_page
+from aiobatches._fast import Unusual, structure_function
+from aiobatches.testing import synthetic_batches
+
+fast = structure_function(Batch)
+
+RICH: dict[str, Any] = {
+    "id": "batch_rich",
+    "object": "batch",
+    "endpoint": "/v1/responses",
+    "model": "gpt-5-2025-08-07",
+    "errors": {
+        "object": "list",
+        "data": [
+            {"code": "invalid_json_line", "line": 3, "message": "Bad line.", "param": "body"},
+            {"code": "invalid_request", "line": 9, "message": "Wrong url.", "param": "url"},
+        ],
+    },
+    "input_file_id": "file-in",
+    "completion_window": "24h",
+    "status": "failed",
+    "output_file_id": "file-out",
+    "error_file_id": "file-err",
+    "created_at": 1_700_000_000,
+    "in_progress_at": 1_700_000_001,
+    "expires_at": 1_700_086_400,
+    "finalizing_at": 1_700_000_002,
+    "completed_at": 1_700_000_003,
+    "failed_at": 1_700_000_004,
+    "expired_at": 1_700_000_005,
+    "cancelling_at": 1_700_000_006,
+    "cancelled_at": 1_700_000_007,
+    "request_counts": {"total": 10, "completed": 7, "failed": 3},
+    "metadata": {"customer_id": "user_1"},
+    "usage": {
+        "input_tokens": 100,
+        "input_tokens_details": {"cached_tokens": 40},
+        "output_tokens": 50,
+        "output_tokens_details": {"reasoning_tokens": 20},
+        "total_tokens": 150,
+    },
+}
+"""A batch with every key present and every nested object filled, so every path exists."""
+
+Path = tuple[str | int, ...]
+
+
+def _model_fields(cls: type, prefix: Path = ()) -> list[tuple[Path, type, attrs.Attribute[Any]]]:
+    """Every (path in RICH, model class, field) of `cls` and of the models nested in it.
+
+    This walks the model classes (a fixed, shallow tree), never input.
+    """
+    found = []
+    hints = typing.get_type_hints(cls)
+    for field in attrs.fields(cls):
+        path = (*prefix, field.name)
+        found.append((path, cls, field))
+        hint = hints[field.name]
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for option in options:
+            if attrs.has(option):
+                found += _model_fields(option, path)
+            elif typing.get_origin(option) is list and attrs.has(typing.get_args(option)[0]):
+                found += _model_fields(typing.get_args(option)[0], (*path, 0))
+    return found
+
+
+FIELDS = _model_fields(Batch)
+DEFAULTED = [entry for entry in FIELDS if entry[2].default is not attrs.NOTHING]
+REQUIRED = [entry for entry in FIELDS if entry[2].default is attrs.NOTHING]
+
+
+def _dotted(path: Path) -> str:
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
+
+
+def _with(path: Path, *, value: Any = None, remove: bool = False) -> dict[str, Any]:
+    """A copy of RICH with the value at `path` set to `value`, or its key removed."""
+    item = copy.deepcopy(RICH)
+    parent: Any = item
+    for step in path[:-1]:
+        parent = parent[step]
+    if remove:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return item
+
+
+def _get(batch: Batch, path: Path) -> Any:
+    value: Any = batch
+    for step in path:
+        value = value[step] if isinstance(step, int) else getattr(value, step)
+    return value
+
+
+def _both_paths(item: dict[str, Any]) -> Batch:
+    """Structure `item` on the fast path, checking that cattrs builds the very same."""
+    got: Batch = fast(item)
+    assert got == _detailed.structure(item, Batch)
+    return got
+
+
+def _page(*items: Any, **envelope: Any) -> dict[str, Any]:
+    return {"object": "list", "data": list(items), "has_more": False, **envelope}
+
+
+def test_every_model_is_reached_by_the_walk() -> None:
+    """The walk below covers every model class, so 'every depth' is every model."""
+    reached = {cls for _, cls, _ in FIELDS}
+    assert reached == {
+        Batch,
+        BatchErrors,
+        BatchError,
+        BatchRequestCounts,
+        BatchUsage,
+        InputTokensDetails,
+        OutputTokensDetails,
+    }
+    assert _both_paths(RICH).usage is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [pytest.param(path, field, id=_dotted(path)) for path, _, field in DEFAULTED]
+)
+def test_null_and_absent_both_give_the_default(path: Path, field: attrs.Attribute[Any]) -> None:
+    """For a field with a default, at any depth, null and an absent key give that default,
+    on the fast path and on the detailed one alike."""
+    null = _both_paths(_with(path, value=None))
+    absent = _both_paths(_with(path, remove=True))
+    assert null == absent
+    default: Any = field.default
+    # attrs' stubs type `Factory` as a function returning the value, not as a class.
+    is_factory = isinstance(default, attrs.Factory)  # type: ignore[arg-type]
+    expected = default.factory() if is_factory else default
+    assert _get(absent, path) == expected
+    assert _get(absent, path) is not None or default is None
+
+
+@pytest.mark.parametrize("path", [path for path, _, _ in REQUIRED], ids=_dotted)
+@pytest.mark.parametrize("remove", [False, True], ids=["null", "absent"])
+def test_required_fields_stay_required_at_every_depth(path: Path, *, remove: bool) -> None:
+    """A required field that is null or absent makes the batch invalid, on both paths, and
+    the problem names the field and the batch."""
+    item = _with(path, remove=remove)
+    with pytest.raises(Unusual):
+        fast(item)
+    with pytest.raises(Exception):  # noqa: PT011, B017 - cattrs raises several kinds
+        _detailed.structure(item, Batch)
+    parsed = parse_page(_page(item))
+    assert parsed.batches == []
+    [invalid] = parsed.invalid
+    assert f"data[0]{_dotted(path)}" in invalid.problem
+    named = "a batch with no id" if path == ("id",) else "batch 'batch_rich'"
+    assert invalid.problem.startswith(f"{named} is invalid: ")
+    expected = "required field missing" if remove else "got null"
+    assert expected in invalid.problem
+
+
+def test_real_servers_errors_with_null_object() -> None:
+    """`errors: {"object": null, "data": [...]}`, as real servers send it, is read; both
+    null gives an empty list."""
+    item = {**RICH, "errors": {"object": None, "data": [{"code": "x", "line": None}]}}
+    errors = _both_paths(item).errors
+    assert errors == BatchErrors("list", [BatchError(code="x")])
+    empty = _both_paths({**RICH, "errors": {"object": None, "data": None}}).errors
+    assert empty == BatchErrors("list", [])
+    assert empty is not None
+    assert empty.data is not _both_paths({**RICH, "errors": {}}).errors.data  # type: ignore[union-attr]
+
+
+def test_bare_batch_has_every_optional_field_none() -> None:
+    """A batch of only its seven required keys structures fast, everything else None."""
+    required = {str(path[0]) for path, cls, _ in REQUIRED if cls is Batch}
+    bare = _both_paths({key: RICH[key] for key in required})
+    assert {field.name for field in attrs.fields(Batch) if getattr(bare, field.name) is None} == {
+        field.name for field in attrs.fields(Batch)
+    } - required
+
+
+def test_unknown_keys_are_ignored_at_every_depth() -> None:
+    """A key the models do not know, in any object, changes nothing."""
+    item = copy.deepcopy(RICH)
+    objects = [
+        item,
+        item["errors"],
+        *item["errors"]["data"],
+        item["request_counts"],
+        item["usage"],
+        item["usage"]["input_tokens_details"],
+        item["usage"]["output_tokens_details"],
+    ]
+    for number, value in enumerate(objects):
+        value[f"new_field_{number}"] = {"nested": [1, None]}
+    assert _both_paths(item) == _both_paths(RICH)
+
+
+def test_integers_of_any_size_are_valid() -> None:
+    """A page re-decoded by the json module, with integers beyond 64 bits in every integer
+    field, structures with those exact integers."""
+    item = copy.deepcopy(RICH)
+    int_paths = [
+        path
+        for path, cls, field in FIELDS
+        if int in typing.get_args(typing.get_type_hints(cls)[field.name])
+        or typing.get_type_hints(cls)[field.name] is int
+    ]
+    assert len(int_paths) >= 15
+    for number, path in enumerate(int_paths):
+        parent: Any = item
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = 2**70 + number
+    decoded = json.loads(json.dumps(_page(item)))
+    [batch] = parse_page(decoded).batches
+    for number, path in enumerate(int_paths):
+        assert _get(batch, path) == 2**70 + number
+    assert batch == _both_paths(decoded["data"][0])
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"errors": "oops"}, "expected a BatchErrors object, got str @ data[0].errors"),
+        ({"errors": {"data": "abc"}}, "expected list, got str @ data[0].errors.data"),
+        (
+            {"errors": {"data": [7]}},
+            "expected a BatchError object, got int @ data[0].errors.data[0]",
+        ),
+        ({"usage": []}, "expected a BatchUsage object, got list @ data[0].usage"),
+        ({"metadata": ["k"]}, "expected dict, got list @ data[0].metadata"),
+        ({"created_at": 1.0}, "expected int, got float @ data[0].created_at"),
+    ],
+)
+def test_strings_and_lists_are_not_objects(change: dict[str, Any], fragment: str) -> None:
+    """Where an object or a list belongs, nothing else is read as one (a string is not an
+    object whose fields are all absent), and the problem says what came instead."""
+    item = {**RICH, **change}
+    with pytest.raises(Unusual):
+        fast(item)
+    [invalid] = parse_page(_page(item)).invalid
+    assert fragment in invalid.problem
+
+
+def test_a_huge_bad_list_is_reported_by_its_first_element() -> None:
+    """A list or dict of many bad elements yields one short problem about the first, not
+    one exception and one message per element."""
+    item = {
+        **RICH,
+        "errors": {"data": [1] * 200_000},
+        "metadata": dict.fromkeys(map(str, range(9)), 1),
+    }
+    [invalid] = parse_page(_page(item)).invalid
+    assert "data[0].errors.data[0]" in invalid.problem
+    assert "data[1]" not in invalid.problem
+    assert len(invalid.problem) < 400
+    metadata_only = {**RICH, "metadata": {str(key): key for key in range(200_000)}}
+    [invalid] = parse_page(_page(metadata_only)).invalid
+    assert invalid.problem.count("@") == 1
+    assert "data[0].metadata['0']" in invalid.problem
+
+
+def _deep(depth: int) -> Any:
+    """A value nested `depth` levels, built without recursion."""
+    value: Any = []
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "key", ["id", "errors", "metadata", "request_counts", "usage", "created_at", "unknown"]
+)
+def test_deep_input_never_recurses(key: str) -> None:
+    """A value nested far deeper than the recursion limit, anywhere, is an invalid batch
+    (or ignored, under an unknown key), never a RecursionError."""
+    item = {**RICH, key: _deep(20_000)}
+    parsed = parse_page(_page(RICH, item, _deep(20_000)))
+    assert parsed.count == 3
+    if key == "unknown":
+        assert len(parsed.batches) == 2
+        assert [invalid.index for invalid in parsed.invalid] == [2]
+    else:
+        assert [invalid.index for invalid in parsed.invalid] == [1, 2]
+        assert parsed.invalid[0].batch_id == (None if key == "id" else "batch_rich")
+    assert parsed.last_item_id is None
+
+
+def test_parse_page_keeps_the_valid_batches_around_invalid_ones() -> None:
+    """Invalid items become InvalidBatch entries with index, id and problem; the others
+    are kept, in order."""
+    good = synthetic_batches(5, seed=2)
+    bad_type = {**good[1], "request_counts": {"total": "10", "completed": 1, "failed": 0}}
+    items = [good[0], bad_type, good[2], 7, {**good[3], "id": 5}, good[4]]
+    parsed = parse_page(_page(*items, first_id=good[0]["id"], last_id=good[4]["id"]))
+    assert [batch.id for batch in parsed.batches] == [good[index]["id"] for index in (0, 2, 4)]
+    assert parsed.batches == [_both_paths(good[index]) for index in (0, 2, 4)]
+    assert parsed.invalid == (
+        InvalidBatch(
+            1,
+            good[1]["id"],
+            f"batch {good[1]['id']!r} is invalid: "
+            "expected int, got str @ data[1].request_counts.total",
+        ),
+        InvalidBatch(3, None, "data[3] is a JSON number, expected a batch object"),
+        InvalidBatch(4, None, "a batch with no id is invalid: expected str, got int @ data[4].id"),
+    )
+    assert parsed.count == 6
+    assert parsed.last_item_id == good[4]["id"]
+    assert (parsed.first_id, parsed.last_id, parsed.has_more) == (
+        good[0]["id"],
+        good[4]["id"],
+        False,
+    )
+
+
+def test_parse_page_of_valid_batches() -> None:
+    """A page of realistic batches (keys omitted as real servers do) is all valid."""
+    items = synthetic_batches(100, seed=3)
+    assert any("usage" not in item for item in items)
+    parsed = parse_page(_page(*items, has_more=True))
+    assert parsed.invalid == ()
+    assert parsed.batches == [_both_paths(item) for item in items]
+    assert parsed.count == 100
+    assert parsed.last_item_id == items[-1]["id"]
+    assert parsed.has_more is True
+
+
+@pytest.mark.parametrize(
+    ("last", "expected"),
+    [
+        ({**RICH, "id": "batch_last", "created_at": "bad"}, "batch_last"),
+        ({**RICH, "id": 12}, None),
+        ("batch_last", None),
+    ],
+)
+def test_last_item_id_is_read_from_the_raw_item(last: Any, expected: str | None) -> None:
+    """The last item's id is the resume point even when that item is invalid."""
+    parsed = parse_page(_page(RICH, last))
+    assert parsed.last_item_id == expected
+    assert parsed.count == 2
+
+
+@pytest.mark.parametrize(
+    ("envelope", "expected"),
+    [
+        ({}, (None, None, None)),
+        ({"first_id": None, "last_id": None, "has_more": None}, (None, None, None)),
+        ({"first_id": "a", "last_id": "b", "has_more": True}, ("a", "b", True)),
+    ],
+)
+def test_envelope_fields_absent_or_null_are_none(
+    envelope: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    """`first_id`, `last_id` and `has_more` may be absent or null (None: the server did not
+    say); an empty page has no last item id."""
+    parsed = parse_page({"data": [], **envelope})
+    assert (parsed.first_id, parsed.last_id, parsed.has_more) == expected
+    assert (parsed.batches, parsed.invalid, parsed.count, parsed.last_item_id) == ([], (), 0, None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ([], "response body is a JSON array, expected an object"),
+        ({"has_more": False}, "no 'data' field"),
+        ({"data": None}, "no 'data' field"),
+        ({"data": {}}, "'data' is a JSON object, expected an array"),
+        ({"data": [], "has_more": "no"}, "'has_more' is a JSON string, expected a boolean"),
+        ({"data": [], "first_id": 3}, "'first_id' is a JSON number"),
+        ({"data": [], "last_id": []}, "'last_id' is a JSON array"),
+    ],
+)
+def test_parse_page_raises_only_for_the_envelope(payload: object, fragment: str) -> None:
+    """A body that is not a list page is a PayloadError saying what is wrong."""
+    with pytest.raises(PayloadError) as caught:
+        parse_page(payload)
+    assert fragment in str(caught.value)
