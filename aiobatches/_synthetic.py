@@ -1,8 +1,10 @@
 """Seeded synthetic batches shaped like the real API's, for the fake server and benchmarks.
 
 Each status gets the timestamps, counts, files and errors it has in real
-life; optional fields are sent as `null`, as the API does (so are `usage`
-of batches that never started and of some older ones).
+life; optional fields are sent as `null`, as the API does (so is `usage` of
+batches that never started). Keys are omitted where real servers omit them:
+older batches predate `model` and `usage`, and the official example response
+lacks both; some servers send a failed batch's `errors.object` as `null`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ _STATUS_WEIGHTS: Final = {
 }
 _ENDPOINTS: Final = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
 _MODELS: Final = ("gpt-5-2025-08-07", "gpt-4.1-mini-2025-04-14", "text-embedding-3-large", None)
+_LEGACY_SHARE: Final = 0.25
+"""Batches with neither `model` nor `usage` key, like the official example response."""
+_NO_USAGE_SHARE: Final = 0.1
+"""Of the other batches, those with a `model` but no `usage` key (created before usage existed)."""
+_NULL_ERRORS_OBJECT_SHARE: Final = 0.5
+"""Failed batches whose `errors.object` is `null` rather than `"list"`."""
 _FAILURES: Final = (
     ("invalid_json_line", "This line is not parseable as valid JSON.", None),
     ("missing_required_parameter", "The request is missing a required parameter.", "body.model"),
@@ -36,15 +44,30 @@ _FAILURES: Final = (
 def synthetic_batches(count: int, *, seed: int = 0, newest: int = EPOCH) -> list[dict[str, Any]]:
     """`count` batches as the API would send them, newest first; same seed, same batches."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    # Which keys are left out is drawn from a stream of its own, so that every
+    # value stays what the same seed gave before keys were ever omitted.
+    shapes = random.Random(f"{seed}-shapes")  # noqa: S311 - as above
     statuses = list(_STATUS_WEIGHTS)
     weights = list(_STATUS_WEIGHTS.values())
     batches = []
     created = newest
     for _ in range(count):
         status = rng.choices(statuses, weights)[0]
-        batches.append(_batch(rng, status, created))
+        batches.append(_omit_keys(shapes, _batch(rng, status, created)))
         created -= rng.randint(30, 3_600)
     return batches
+
+
+def _omit_keys(rng: random.Random, batch: dict[str, Any]) -> dict[str, Any]:
+    """Leave out the keys that real servers leave out, in realistic shares."""
+    draw = rng.random()
+    if draw < _LEGACY_SHARE:
+        del batch["model"], batch["usage"]
+    elif draw < _LEGACY_SHARE + (1 - _LEGACY_SHARE) * _NO_USAGE_SHARE:
+        del batch["usage"]
+    if batch["errors"] is not None and rng.random() < _NULL_ERRORS_OBJECT_SHARE:
+        batch["errors"]["object"] = None
+    return batch
 
 
 def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +20,7 @@ from aiobatches import (
     BatchUsage,
 )
 from aiobatches._converter import PayloadError, structure_page, unstructure_batch
+from aiobatches._fast import structure_function
 from aiobatches.testing import synthetic_batches
 
 SCHEMA = yaml.safe_load(
@@ -243,13 +246,59 @@ def test_envelope_problems_are_payload_errors(payload: object, fragment: str) ->
 
 
 def test_synthetic_batches_cover_every_status_and_optional_shape() -> None:
-    """The fake data has each status, batches with and without usage, and with errors."""
+    """The fake data has each status, usage present, null and absent, model absent on a
+    realistic share, errors (some with a null `object`), and is reproducible."""
     batches = synthetic_batches(400, seed=1)
     assert {batch["status"] for batch in batches} == {status.value for status in BatchStatus}
-    assert any(batch["usage"] is None and batch["in_progress_at"] for batch in batches)
     assert any(batch.get("usage") for batch in batches)
-    assert any(batch["errors"] for batch in batches)
+    assert any("usage" in batch and batch["usage"] is None for batch in batches)
+    lacking_model = sum("model" not in batch for batch in batches)
+    lacking_usage = sum("usage" not in batch for batch in batches)
+    assert 0.15 * 400 < lacking_model < 0.35 * 400
+    assert lacking_model < lacking_usage < 0.45 * 400
+    errors = [batch["errors"] for batch in batches if batch["errors"]]
+    assert {error["object"] for error in errors} == {"list", None}
     created = [batch["created_at"] for batch in batches]
     assert created == sorted(created, reverse=True)
     assert len({batch["id"] for batch in batches}) == 400
     assert synthetic_batches(5, seed=9) == synthetic_batches(5, seed=9)
+
+
+def test_omitting_keys_keeps_every_value_of_a_seed() -> None:
+    """Omitted keys are drawn apart from the values: a seed gives the same ids and times as
+    before keys were omitted, so recorded expectations stay valid."""
+    first = synthetic_batches(3, seed=0)
+    assert [batch["id"] for batch in first] == [
+        "batch_82e2e662f728b4fa42485e3a",
+        "batch_9e4d6e3c1846d424c17c6279",
+        "batch_42af9fc385776e9add84f39e",
+    ]
+    assert [batch["created_at"] for batch in first] == [1763000000, 1762998504, 1762995972]
+
+
+def _official_example() -> dict[str, Any]:
+    """The list response example of the schema, made valid JSON (it elides items as `{ ... }`
+    and leaves a trailing comma)."""
+    operation = SCHEMA["paths"]["/batches"]["get"]
+    text = operation["x-oaiMeta"]["examples"]["response"]
+    text = text.replace("{ ... },", "")
+    text = re.sub(r",(\s*[}\]])", r"\1", text)
+    example: dict[str, Any] = json.loads(text)
+    return example
+
+
+def test_official_example_response_structures() -> None:
+    """The schema's own example response, whose batch has no `model` and no `usage` key,
+    structures on the fast path."""
+    payload = _official_example()
+    [item] = payload["data"]
+    assert "model" not in item
+    assert "usage" not in item
+    page = structure_page(payload)
+    [batch] = page.data
+    assert batch.model is None
+    assert batch.usage is None
+    assert batch.request_counts is not None
+    assert batch.request_counts.completed == 95
+    assert page.has_more is True
+    assert structure_function(Batch)(item) == batch
