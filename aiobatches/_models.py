@@ -1,9 +1,9 @@
 """The batch objects of `GET /v1/batches`, as frozen attrs classes.
 
 Pure data: no I/O, no parsing. Field names and optionality follow OpenAI's
-schema; timestamps stay `int` Unix seconds, as the API sends them. No weakref
-slot: the fast structuring path builds instances through a twin class with
-the same slots, which CPython only allows when no `__weakref__` slot follows.
+schema; a field with a default may be absent or null in the JSON, and both
+give the default. Timestamps and counts stay `int` (Unix seconds for
+timestamps), as the API sends them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from __future__ import annotations
 import enum
 
 from attrs import field, frozen
+
+# Every model is declared with `weakref_slot=False`: the converter builds
+# instances through a twin class with the same slots, which CPython allows
+# only when no `__weakref__` slot follows them.
 
 
 class BatchStatus(enum.StrEnum):
@@ -28,7 +32,7 @@ class BatchStatus(enum.StrEnum):
 
 @frozen(weakref_slot=False)
 class BatchError:
-    """One error of a failed batch, e.g. a malformed line of the input file."""
+    """One error of a failed batch, e.g. a bad line of the input file; any part may be `None`."""
 
     code: str | None = None
     line: int | None = None
@@ -38,7 +42,7 @@ class BatchError:
 
 @frozen(weakref_slot=False)
 class BatchErrors:
-    """The list of errors a batch collected (`object` is always `list`)."""
+    """The errors a batch collected; `object` is `"list"` and `data` empty unless sent."""
 
     object: str = "list"
     data: list[BatchError] = field(factory=list)
@@ -69,7 +73,7 @@ class OutputTokensDetails:
 
 @frozen(weakref_slot=False)
 class BatchUsage:
-    """Token usage of a batch; only batches created after 2025-09-07 carry it."""
+    """Token usage of a batch; only batches created after 2025-09-07 carry it, once started."""
 
     input_tokens: int
     input_tokens_details: InputTokensDetails
@@ -80,7 +84,8 @@ class BatchUsage:
 
 @frozen(weakref_slot=False)
 class Batch:
-    """One batch job. Required fields first; every optional one is `None` when absent or null."""
+    """One batch job: the seven fields the API always sends, then the optional ones (`None` when
+    absent or null; older batches have no `model` or `usage`)."""
 
     id: str
     object: str
