@@ -1,0 +1,268 @@
+"""Bad settings fail at construction, clearly and without echoing secrets; misuse is named."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import os
+import re
+import warnings
+from typing import Any, Final
+
+import aiohttp
+import pytest
+from _helpers import API_KEY, ids
+from yarl import URL
+
+import aiobatches
+from aiobatches.testing import FakeBatchesServer
+
+BASE: Final = "https://api.example.test/v1"
+VERSION: Final = "2024-10-21"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy, netrc, OpenAI or Azure setting from the environment reaches these tests."""
+    for name in list(os.environ):
+        upper = name.upper()
+        if (
+            upper.endswith("_PROXY")
+            or upper == "NETRC"
+            or upper.startswith(("OPENAI_", "AZURE_OPENAI_"))
+        ):
+            monkeypatch.delenv(name)
+
+
+def refused(error: BaseException) -> str:
+    """Everything a user could see of a construction error."""
+    return f"{error} {error!r} {error.args!r}"
+
+
+# --- credentials and headers with control characters ----------------------------------------------
+
+KEY_SECRET: Final = "sk-abc123"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [f"{KEY_SECRET}\n", f"{KEY_SECRET}\r\n", f"sk-abc\x00{KEY_SECRET}", f"{KEY_SECRET}\x1b[2J"],
+    ids=["newline", "crlf", "nul", "escape"],
+)
+def test_api_key_with_control_characters_is_refused(key: str) -> None:
+    """A key with a newline (as read from a secrets file) or another control character is a
+    ValueError naming api_key, and the message never holds the key."""
+    with pytest.raises((ValueError, TypeError), match="api_key") as caught:
+        aiobatches.Client(api_key=key, base_url=BASE)
+    assert KEY_SECRET not in refused(caught.value)
+
+
+def test_api_key_from_the_environment_with_a_newline_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OPENAI_API_KEY with a trailing newline is refused, naming the key, not showing it."""
+    monkeypatch.setenv("OPENAI_API_KEY", f"{KEY_SECRET}\n")
+    with pytest.raises((ValueError, TypeError), match=r"(?i)api_key") as caught:
+        aiobatches.Client(base_url=BASE)
+    assert KEY_SECRET not in refused(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "secret"),
+    [
+        ({"api_key": f"{KEY_SECRET}\n"}, KEY_SECRET),
+        ({"azure_ad_token": f"{KEY_SECRET}\r\n"}, KEY_SECRET),
+    ],
+    ids=["api_key", "azure_ad_token"],
+)
+def test_azure_credentials_with_control_characters_are_refused(
+    kwargs: dict[str, str], secret: str
+) -> None:
+    """AzureClient refuses a key or token with control characters, naming it, never showing it."""
+    name = next(iter(kwargs))
+    with pytest.raises((ValueError, TypeError), match=name) as caught:
+        aiobatches.AzureClient(azure_endpoint=BASE, api_version=VERSION, **kwargs)  # type: ignore[arg-type]
+    assert secret not in refused(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"organization": "org-1\r\nX-Injected: 1"}, "organization"),
+        ({"project": "proj_1\r\nX-Injected: 1"}, "project"),
+        ({"default_headers": {"X-Team": "data\r\nX-Injected: 1"}}, "default_headers"),
+    ],
+    ids=["organization", "project", "default_headers"],
+)
+def test_header_values_with_crlf_are_refused(kwargs: dict[str, Any], named: str) -> None:
+    """An organization, project or default header with CR LF (header injection) is refused."""
+    with pytest.raises((ValueError, TypeError), match=named):
+        aiobatches.Client(api_key=API_KEY, base_url=BASE, **kwargs)
+
+
+def test_credential_in_a_default_header_is_not_echoed() -> None:
+    """A default header carrying a credential and a newline is refused without showing it."""
+    with pytest.raises((ValueError, TypeError), match="default_headers") as caught:
+        aiobatches.Client(
+            api_key=API_KEY, base_url=BASE, default_headers={"api-key": f"{KEY_SECRET}\n"}
+        )
+    assert KEY_SECRET not in refused(caught.value)
+
+
+# --- timeouts, base URLs, retries ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        math.inf,
+        math.nan,
+        0,
+        -1,
+        aiohttp.ClientTimeout(total=math.inf),
+        aiohttp.ClientTimeout(total=math.nan),
+        aiohttp.ClientTimeout(total=-1),
+    ],
+    ids=repr,
+)
+def test_timeout_not_finite_and_positive_is_refused(timeout: float | aiohttp.ClientTimeout) -> None:
+    """A timeout that is infinite, NaN, zero or negative (plain or ClientTimeout) is refused."""
+    with pytest.raises((ValueError, TypeError), match="timeout"):
+        aiobatches.Client(api_key=API_KEY, base_url=BASE, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secret"),
+    [
+        ("https://user:s3cr3t-pw@api.example.com/v1", "s3cr3t-pw"),
+        ("https://tok3n-only-user@api.example.com/v1", "tok3n-only-user"),
+    ],
+    ids=["user and password", "user only"],
+)
+def test_base_url_with_credentials_is_refused(base_url: str, secret: str) -> None:
+    """Credentials inside base_url are refused at construction, without echoing them."""
+    with pytest.raises((ValueError, TypeError), match="base_url") as caught:
+        aiobatches.Client(api_key=API_KEY, base_url=base_url)
+    assert secret not in refused(caught.value)
+
+
+def test_base_url_with_credentials_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OPENAI_BASE_URL with credentials is refused too, naming the setting, not the password."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://user:s3cr3t-pw@api.example.com/v1")
+    with pytest.raises((ValueError, TypeError), match=r"(?i)base_url") as caught:
+        aiobatches.Client(api_key=API_KEY)
+    assert "s3cr3t-pw" not in refused(caught.value)
+
+
+def test_max_retries_true_is_refused() -> None:
+    """max_retries=True is not taken for 1."""
+    with pytest.raises((ValueError, TypeError), match="max_retries"):
+        aiobatches.Client(api_key=API_KEY, base_url=BASE, max_retries=True)
+
+
+async def test_unknown_on_invalid_is_refused_before_any_request() -> None:
+    """on_invalid other than "raise" or "skip" is a ValueError naming it, before any request."""
+    async with (
+        FakeBatchesServer(count=5) as server,
+        aiobatches.Client(api_key=API_KEY, base_url=server.url) as client,
+    ):
+        with pytest.raises(ValueError, match="on_invalid"):
+            client.list_batches(on_invalid="ignore")  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+# --- a borrowed session closed under the client ------------------------------------------------
+
+
+async def test_borrowed_session_closed_mid_stream_is_a_clear_error() -> None:
+    """Closing a borrowed session between pages gives an AIOBatchesError saying so."""
+    got: list[aiobatches.Batch] = []
+    async with FakeBatchesServer(count=30) as server:
+        session = aiohttp.ClientSession()
+        try:
+            async with aiobatches.Client(
+                api_key=API_KEY, base_url=server.url, session=session
+            ) as client:
+                with pytest.raises(aiobatches.AIOBatchesError) as caught:
+                    async for batch in client.list_batches(limit=10, prefetch=0):
+                        got.append(batch)
+                        if len(got) == 10:
+                            await session.close()
+        finally:
+            await session.close()
+        expected = [batch["id"] for batch in server.batches]
+    assert ids(got) == expected[:10]
+    message = str(caught.value).lower()
+    assert "session" in message
+    assert "closed" in message
+    assert len(server.page_requests) == 1
+
+
+# --- a client carried into a second event loop ---------------------------------------------------
+
+
+def test_client_used_in_a_second_event_loop_says_so() -> None:
+    """A client used in one asyncio.run and again in another says it belongs to another loop."""
+
+    async def first() -> tuple[aiobatches.Client, int]:
+        async with FakeBatchesServer(count=5) as server:
+            client = aiobatches.Client(api_key=API_KEY, base_url=server.url)
+            assert len(await client.list_batches().to_list()) == 5
+            port = URL(server.url).port
+            assert port is not None
+            return client, port
+
+    client, port = asyncio.run(first())
+
+    async def second(client: aiobatches.Client) -> None:
+        async with FakeBatchesServer(count=5, port=port):
+            await client.list_batches().to_list()
+
+    with pytest.raises((RuntimeError, aiobatches.AIOBatchesError)) as caught:
+        asyncio.run(second(client))
+    message = str(caught.value)
+    # The session the first loop left open can no longer be closed properly; let it go
+    # quietly now so its ResourceWarning does not land on another test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del client, caught
+        gc.collect()
+    assert re.search(r"\b(another|different|other)\b.*\bloop\b", message), message
+
+
+# --- an Azure token provider that returns nonsense -----------------------------------------------
+
+
+def returns_none() -> Any:
+    """A provider that forgot to return its token."""
+    return None
+
+
+def returns_empty() -> Any:
+    """A provider whose token cache was empty."""
+    return ""
+
+
+async def returns_int() -> Any:
+    """An async provider returning something that is not a token at all."""
+    return 42
+
+
+@pytest.mark.parametrize("provider", [returns_none, returns_empty, returns_int])
+async def test_token_provider_returning_nonsense_is_a_clear_error(provider: Any) -> None:
+    """A provider returning None, "" or 42 is an AIOBatchesError naming the provider."""
+    async with (
+        FakeBatchesServer(count=5, azure_api_version=VERSION) as azure,
+        aiobatches.AzureClient(
+            azure_endpoint=azure.url, api_version=VERSION, azure_ad_token_provider=provider
+        ) as client,
+    ):
+        with pytest.raises(aiobatches.AIOBatchesError, match="provider") as caught:
+            await client.list_batches().to_list()
+    assert not isinstance(caught.value, TypeError)
+    assert not any(
+        request.headers.get("Authorization", "").startswith("Bearer") for request in azure.requests
+    )
