@@ -2,12 +2,15 @@
 
 Everything that touches HTTP lives here; pagination and prefetch live in
 `_stream`. A client is unopened, open or closed; a borrowed session is never
-closed by us, an owned one always is.
+closed by us, an owned one always is. An attempt returns a page or a
+`_Failure` saying whether it is worth retrying; the retry loop decides.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import inspect
 import logging
 import os
 import platform
@@ -16,14 +19,33 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Final, NoReturn, Self, TypedDict, Unpack
+from typing import Final, Self, TypedDict, Unpack
 
 import aiohttp
-import orjson
+from attrs import frozen
 from yarl import URL
 
 from . import _retry
-from ._converter import PayloadError, structure_page
+from ._body import (
+    MAX_ERROR_BYTES,
+    MAX_PAGE_BYTES,
+    BodyError,
+    error_summary,
+    loads,
+    loads_exact,
+    read_bounded,
+    text_of,
+)
+from ._closing import CloseOnce
+from ._config import (
+    Proxies,
+    check_count,
+    check_headers,
+    check_text,
+    check_timeout,
+    parse_base_url,
+)
+from ._converter import PayloadError, parse_page
 from ._errors import (
     AIOBatchesError,
     APIConnectionError,
@@ -32,8 +54,8 @@ from ._errors import (
     APITimeoutError,
     status_error_class,
 )
-from ._models import BatchPage
-from ._stream import BatchStream
+from ._redact import Redactor
+from ._stream import ON_INVALID, BatchStream, FetchedPage, OnInvalid
 from ._version import version
 
 logger: Final = logging.getLogger("aiobatches")
@@ -53,13 +75,14 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class _Retryable(Exception):  # noqa: N818 - a signal inside the retry loop, never raised out
-    """A failed attempt worth another try; carries the error to raise if none is left."""
+@frozen
+class _Failure:
+    """An attempt that yielded no page: the error to raise, and whether to try again."""
 
-    def __init__(self, error: APIError, delay: float | None = None) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.delay = delay
+    error: APIError
+    retry: bool
+    delay: float | None = None
+    """The server's requested delay, if it gave a usable one."""
 
 
 class Client:
@@ -76,6 +99,8 @@ class Client:
         connection_limit: open connections of the owned session (0: no limit).
         default_headers: extra headers for every request.
         default_query: extra query parameters for every page request.
+        proxy: an http(s) proxy URL; by default an owned session follows
+            `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
     """
 
     def __init__(
@@ -91,15 +116,17 @@ class Client:
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
+        proxy: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         if not key:
             raise AIOBatchesError(
                 "No API key: pass api_key=... or set the OPENAI_API_KEY environment variable."
             )
+        check_text("api_key", key, secret=True)
         base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self._setup(
-            list_url=_parse_base_url(base) / "batches",
+            list_url=parse_base_url("base_url", base) / "batches",
             auth_headers={"Authorization": f"Bearer {key}"},
             secrets=(key,),
             organization=organization or os.environ.get("OPENAI_ORG_ID"),
@@ -110,6 +137,7 @@ class Client:
             connection_limit=connection_limit,
             default_headers=default_headers,
             default_query=default_query,
+            proxy=proxy,
         )
 
     def _setup(
@@ -126,37 +154,32 @@ class Client:
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
+        proxy: str | None = None,
     ) -> None:
         """Validate and store what every kind of client shares."""
-        if isinstance(timeout, aiohttp.ClientTimeout):
-            self._timeout = timeout
-        elif _is_number(timeout) and timeout > 0:
-            self._timeout = aiohttp.ClientTimeout(total=float(timeout))
-        else:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not _is_int(max_retries) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-        if not _is_int(connection_limit) or connection_limit < 0:
-            raise ValueError(f"connection_limit must be an int >= 0, got {connection_limit!r}")
+        self._timeout = check_timeout(timeout)
+        self._max_retries = check_count("max_retries", max_retries)
+        self._connection_limit = check_count("connection_limit", connection_limit)
         self._list_url = list_url
         self._origin = list_url.origin()
-        self._secrets = tuple(secret for secret in secrets if secret)
         self._headers: dict[str, str] = {
             "Accept": "application/json",
             "User-Agent": _USER_AGENT,
             **auth_headers,
         }
         if organization:
-            self._headers["OpenAI-Organization"] = organization
+            self._headers["OpenAI-Organization"] = check_text("organization", organization)
         if project:
-            self._headers["OpenAI-Project"] = project
-        self._headers.update(default_headers or {})
+            self._headers["OpenAI-Project"] = check_text("project", project)
+        self._headers.update(check_headers(default_headers))
         self._query: dict[str, str] = dict(default_query or {})
-        self._max_retries = max_retries
-        self._connection_limit = connection_limit
         self._session = session
         self._owns_session = session is None
+        self._proxies = Proxies.choose(proxy, owned_session=self._owns_session)
+        self._redactor = Redactor((*secrets, *self._proxies.secrets))
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._state = _State.UNOPENED
+        self._closing = CloseOnce(self._close, f"aiobatches {type(self).__name__} close")
         self._streams: weakref.WeakSet[BatchStream] = weakref.WeakSet()
 
     def __repr__(self) -> str:
@@ -175,14 +198,26 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client's streams and its owned session; safe to call any number of times."""
-        if self._state is _State.CLOSED:
-            return
+        """Close the client's streams and its owned session; safe to call any number of times.
+
+        Returns only when everything is closed, for every caller; a cancelled
+        call leaves the close running, and calling again waits for it.
+        """
         self._state = _State.CLOSED
+        await self._closing()
+
+    async def _close(self) -> None:
         for stream in list(self._streams):
-            await stream._shutdown("its client was closed")
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+            if not stream.closed:  # a stream already closing may be the one closing us
+                await stream._shutdown("its client was closed")
+        session = self._session
+        if not self._owns_session or session is None:
+            return
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            # Its connections belong to a loop that has ended: nothing can close them now.
+            session.detach()
+            return
+        await session.close()
 
     @property
     def is_closed(self) -> bool:
@@ -196,6 +231,7 @@ class Client:
         after: str | None = None,
         prefetch: int = 1,
         max_items: int | None = None,
+        on_invalid: OnInvalid = "raise",
     ) -> BatchStream:
         """Stream the organization's batches, newest first, prefetching `prefetch` pages ahead.
 
@@ -204,8 +240,12 @@ class Client:
             after: resume after this batch id (e.g. a previous stream's `cursor`).
             prefetch: pages fetched ahead while the caller works; 0 is strictly sequential.
             max_items: stop after this many batches, requesting no page beyond them.
+            on_invalid: `"raise"` a malformed batch's error after the batches before it,
+                or `"skip"` it with a WARNING and record its id in `stream.skipped`.
         """
-        return self._open_stream(limit=limit, after=after, prefetch=prefetch, max_items=max_items)
+        return self._open_stream(
+            limit=limit, after=after, prefetch=prefetch, max_items=max_items, on_invalid=on_invalid
+        )
 
     def _open_stream(
         self,
@@ -214,6 +254,7 @@ class Client:
         after: str | None,
         prefetch: int,
         max_items: int | None,
+        on_invalid: OnInvalid = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStream:
         """Validate the stream's arguments and register a new stream with this client."""
@@ -225,6 +266,8 @@ class Client:
             raise ValueError(f"max_items must be None or an int >= 0, got {max_items!r}")
         if after is not None and not isinstance(after, str):
             raise TypeError(f"after must be a batch id (str) or None, got {after!r}")
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
         self._check_open()
         stream = BatchStream(
             self._fetch_page,
@@ -232,6 +275,7 @@ class Client:
             after=after,
             prefetch=prefetch,
             max_items=max_items,
+            on_invalid=on_invalid,
             on_close=on_close,
         )
         self._streams.add(stream)
@@ -242,10 +286,18 @@ class Client:
             raise RuntimeError(f"{type(self).__name__} is closed; create a new one to list batches")
         self._state = _State.OPEN
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self, cursor: str | None) -> aiohttp.ClientSession:
         """The session to use, created on first use inside the running loop if we own it."""
         if self._state is _State.CLOSED:
             raise RuntimeError(f"{type(self).__name__} is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                f"this {type(self).__name__} was first used in another event loop (each"
+                " asyncio.run() makes a new one); create one client per event loop"
+            )
         if self._session is None:
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connection_limit)
@@ -257,50 +309,61 @@ class Client:
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
             self._session = session
+        elif self._session.closed:
+            raise APIConnectionError(
+                "the aiohttp.ClientSession lent to this client was closed; keep it open"
+                " while the client lists",
+                cursor=cursor,
+            )
         return self._session
 
     async def _request_headers(self) -> Mapping[str, str]:
         """Headers for one attempt; a subclass may refresh credentials here."""
         return self._headers
 
-    def _add_secret(self, secret: str) -> None:
-        """Redact `secret` from now on (e.g. a freshly issued token)."""
-        if secret and secret not in self._secrets:
-            self._secrets = (*self._secrets, secret)
-
-    async def _fetch_page(self, after: str | None, limit: int) -> BatchPage:
+    async def _fetch_page(self, after: str | None, limit: int) -> FetchedPage:
         """Fetch the page after `after`, retrying per policy; errors carry `cursor=after`."""
-        session = self._get_session()
         query = {**self._query, "limit": str(limit)}
         if after is not None:
             query["after"] = after
         retries = 0
         while True:
-            try:
-                return await self._attempt(session, query, after, retries)
-            except _Retryable as failed:
-                if retries >= self._max_retries:
-                    raise failed.error from failed.error.__cause__
-                delay = failed.delay if failed.delay is not None else _retry.backoff(retries)
-                logger.info(
-                    "retrying %s after %s (retry %d of %d) in %.3fs",
-                    self._redact(str(self._list_url)),
-                    type(failed.error).__name__,
-                    retries + 1,
-                    self._max_retries,
-                    delay,
-                )
-                await _retry.sleep(delay)
-                retries += 1
+            outcome = await self._attempt(query, after, retries)
+            if isinstance(outcome, FetchedPage):
+                return outcome
+            if not outcome.retry or retries >= self._max_retries:
+                raise outcome.error
+            delay = outcome.delay if outcome.delay is not None else _retry.backoff(retries)
+            logger.info(
+                "retrying %s after %s (retry %d of %d) in %.3fs",
+                self._redactor.text(str(self._list_url)),
+                type(outcome.error).__name__,
+                retries + 1,
+                self._max_retries,
+                delay,
+            )
+            await _retry.sleep(delay)
+            retries += 1
 
     async def _attempt(
+        self, query: Mapping[str, str], cursor: str | None, attempt: int
+    ) -> FetchedPage | _Failure:
+        """One attempt, redirects and credentials included, within one `timeout`."""
+        session = self._get_session(cursor)
+        try:
+            async with asyncio.timeout(self._timeout.total):
+                return await self._send(session, query, cursor, attempt)
+        except TimeoutError as error:
+            return self._transport_failure(error, cursor)
+
+    async def _send(
         self,
         session: aiohttp.ClientSession,
         query: Mapping[str, str],
         cursor: str | None,
         attempt: int,
-    ) -> BatchPage:
-        """One attempt: send, follow same-origin redirects, read and parse the page."""
+    ) -> FetchedPage | _Failure:
+        """Send, follow same-origin redirects, and read the final response."""
         url = self._list_url
         params: Mapping[str, str] | None = query
         headers = await self._request_headers()
@@ -316,15 +379,15 @@ class Client:
                     timeout=self._timeout,
                     allow_redirects=False,
                     raise_for_status=False,
+                    proxy=self._proxies.for_url(url),
                 ) as response:
                     status = response.status
                     request_id = response.headers.get("x-request-id")
                     target = self._redirect_target(response)
                     if target is None:
-                        body = await response.read()
-                        return self._page_from(response, body, cursor)
+                        return await self._read(response, cursor)
             except (TimeoutError, aiohttp.ClientError) as error:
-                raise self._transport_error(error, cursor) from error
+                return self._transport_failure(error, cursor)
             finally:
                 self._log(
                     url=url,
@@ -335,7 +398,8 @@ class Client:
                     started=started,
                 )
             url, params = target, None
-        raise APIConnectionError(f"more than {_MAX_REDIRECTS} redirects", cursor=cursor)
+        too_many = APIConnectionError(f"more than {_MAX_REDIRECTS} redirects", cursor=cursor)
+        return _Failure(too_many, retry=False)
 
     def _redirect_target(self, response: aiohttp.ClientResponse) -> URL | None:
         """Where a same-origin redirect points; None for any response to read as is."""
@@ -349,71 +413,108 @@ class Client:
             return None
         return target if same_origin else None
 
+    async def _read(
+        self, response: aiohttp.ClientResponse, cursor: str | None
+    ) -> FetchedPage | _Failure:
+        """Read a final response within its size bound and turn it into a page or a failure."""
+        if response.status >= 300:
+            body, _ = await read_bounded(response, MAX_ERROR_BYTES)
+            return self._status_failure(response, body, cursor)
+        announced = response.content_length
+        if (
+            announced is not None
+            and announced > MAX_PAGE_BYTES
+            and not response.headers.get("Content-Encoding")
+        ):
+            response.close()
+            reason = f"its body of {announced:,} bytes is over 16 MiB"
+            return self._invalid(response, reason, cursor)
+        body, cut = await read_bounded(response, MAX_PAGE_BYTES)
+        if cut:
+            return self._invalid(response, "its body is over 16 MiB", cursor)
+        return self._page_from(response, body, cursor)
+
     def _page_from(
         self, response: aiohttp.ClientResponse, body: bytes, cursor: str | None
-    ) -> BatchPage:
-        """Turn a complete response into a page, or raise the matching error."""
-        status = response.status
-        request_id = response.headers.get("x-request-id")
-        if status >= 300:
-            self._raise_status_error(response, body, cursor)
-
-        def invalid(reason: str) -> APIResponseValidationError:
-            message = f"invalid page from {self._list_url}: {reason}"
-            return APIResponseValidationError(
-                self._redact(message), status_code=status, request_id=request_id, cursor=cursor
-            )
-
+    ) -> FetchedPage | _Failure:
+        """Decode and structure a complete page; a malformed batch fails alone, not its page."""
         content_type = response.headers.get("Content-Type")
         if content_type is not None and not _JSON_TYPE.match(content_type):
-            raise invalid(f"content type is {content_type!r}, expected application/json")
+            reason = f"content type is {content_type!r}, expected application/json"
+            return self._invalid(response, reason, cursor)
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise invalid(f"body is not JSON ({error})") from None
-        try:
-            return structure_page(payload)
-        except PayloadError as error:
-            raise invalid(str(error)) from None
+            text = text_of(body, response.charset)
+            parsed = parse_page(loads(text))
+        except (BodyError, PayloadError) as error:
+            return self._invalid(response, str(error), cursor)
+        if parsed.invalid and (exact := loads_exact(text)) is not None:
+            try:  # integers beyond 64 bits, which orjson reads as floats
+                parsed = parse_page(exact)
+            except PayloadError as error:
+                return self._invalid(response, str(error), cursor)
+        errors = tuple(
+            APIResponseValidationError(
+                self._redactor.text(f"invalid page from {self._list_url}: {item.problem}"),
+                request_id=response.headers.get("x-request-id"),
+                batch_id=item.batch_id,
+            )
+            for item in parsed.invalid
+        )
+        return FetchedPage(parsed, errors)
 
-    def _raise_status_error(
+    def _invalid(
+        self, response: aiohttp.ClientResponse, reason: str, cursor: str | None
+    ) -> _Failure:
+        message = self._redactor.text(f"invalid page from {self._list_url}: {reason}")
+        error = APIResponseValidationError(
+            message,
+            status_code=response.status,
+            request_id=response.headers.get("x-request-id"),
+            cursor=cursor,
+        )
+        return _Failure(error, retry=False)
+
+    def _status_failure(
         self, response: aiohttp.ClientResponse, body: bytes, cursor: str | None
-    ) -> NoReturn:
+    ) -> _Failure:
+        """The error for a non-success status, and whether the policy retries it."""
         status = response.status
         headers = response.headers
-        detail, error_body = _error_detail(body.decode("utf-8", errors="replace"))
         message = f"{status} {response.reason or ''}".rstrip()
-        if detail:
+        detail, error_body = error_summary(body, response.charset)
+        if 300 <= status < 400:  # a redirect's body only repeats its status
+            if "Location" in headers:
+                message = f"{message} (a redirect to another origin is not followed)"
+        elif detail:
             message = f"{message}: {detail}"
-        if 300 <= status < 400 and "Location" in headers:
-            message = f"{message} (a redirect to another origin is not followed)"
         delay = _retry.server_delay(headers)
         error = status_error_class(status)(
-            self._redact(message),
+            self._redactor.text(message),
             status_code=status,
             request_id=headers.get("x-request-id"),
-            body=self._redact_value(error_body),
+            body=self._redactor.value(error_body),
             cursor=cursor,
             retry_after=delay,
         )
-        if not _retry.should_retry(status, headers) or status < 400:
-            raise error
-        if delay is not None and delay > _retry.MAX_SERVER_DELAY:
-            raise error
-        raise _Retryable(error, delay)
+        retry = (
+            status >= 400
+            and _retry.should_retry(status, headers)
+            and (delay is None or delay <= _retry.MAX_SERVER_DELAY)
+        )
+        return _Failure(error, retry=retry, delay=delay)
 
-    def _transport_error(self, error: BaseException, cursor: str | None) -> _Retryable:
+    def _transport_failure(self, error: BaseException, cursor: str | None) -> _Failure:
         if isinstance(error, TimeoutError):
             failure: APIError = APITimeoutError(
                 f"request to {self._list_url} timed out", cursor=cursor
             )
         else:
-            reason = self._redact(str(error) or type(error).__name__)
+            reason = self._redactor.text(str(error) or type(error).__name__)
             failure = APIConnectionError(
                 f"connection to {self._list_url} failed: {reason}", cursor=cursor
             )
         failure.__cause__ = error
-        return _Retryable(failure)
+        return _Failure(failure, retry=True)
 
     def _log(
         self,
@@ -427,7 +528,7 @@ class Client:
     ) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
             return
-        full_url = self._redact(str(url.update_query(params) if params else url))
+        full_url = self._redactor.text(str(url.update_query(params) if params else url))
         elapsed = time.perf_counter() - started
         logger.debug(
             "GET %s -> %s request_id=%s attempt=%d elapsed=%.3fs",
@@ -446,22 +547,6 @@ class Client:
             },
         )
 
-    def _redact(self, text: str) -> str:
-        """Replace every credential of this client in `text`."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _redact_value(self, value: object) -> object:
-        """Redact the strings inside a decoded JSON value (escapes are decoded by now)."""
-        if isinstance(value, str):
-            return self._redact(value)
-        if isinstance(value, dict):
-            return {self._redact(str(k)): self._redact_value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._redact_value(item) for item in value]
-        return value
-
 
 class ClientOptions(TypedDict, total=False):
     """`Client` keyword arguments that `AzureClient` passes on unchanged."""
@@ -471,6 +556,7 @@ class ClientOptions(TypedDict, total=False):
     max_retries: int
     connection_limit: int
     default_headers: Mapping[str, str] | None
+    proxy: str | None
 
 
 TokenProvider = Callable[[], str | Awaitable[str]]
@@ -488,8 +574,8 @@ class AzureClient(Client):
         azure_ad_token: sent as `Authorization: Bearer`; falls back to `AZURE_OPENAI_AD_TOKEN`.
         azure_ad_token_provider: called (sync or async) for a fresh token on every request.
         organization, project, default_query: as for `Client` (no environment fallback).
-        client_kwargs: `Client`'s session, timeout, max_retries, connection_limit and
-            default_headers.
+        client_kwargs: `Client`'s session, timeout, max_retries, connection_limit,
+            default_headers and proxy.
 
     A token (static or from the provider) wins over an API key, as in the official SDK.
     Streams, errors and retries are exactly `Client`'s.
@@ -524,13 +610,18 @@ class AzureClient(Client):
                 "No Azure credential: pass api_key, azure_ad_token or azure_ad_token_provider,"
                 " or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
             )
+        check_text("api_version", version)
+        if key:
+            check_text("api_key", key, secret=True)
+        if token:
+            check_text("azure_ad_token", token, secret=True)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if key and not (token or azure_ad_token_provider):
             headers["api-key"] = key
         query = {**(default_query or {}), "api-version": version}
         self._token_provider = azure_ad_token_provider
         self._setup(
-            list_url=_parse_base_url(endpoint) / "openai" / "batches",
+            list_url=parse_base_url("azure_endpoint", endpoint) / "openai" / "batches",
             auth_headers=headers,
             secrets=tuple(secret for secret in (key, token) if secret),
             organization=organization,
@@ -543,10 +634,23 @@ class AzureClient(Client):
         """With a token provider, a fresh Bearer token for every attempt."""
         if self._token_provider is None:
             return self._headers
-        token = self._token_provider()
-        if not isinstance(token, str):
-            token = await token
-        self._add_secret(token)
+        try:
+            token: object = self._token_provider()
+            if inspect.isawaitable(token):
+                token = await token
+        except Exception as error:
+            reason = self._redactor.text(f"{type(error).__name__}: {error}")
+            raise AIOBatchesError(f"azure_ad_token_provider failed: {reason}") from error
+        if not isinstance(token, str) or not token:
+            raise AIOBatchesError(
+                f"azure_ad_token_provider returned {type(token).__name__}"
+                f"{' (empty)' if token == '' else ''}; it must return a non-empty str"
+            )
+        self._redactor.add(token)
+        try:
+            check_text("the token from azure_ad_token_provider", token, secret=True)
+        except ValueError as error:
+            raise AIOBatchesError(str(error)) from None
         return {**self._headers, "Authorization": f"Bearer {token}"}
 
 
@@ -566,11 +670,14 @@ def list_batches(
     connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     default_headers: Mapping[str, str] | None = None,
     default_query: Mapping[str, str] | None = None,
+    proxy: str | None = None,
+    on_invalid: OnInvalid = "raise",
 ) -> BatchStream:
     """One-shot stream: a `Client` made from these arguments lives exactly as long as the stream.
 
     Takes `Client`'s and `Client.list_batches`' keyword arguments. Exhaustion,
-    an error, `aclose()` or leaving `async with` closes the client too.
+    an error, `aclose()` or leaving `async with` closes the client too, and so
+    does the event loop's end when the caller breaks out without `async with`.
     """
     client = Client(
         api_key,
@@ -583,40 +690,20 @@ def list_batches(
         connection_limit=connection_limit,
         default_headers=default_headers,
         default_query=default_query,
+        proxy=proxy,
     )
     return client._open_stream(
-        limit=limit, after=after, prefetch=prefetch, max_items=max_items, on_close=client.aclose
+        limit=limit,
+        after=after,
+        prefetch=prefetch,
+        max_items=max_items,
+        on_invalid=on_invalid,
+        on_close=client.aclose,
     )
-
-
-def _error_detail(text: str) -> tuple[str, object]:
-    """A readable one-line detail and the `body` to expose for an error response."""
-    try:
-        decoded: Any = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        plain = " ".join(re.sub(r"<[^>]*>", " ", text).split())
-        return (plain[:200] + ("..." if len(plain) > 200 else "")), (text or None)
-    if isinstance(decoded, dict):
-        inner = decoded.get("error", decoded)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"], inner
-        return "", inner
-    return "", decoded
-
-
-def _parse_base_url(raw: str) -> URL:
-    url = URL(raw.rstrip("/"))
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"base_url must be an absolute http(s) URL, got {raw!r}")
-    return url
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _USER_AGENT: Final = (

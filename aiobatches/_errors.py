@@ -16,7 +16,10 @@ page that failed, so `list_batches(after=err.cursor)` resumes with nothing lost.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Batch
 
 
 class AIOBatchesError(Exception):
@@ -28,11 +31,14 @@ class APIError(AIOBatchesError):
 
     message: str
     cursor: str | None
+    partial: list[Batch] | None
+    """What `to_list()` had collected when this error stopped it; None elsewhere."""
 
     def __init__(self, message: str, *, cursor: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.cursor = cursor
+        self.partial = None
 
 
 class APIConnectionError(APIError):
@@ -108,10 +114,15 @@ class InternalServerError(APIStatusError):
 
 
 class APIResponseValidationError(APIError):
-    """A successful response whose body is not a valid page of batches."""
+    """A successful response whose body is not a valid page of batches.
+
+    When one batch is malformed, `batch_id` names it (None if it has no
+    usable id): `after=batch_id` continues past it.
+    """
 
     status_code: int
     request_id: str | None
+    batch_id: str | None
 
     def __init__(
         self,
@@ -120,10 +131,12 @@ class APIResponseValidationError(APIError):
         status_code: int = 200,
         request_id: str | None = None,
         cursor: str | None = None,
+        batch_id: str | None = None,
     ) -> None:
         super().__init__(message, cursor=cursor)
         self.status_code = status_code
         self.request_id = request_id
+        self.batch_id = batch_id
 
 
 class PaginationError(APIResponseValidationError):

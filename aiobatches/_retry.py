@@ -17,11 +17,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-MAX_SERVER_DELAY = 60.0
-"""A server asking for a longer pause is not waited for: the caller decides."""
+MAX_SERVER_DELAY = 120.0
+"""A server asking for a longer pause is not waited for: the caller decides (as openai-python)."""
 
 _INITIAL_BACKOFF = 0.5
 _MAX_BACKOFF = 8.0
+_MAX_DOUBLINGS = 4
+"""0.5 * 2**4 already reaches the 8 s cap; larger exponents would only risk overflow."""
 _JITTER = 0.25
 
 Sleeper = Callable[[float], Awaitable[None]]
@@ -68,7 +70,7 @@ def server_delay(headers: Mapping[str, str], *, now: float | None = None) -> flo
 
 def backoff(retries_done: int, *, jitter: float | None = None) -> float:
     """Exponential backoff `min(0.5 * 2**n, 8)`, less up to 25% jitter."""
-    base = min(_INITIAL_BACKOFF * 2.0**retries_done, _MAX_BACKOFF)
+    base = min(_INITIAL_BACKOFF * 2.0 ** min(retries_done, _MAX_DOUBLINGS), _MAX_BACKOFF)
     fraction = random.random() if jitter is None else jitter  # noqa: S311 - jitter, not crypto
     return base * (1 - _JITTER * fraction)
 

@@ -1,27 +1,56 @@
 """Pagination and prefetch: `BatchStream` walks the cursor chain and owns its page task.
 
-Pages chain (each cursor is the previous page's last id), so at most one
+Pages chain (each cursor is the previous page's last item id), so at most one
 request is in flight; up to `prefetch` fetched pages wait for the caller.
 Every exit path (aclose, context exit, exhaustion, error, cancellation)
 cancels and awaits the pending request. A stream that stopped early says so
-on the next `anext()` instead of ending like a complete list.
+on the next `anext()` instead of ending like a complete list. A malformed
+batch raises after the batches before it, or is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Final, Literal, Self
 
-from attrs import evolve
+from attrs import evolve, frozen
 
-from ._errors import PaginationError
+from ._closing import CloseOnce, forget_on_collect, guard, release
+from ._converter import InvalidBatch, ParsedPage
+from ._errors import APIError, APIResponseValidationError, PaginationError
 from ._models import Batch, BatchPage
 
-Fetch = Callable[[str | None, int], Awaitable[BatchPage]]
+logger: Final = logging.getLogger("aiobatches")
+
+OnInvalid = Literal["raise", "skip"]
+ON_INVALID: Final = ("raise", "skip")
+
+
+@frozen
+class FetchedPage:
+    """A page as the client read it: its items, and the error to raise for each invalid one."""
+
+    parsed: ParsedPage
+    errors: tuple[APIResponseValidationError, ...]
+    """One per `parsed.invalid`, in the same order."""
+
+
+Fetch = Callable[[str | None, int], Awaitable[FetchedPage]]
 """Fetches the page after a cursor with a page size; errors carry that cursor."""
+
+
+@frozen
+class _Queued:
+    """A fetched page waiting for the caller, with the invalid items found on it."""
+
+    page: BatchPage
+    invalid: tuple[tuple[InvalidBatch, APIResponseValidationError], ...]
+    raises: bool
+    """Whether the first invalid item ends the stream (after the page's batches)."""
 
 
 class BatchStream:
@@ -40,19 +69,25 @@ class BatchStream:
         after: str | None,
         prefetch: int,
         max_items: int | None,
+        on_invalid: OnInvalid = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._fetch = fetch
         self._limit = limit
         self._prefetch = prefetch
+        self._on_invalid = on_invalid
         self._on_close = on_close
+        self._guard: AsyncIterator[None] | None = None
+        self._closing: CloseOnce | None = None
+        self.skipped: list[str | None] = []
+        """Ids of the malformed batches skipped so far (`on_invalid="skip"`); None if id-less."""
         # Requesting side: the next cursor, cursors seen, and items still to request.
         self._next_after = after
         self._seen: set[str] = set() if after is None else {after}
         self._more = True
         self._to_request = max_items
         self._task: asyncio.Task[None] | None = None
-        self._ready: deque[BatchPage] = deque()
+        self._ready: deque[_Queued] = deque()
         self._error: Exception | None = None
         # Consuming side: the current page, the next index in it, and items still to hand out.
         self._page: BatchPage | None = None
@@ -75,6 +110,11 @@ class BatchStream:
         if self._index:
             return self._items[self._index - 1].id
         return self._cursor_before
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream was closed (by `aclose()`, exhaustion, an error or its client)."""
+        return self._closed
 
     def __aiter__(self) -> Self:
         return self
@@ -108,8 +148,19 @@ class BatchStream:
         return PageIterator(self)
 
     async def to_list(self) -> list[Batch]:
-        """Collect every remaining batch into a list."""
-        return [batch async for batch in self]
+        """Collect every remaining batch into a list.
+
+        If listing fails part way, the error carries what was collected as
+        `error.partial`; `partial` plus a listing `after=error.cursor` is the whole list.
+        """
+        collected: list[Batch] = []
+        try:
+            async for batch in self:
+                collected.append(batch)  # noqa: PERF401 - kept as it grows, for `partial`
+        except APIError as error:
+            error.partial = collected
+            raise
+        return collected
 
     async def __aenter__(self) -> Self:
         return self
@@ -127,19 +178,37 @@ class BatchStream:
         await self._shutdown(None)
 
     async def _shutdown(self, early: str | None) -> None:
-        """Close; `early` says why if the list was cut short, for the next `anext()`."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopped_early = early
-        self._ready.clear()
-        self._cursor_before, self._items, self._index = self.cursor, [], 0
-        task, self._task = self._task, None
+        """Close; `early` says why if the list was cut short, for the next `anext()`.
+
+        Every caller waits for the whole close, which runs on even if they are cancelled.
+        """
+        if self._closing is None:
+            self._closed = True
+            self._stopped_early = early
+            self._ready.clear()
+            self._cursor_before, self._items, self._index = self.cursor, [], 0
+            task, self._task = self._task, None
+            if task is not None:
+                task.cancel()
+            self._closing = CloseOnce(lambda: self._finish_close(task), "aiobatches stream close")
+        await self._closing()
+
+    async def _finish_close(self, task: asyncio.Task[None] | None) -> None:
+        """Wait for the cancelled page request, then close what the stream owns."""
         if task is not None:
-            task.cancel()
             await asyncio.wait({task})
         if self._on_close is not None:
             await self._on_close()
+        if self._guard is not None:
+            await release(self._guard)
+
+    async def _watch_abandonment(self) -> None:
+        """Make sure an owned client is closed even if the caller drops the stream unclosed."""
+        if self._on_close is None or self._guard is not None:
+            return
+        self._guard = guard(self._on_close)
+        await anext(self._guard)
+        forget_on_collect(self, self._guard)
 
     async def _take_page(self) -> BatchPage | None:
         """Make the next page current and return it, or None at the end; closes on any exit."""
@@ -147,6 +216,7 @@ class BatchStream:
             raise RuntimeError("this BatchStream is already being iterated by another task")
         self._taking = True
         try:
+            await self._watch_abandonment()
             page = await self._next_page()
             if self._unsent:
                 # Let the request just started go out before the caller works on
@@ -182,11 +252,30 @@ class BatchStream:
                     return None
                 task = self._start()
             await asyncio.wait({task})
-            if task.cancelled() and task is self._task:
+            if task.cancelled() and not self._closed:
                 raise asyncio.CancelledError("the page request was cancelled from outside")
-        page = self._ready.popleft()
+        queued = self._ready.popleft()
         self._top_up()
-        return self._trimmed(page)
+        return self._hand_over(queued)
+
+    def _hand_over(self, queued: _Queued) -> BatchPage:
+        """The page as the caller gets it: cut to `max_items`, its invalid items dealt with."""
+        page = self._trimmed(queued.page)
+        if not queued.invalid:
+            return page
+        cut = len(page.data) < len(queued.page.data) or self._to_hand_out == 0
+        if queued.raises:
+            if not cut:  # the caller reaches the malformed batch: it ends the stream
+                error = queued.invalid[0][1]
+                error.cursor = page.data[-1].id if page.data else self.cursor
+                self._error = error
+            return page
+        boundary = _raw_index(len(page.data), queued.invalid) if cut else None
+        for invalid, error in queued.invalid:
+            if boundary is None or invalid.index < boundary:
+                logger.warning("skipped a malformed batch: %s", error.message)
+                self.skipped.append(invalid.batch_id)
+        return page
 
     def _refuse_if_stopped_early(self) -> None:
         """End quietly after a deliberate close; refuse to look complete after an early stop."""
@@ -238,29 +327,57 @@ class BatchStream:
         """The page task: fetch, check the chain, queue the page, and start the next one."""
         self._unsent = False
         try:
-            page = await self._fetch(after, limit)
-            self._advance_cursor(page, after)
+            fetched = await self._fetch(after, limit)
+            queued = self._queue_entry(fetched, after, limit)
         except Exception as error:  # noqa: BLE001 - handed to the consumer, in order
             self._error = error
-            self._task = None
             return
-        self._ready.append(page)
-        self._task = None
+        finally:
+            self._task = None  # also when cancelled: the task must not keep the stream alive
+        self._ready.append(queued)
         self._top_up()
 
-    def _advance_cursor(self, page: BatchPage, after: str | None) -> None:
-        """Move the request cursor to the page's last id, refusing chains that cannot end."""
+    def _queue_entry(self, fetched: FetchedPage, after: str | None, limit: int) -> _Queued:
+        """The page to queue; advances the request cursor unless a malformed batch ends here."""
+        parsed = fetched.parsed
+        invalid = tuple(zip(parsed.invalid, fetched.errors, strict=True))
+        # A server that omits `has_more` (Azure's spec, some others) has more while pages are full.
+        more = parsed.has_more if parsed.has_more is not None else parsed.count >= limit
+        raises = bool(invalid) and self._on_invalid == "raise"
+        batches = parsed.batches
+        if raises:
+            batches = batches[: invalid[0][0].index]  # every item before the first invalid is valid
+            self._more = False
+        else:
+            self._advance_cursor(parsed, after, more=more)
+        if invalid:
+            first_id = batches[0].id if batches else None
+            last_id = batches[-1].id if batches else None
+        else:
+            first_id = parsed.first_id or (batches[0].id if batches else None)
+            last_id = parsed.last_id or (batches[-1].id if batches else None)
+        page = BatchPage(batches, first_id, last_id, more and not raises)
+        return _Queued(page, invalid, raises)
+
+    def _advance_cursor(self, parsed: ParsedPage, after: str | None, *, more: bool) -> None:
+        """Move the request cursor to the page's last item id, refusing chains that cannot end."""
         if self._to_request is not None:
-            self._to_request -= len(page.data)
-        if not page.has_more:
+            self._to_request -= parsed.count
+        if not more:
             self._more = False
             return
-        if not page.data:
+        if not parsed.count:
             raise PaginationError(
                 f"the page after {after!r} has no batches but claims has_more=true",
                 cursor=after,
             )
-        cursor = page.data[-1].id
+        cursor = parsed.last_item_id or parsed.last_id
+        if cursor is None:
+            raise PaginationError(
+                f"the page after {after!r} claims more, but its last item has no id to continue"
+                " after",
+                cursor=after,
+            )
         if cursor in self._seen:
             raise PaginationError(
                 f"the page after {after!r} ends at {cursor!r}, a cursor seen before;"
@@ -269,6 +386,17 @@ class BatchStream:
             )
         self._seen.add(cursor)
         self._next_after = cursor
+
+
+def _raw_index(
+    kept: int, invalid: tuple[tuple[InvalidBatch, APIResponseValidationError], ...]
+) -> int:
+    """The position in the page's raw items just past its first `kept` valid batches."""
+    position = kept
+    for item, _ in invalid:
+        if item.index < position:
+            position += 1
+    return position
 
 
 class PageIterator:

@@ -265,7 +265,7 @@ async def test_key_echoed_by_server_is_redacted(mocked: aioresponses) -> None:
     [
         ({"body": "<html>ok</html>", "content_type": "text/html"}, "content type"),
         ({"body": "{not json", "content_type": "application/json"}, "not JSON"),
-        ({"payload": {"data": []}}, "has_more"),
+        ({"payload": {"data": [], "has_more": "yes"}}, "has_more"),
         ({"payload": {"data": [{"id": "batch_1"}], "has_more": False}}, "batch_1"),
     ],
 )

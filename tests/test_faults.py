@@ -51,8 +51,8 @@ BEYOND_BUDGET = {
     "429": (Fault.respond(429), aiobatches.RateLimitError, 3),
     "408": (Fault.respond(408), aiobatches.APIStatusError, 3),
     "409": (Fault.respond(409), aiobatches.ConflictError, 3),
-    "429 retry-after 120": (
-        Fault.respond(429, {"retry-after": "120"}),
+    "429 retry-after 121": (
+        Fault.respond(429, {"retry-after": "121"}),
         aiobatches.RateLimitError,
         1,
     ),
@@ -130,13 +130,13 @@ async def test_fault_beyond_budget_raises_its_error_with_cursor(
 async def test_server_delay_beyond_ceiling_is_not_waited_for(
     server: FakeBatchesServer,
 ) -> None:
-    """`retry-after: 120` raises at once with retry_after set, so the caller decides."""
-    server.faults = {0: Fault.respond(429, {"retry-after": "120"})}
+    """`retry-after: 121` (over the SDK's 120 s) raises at once with retry_after set."""
+    server.faults = {0: Fault.respond(429, {"retry-after": "121"})}
     with recorded_sleeps() as delays:
         async with make_client(server) as client:
             with pytest.raises(aiobatches.RateLimitError) as caught:
                 await client.list_batches().to_list()
-    assert caught.value.retry_after == 120.0
+    assert caught.value.retry_after == 121.0
     assert delays == []
     assert len(server.page_requests) == 1
 

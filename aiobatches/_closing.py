@@ -1,0 +1,99 @@
+"""Closing that every caller can wait for, and that no cancellation leaves half done.
+
+A close runs once, in a task its owner holds: callers await it through a
+shield, so two concurrent `aclose()` calls both return only when it is done,
+and a caller cancelled midway (a timeout, a task group, a second Ctrl-C)
+leaves it running to the end. A close that was itself cancelled (the loop
+shutting down) is started again by the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+
+class CloseOnce:
+    """Runs `close` once for every caller of `__call__`."""
+
+    def __init__(self, close: Callable[[], Awaitable[None]], name: str) -> None:
+        self._close = close
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        """Start the close if it is not running or done, and wait for it to finish."""
+        task = self._task
+        if task is not None and task is asyncio.current_task():
+            return  # called back from inside the close itself (a stream closing its client)
+        if task is None or task.cancelled():
+            task = self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+        await asyncio.shield(task)
+
+    async def _run(self) -> None:
+        # A coroutine of our own, so the task never holds a bound method of
+        # an object that would rather be collected.
+        await self._close()
+
+
+_GUARDS: Final[set[AsyncIterator[None]]] = set()
+"""Guards of abandoned-but-open resources, kept alive until the loop closes them."""
+
+
+def guard(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """An async generator that runs `close` when the event loop finalises it.
+
+    Start it (`await anext(g)`) inside the loop: asyncio then tracks it, and
+    `asyncio.run` closes every generator still open after the main coroutine
+    ends, so a resource its user abandoned is closed before the loop is.
+    Until then it is held here, so nothing it keeps alive is collected (and
+    warned about) unclosed. `release(g)` ends it quietly once closed.
+    """
+
+    async def watch() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if generator in _GUARDS:  # abandoned: nobody closed it in time
+                _GUARDS.discard(generator)
+                await close()
+
+    generator = watch()
+    _GUARDS.add(generator)
+    return generator
+
+
+async def release(generator: AsyncIterator[None]) -> None:
+    """End a guard whose resource was closed the ordinary way."""
+    _GUARDS.discard(generator)
+    aclose = getattr(generator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def forget_on_collect(owner: object, generator: AsyncIterator[None]) -> None:
+    """When `owner` is collected before the loop ends, close its guard in a task.
+
+    A long-running loop that drops an unclosed one-shot stream gets its
+    client closed soon after, not at shutdown.
+    """
+    loop = asyncio.get_running_loop()
+
+    def schedule() -> None:
+        if generator in _GUARDS and not loop.is_closed():
+            loop.call_soon_threadsafe(_close_in_task, loop, generator)
+
+    weakref.finalize(owner, schedule)
+
+
+def _close_in_task(loop: asyncio.AbstractEventLoop, generator: AsyncIterator[None]) -> None:
+    aclose = getattr(generator, "aclose", None)
+    if aclose is not None and generator in _GUARDS:
+        _TASKS.add(task := loop.create_task(aclose(), name="aiobatches guard close"))
+        task.add_done_callback(_TASKS.discard)
+
+
+_TASKS: Final[set[asyncio.Task[None]]] = set()
+"""Guard-closing tasks, held until done (asyncio keeps only weak references)."""

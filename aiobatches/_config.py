@@ -1,0 +1,144 @@
+"""Checking a client's settings at construction, and choosing its proxy.
+
+A bad setting fails here, naming the setting and never echoing a credential,
+instead of surfacing later as a raw aiohttp error. Proxies follow the
+official SDK: `proxy=` wins, else `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`
+and `NO_PROXY` from the environment, read once when the client is made.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections.abc import Mapping
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+_CONTROL: Final = frozenset(chr(code) for code in (*range(0x20), 0x7F))
+_PROXY_SCHEMES: Final = ("http", "https")
+
+
+def check_text(setting: str, value: object, *, secret: bool = False) -> str:
+    """`value` as a header-safe `str`; the error names `setting`, and shows no secret."""
+    if not isinstance(value, str):
+        raise TypeError(f"{setting} must be a str, got {type(value).__name__}")
+    if not _CONTROL.isdisjoint(value):
+        hint = " (a trailing newline, as read from a file? strip it)" if secret else ""
+        raise ValueError(f"{setting} contains a control character{hint}")
+    return value
+
+
+def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Extra headers as a dict; names and values must be header-safe text."""
+    checked: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        check_text("a default_headers name", name)
+        if not name or ":" in name or " " in name:
+            raise ValueError(f"default_headers has an invalid header name {name!r}")
+        checked[name] = check_text(f"default_headers[{name!r}]", value, secret=True)
+    return checked
+
+
+def check_timeout(timeout: object) -> aiohttp.ClientTimeout:
+    """Seconds per attempt (or a `ClientTimeout`) whose limits are finite and positive."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        limits = (
+            timeout.total,
+            timeout.connect,
+            timeout.sock_read,
+            timeout.sock_connect,
+        )
+        if all(limit is None or _finite_positive(limit) for limit in limits):
+            return timeout
+        raise ValueError("timeout: every limit of the ClientTimeout must be finite and positive")
+    if not _finite_positive(timeout):
+        raise ValueError(f"timeout must be a finite, positive number of seconds, got {timeout!r}")
+    return aiohttp.ClientTimeout(total=float(timeout))  # type: ignore[arg-type]
+
+
+def check_count(setting: str, value: object) -> int:
+    """A whole number >= 0 (a `bool` is not one)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{setting} must be an int >= 0, got {value!r}")
+    return value
+
+
+def parse_base_url(setting: str, raw: object) -> URL:
+    """An absolute http(s) URL without credentials (the key goes in headers, never the URL)."""
+    text = check_text(setting, raw)
+    try:
+        url = URL(text.rstrip("/"))
+    except (ValueError, TypeError):
+        raise ValueError(f"{setting} is not a URL") from None
+    if url.user is not None or url.password is not None:
+        raise ValueError(f"{setting} must not contain credentials; pass them as api_key")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{setting} must be an absolute http(s) URL, got {text!r}")
+    return url
+
+
+def parse_proxy(raw: object) -> URL:
+    """An http(s) proxy URL; it may carry the proxy's own credentials, never shown."""
+    text = check_text("proxy", raw, secret=True)
+    try:
+        url = URL(text)
+    except (ValueError, TypeError):
+        raise ValueError("proxy is not a URL") from None
+    if url.scheme not in _PROXY_SCHEMES or not url.host:
+        raise ValueError("proxy must be an absolute http:// or https:// URL")
+    return url
+
+
+class Proxies:
+    """Which proxy, if any, a request to a URL goes through."""
+
+    def __init__(self, explicit: URL | None, environment: Mapping[str, str] | None) -> None:
+        self._explicit = explicit
+        self._environment = dict(environment or {})
+
+    @classmethod
+    def choose(cls, proxy: object, *, owned_session: bool) -> Proxies:
+        """`proxy=` if given; else the environment's, for a session the client owns."""
+        if proxy is not None:
+            return cls(parse_proxy(proxy), None)
+        return cls(None, urllib.request.getproxies_environment() if owned_session else None)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Proxy passwords, to redact like the API key."""
+        urls = [self._explicit] if self._explicit else []
+        for raw in self._environment.values():
+            try:
+                urls.append(URL(raw))
+            except (ValueError, TypeError):
+                continue
+        return tuple(url.password for url in urls if url.password)
+
+    def for_url(self, url: URL) -> URL | None:
+        """The proxy for `url`: explicit, else by scheme unless `NO_PROXY` lists the host."""
+        if self._explicit is not None:
+            return self._explicit
+        env = self._environment
+        if not env or url.host is None:
+            return None
+        raw = env.get(url.scheme) or env.get("all")
+        # proxy_bypass_environment is public in urllib.request, but typeshed omits it.
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if not raw or bypass(url.host, env):
+            return None
+        try:
+            proxy = URL(raw if "://" in raw else f"http://{raw}")
+        except (ValueError, TypeError):
+            return None
+        return proxy if proxy.scheme in _PROXY_SCHEMES and proxy.host else None
+
+
+def _finite_positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
