@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from . import _cpu, _imports, _latency, _memory
+from . import _cpu, _imports, _latency, _memory, _structuring
 
 
 def main() -> None:
@@ -25,6 +25,7 @@ def main() -> None:
     )
     sections = (
         lambda: _cpu.run(pages=5 if quick else 200, trials=1 if quick else 7),
+        lambda: _structuring.run(loops=5 if quick else 500, trials=1 if quick else 21),
         lambda: _latency.run(pages=5 if quick else 50, trials=1 if quick else 7),
         lambda: _memory.run((2_000,) if quick else (20_000, 200_000)),
         lambda: _imports.run(trials=2 if quick else 15),
