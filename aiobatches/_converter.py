@@ -1,9 +1,10 @@
 """Turning decoded JSON into models, and models back into JSON-ready dicts.
 
 The hot path is a structure function generated once per model (`_fast`);
-a value it finds unusual goes to a detailed cattrs converter, which builds
-it anyway (say, a key absent rather than null) or says which field of which
-batch is wrong. Scalars are checked, never coerced: `"5"` is not an `int`.
+a value it finds unusual goes to a detailed cattrs converter, which says
+which field of which batch is wrong (or builds what JSON never yields, such
+as a dict subclass). Both read a null as the field's default, as an absent
+key. Scalars are checked, never coerced: `"5"` is not an `int`.
 """
 
 from __future__ import annotations
