@@ -87,3 +87,20 @@ async def test_every_page_matches_list_batches_response(
                 break
             after = page["data"][-1]["id"]
     assert pages == -(-len(server.batches) // limit)
+
+
+async def test_pages_leave_out_keys_as_real_servers_do() -> None:
+    """The fake serves batches lacking `model` and `usage` (as the official example does) and
+    failed batches whose `errors.object` is null, and such pages are still schema-valid."""
+    async with (
+        FakeBatchesServer(count=100, seed=0) as server,
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/batches", params={"limit": "100"}) as response,
+    ):
+        page = await response.json()
+    items = page["data"]
+    assert any("model" not in item and "usage" not in item for item in items)
+    assert any("model" in item and "usage" not in item for item in items)
+    assert any("usage" in item for item in items)
+    assert any(item["errors"] and item["errors"]["object"] is None for item in items)
+    assert VALIDATOR.is_valid(page)
