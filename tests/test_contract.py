@@ -90,8 +90,7 @@ async def test_every_page_matches_list_batches_response(
 
 
 async def test_pages_leave_out_keys_as_real_servers_do() -> None:
-    """The fake serves batches lacking `model` and `usage` (as the official example does) and
-    failed batches whose `errors.object` is null, and such pages are still schema-valid."""
+    """The fake leaves keys out as real servers do, and its pages stay schema-valid."""
     async with (
         FakeBatchesServer(count=100, seed=0) as server,
         aiohttp.ClientSession() as session,

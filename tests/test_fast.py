@@ -79,8 +79,7 @@ def mutated_items(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=1000, derandomize=True)
 @given(item=mutated_items())
 def test_fast_path_agrees_with_the_detailed_path(item: dict[str, Any]) -> None:
-    """Any mutations: the fast path declines exactly what cattrs rejects, and otherwise builds
-    exactly what cattrs builds (so absent keys and nulls never need the slow path)."""
+    """Any mutations: the fast path declines exactly what cattrs rejects, else builds the same."""
     try:
         expected = _detailed.structure(item, Batch)
     except Exception:  # whatever cattrs rejects, the fast path must decline
@@ -99,8 +98,7 @@ def test_fast_path_takes_every_realistic_batch() -> None:
 
 
 def test_fast_results_are_genuine_frozen_models() -> None:
-    """What the fast path builds is a real, frozen model, equal and hashing like one built
-    by hand, and nested objects are real models too."""
+    """The fast path builds real frozen models, nested too, equal to and hashing as hand-built."""
     item = next(item for item in SAMPLES if item.get("usage") and item["metadata"] is None)
     got: Batch = fast(item)
     by_hand = Batch(
@@ -122,8 +120,7 @@ def test_fast_results_are_genuine_frozen_models() -> None:
 
 
 def test_converter_uses_the_fast_path_and_falls_back() -> None:
-    """make_converter() structures decoded JSON fast, absent keys included, and hands what
-    the fast path declines (here a dict subclass, which JSON never yields) to cattrs."""
+    """make_converter() takes absent keys fast and hands what the fast path declines to cattrs."""
     converter = make_converter()
     item = next(item for item in SAMPLES if "usage" not in item)
     assert converter.structure(item, Batch) == fast(item)

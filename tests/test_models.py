@@ -246,8 +246,7 @@ def test_envelope_problems_are_payload_errors(payload: object, fragment: str) ->
 
 
 def test_synthetic_batches_cover_every_status_and_optional_shape() -> None:
-    """The fake data has each status, usage present, null and absent, model absent on a
-    realistic share, errors (some with a null `object`), and is reproducible."""
+    """The fake data has every status, keys absent, null and present, and is reproducible."""
     batches = synthetic_batches(400, seed=1)
     assert {batch["status"] for batch in batches} == {status.value for status in BatchStatus}
     assert any(batch.get("usage") for batch in batches)
@@ -265,8 +264,7 @@ def test_synthetic_batches_cover_every_status_and_optional_shape() -> None:
 
 
 def test_omitting_keys_keeps_every_value_of_a_seed() -> None:
-    """Omitted keys are drawn apart from the values: a seed gives the same ids and times as
-    before keys were omitted, so recorded expectations stay valid."""
+    """Leaving keys out did not change the ids and times a seed gives."""
     first = synthetic_batches(3, seed=0)
     assert [batch["id"] for batch in first] == [
         "batch_82e2e662f728b4fa42485e3a",
@@ -288,8 +286,7 @@ def _official_example() -> dict[str, Any]:
 
 
 def test_official_example_response_structures() -> None:
-    """The schema's own example response, whose batch has no `model` and no `usage` key,
-    structures on the fast path."""
+    """The schema's example response, lacking `model` and `usage`, structures fast."""
     payload = _official_example()
     [item] = payload["data"]
     assert "model" not in item

@@ -146,8 +146,7 @@ def test_every_model_is_reached_by_the_walk() -> None:
     ("path", "field"), [pytest.param(path, field, id=_dotted(path)) for path, _, field in DEFAULTED]
 )
 def test_null_and_absent_both_give_the_default(path: Path, field: attrs.Attribute[Any]) -> None:
-    """For a field with a default, at any depth, null and an absent key give that default,
-    on the fast path and on the detailed one alike."""
+    """At any depth, null and an absent key both give the field's default, on both paths."""
     null = _both_paths(_with(path, value=None))
     absent = _both_paths(_with(path, remove=True))
     assert null == absent
@@ -162,8 +161,7 @@ def test_null_and_absent_both_give_the_default(path: Path, field: attrs.Attribut
 @pytest.mark.parametrize("path", [path for path, _, _ in REQUIRED], ids=_dotted)
 @pytest.mark.parametrize("remove", [False, True], ids=["null", "absent"])
 def test_required_fields_stay_required_at_every_depth(path: Path, *, remove: bool) -> None:
-    """A required field that is null or absent makes the batch invalid, on both paths, and
-    the problem names the field and the batch."""
+    """A null or absent required field, at any depth, invalidates the batch and is named."""
     item = _with(path, remove=remove)
     with pytest.raises(Unusual):
         fast(item)
@@ -180,8 +178,7 @@ def test_required_fields_stay_required_at_every_depth(path: Path, *, remove: boo
 
 
 def test_real_servers_errors_with_null_object() -> None:
-    """`errors: {"object": null, "data": [...]}`, as real servers send it, is read; both
-    null gives an empty list."""
+    """`errors.object: null` is read as real servers send it; null `data` is an empty list."""
     item = {**RICH, "errors": {"object": None, "data": [{"code": "x", "line": None}]}}
     errors = _both_paths(item).errors
     assert errors == BatchErrors("list", [BatchError(code="x")])
@@ -218,8 +215,7 @@ def test_unknown_keys_are_ignored_at_every_depth() -> None:
 
 
 def test_integers_of_any_size_are_valid() -> None:
-    """A page re-decoded by the json module, with integers beyond 64 bits in every integer
-    field, structures with those exact integers."""
+    """Integers beyond 64 bits (from the json module) are valid in every integer field."""
     item = copy.deepcopy(RICH)
     int_paths = [
         path
@@ -255,8 +251,7 @@ def test_integers_of_any_size_are_valid() -> None:
     ],
 )
 def test_strings_and_lists_are_not_objects(change: dict[str, Any], fragment: str) -> None:
-    """Where an object or a list belongs, nothing else is read as one (a string is not an
-    object whose fields are all absent), and the problem says what came instead."""
+    """Where an object or list belongs, nothing else is read as one; the problem says what came."""
     item = {**RICH, **change}
     with pytest.raises(Unusual):
         fast(item)
@@ -265,8 +260,7 @@ def test_strings_and_lists_are_not_objects(change: dict[str, Any], fragment: str
 
 
 def test_a_huge_bad_list_is_reported_by_its_first_element() -> None:
-    """A list or dict of many bad elements yields one short problem about the first, not
-    one exception and one message per element."""
+    """A list or dict of many bad elements yields one short problem, about the first."""
     item = {
         **RICH,
         "errors": {"data": [1] * 200_000},
@@ -294,8 +288,7 @@ def _deep(depth: int) -> Any:
     "key", ["id", "errors", "metadata", "request_counts", "usage", "created_at", "unknown"]
 )
 def test_deep_input_never_recurses(key: str) -> None:
-    """A value nested far deeper than the recursion limit, anywhere, is an invalid batch
-    (or ignored, under an unknown key), never a RecursionError."""
+    """Input nested far past the recursion limit is invalid (or ignored), never a RecursionError."""
     item = {**RICH, key: _deep(20_000)}
     parsed = parse_page(_page(RICH, item, _deep(20_000)))
     assert parsed.count == 3
@@ -309,8 +302,7 @@ def test_deep_input_never_recurses(key: str) -> None:
 
 
 def test_parse_page_keeps_the_valid_batches_around_invalid_ones() -> None:
-    """Invalid items become InvalidBatch entries with index, id and problem; the others
-    are kept, in order."""
+    """Invalid items become InvalidBatch entries; the valid ones around them are kept in order."""
     good = synthetic_batches(5, seed=2)
     bad_type = {**good[1], "request_counts": {"total": "10", "completed": 1, "failed": 0}}
     items = [good[0], bad_type, good[2], 7, {**good[3], "id": 5}, good[4]]
@@ -374,8 +366,7 @@ def test_last_item_id_is_read_from_the_raw_item(last: Any, expected: str | None)
 def test_envelope_fields_absent_or_null_are_none(
     envelope: dict[str, Any], expected: tuple[Any, ...]
 ) -> None:
-    """`first_id`, `last_id` and `has_more` may be absent or null (None: the server did not
-    say); an empty page has no last item id."""
+    """Absent or null `first_id`, `last_id`, `has_more` are None; an empty page has no last id."""
     parsed = parse_page({"data": [], **envelope})
     assert (parsed.first_id, parsed.last_id, parsed.has_more) == expected
     assert (parsed.batches, parsed.invalid, parsed.count, parsed.last_item_id) == ([], (), 0, None)
