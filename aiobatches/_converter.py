@@ -55,6 +55,8 @@ class ParsedPage:
 
 
 _STATUSES: Final = {status.value: status for status in BatchStatus}
+MAX_INVALID: Final = 100
+"""More malformed items than this on one page is not a page of batches at all."""
 
 
 class _WrongKindError(TypeError):
@@ -285,6 +287,8 @@ def _parse_items(items: list[Any]) -> tuple[list[Batch], tuple[InvalidBatch, ...
             read = _read_item(index, item)
         if isinstance(read, InvalidBatch):
             invalid.append(read)
+            if len(invalid) > MAX_INVALID:  # bounded work on a page of garbage
+                _fail(f"more than {MAX_INVALID} of its items are not valid batches")
         else:
             batches.append(read)
     return batches, tuple(invalid)

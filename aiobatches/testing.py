@@ -215,6 +215,11 @@ class FakeBatchesServer:
         self._picker = _FaultPicker(faults)
 
     @property
+    def open_connections(self) -> int:
+        """Client connections open now (that made a request): a closed client leaves none."""
+        return sum(1 for seen in self._connections if not seen.is_closing())
+
+    @property
     def page_requests(self) -> list[RecordedRequest]:
         """The requests made to the list endpoint, in order."""
         return [request for request in self.requests if request.path == self._list_path]
@@ -335,8 +340,7 @@ class FakeBatchesServer:
         transport = request.transport
         if transport is not None:
             self._connections.add(transport)
-            open_now = sum(1 for seen in self._connections if not seen.is_closing())
-            self.peak_connections = max(self.peak_connections, open_now)
+            self.peak_connections = max(self.peak_connections, self.open_connections)
         self.requests.append(
             RecordedRequest(
                 method=request.method,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +16,19 @@ from aioresponses import core as aioresponses_core
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy, netrc, OpenAI or Azure setting from the developer's environment reaches a test."""
+    for name in list(os.environ):
+        upper = name.upper()
+        if (
+            upper.endswith("_PROXY")
+            or upper == "NETRC"
+            or upper.startswith(("OPENAI_", "AZURE_OPENAI_"))
+        ):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -21,19 +21,6 @@ async def azure() -> AsyncIterator[FakeBatchesServer]:
         yield server
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No Azure or OpenAI settings leak in from the environment."""
-    for name in (
-        "AZURE_OPENAI_ENDPOINT",
-        "AZURE_OPENAI_API_KEY",
-        "AZURE_OPENAI_AD_TOKEN",
-        "OPENAI_API_VERSION",
-        "OPENAI_API_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def expected(server: FakeBatchesServer) -> list[str]:
     return [batch["id"] for batch in server.batches]
 

@@ -21,13 +21,6 @@ BASE = "https://api.example.test/v1"
 LIST = re.compile(r"^https://api\.example\.test/v1/batches(\?.*)?$")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start each test without OpenAI variables from the environment."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def page(items: list[dict[str, Any]], *, has_more: bool = False) -> dict[str, Any]:
     """A list response body around some batches."""
     return {

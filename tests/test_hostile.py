@@ -44,15 +44,6 @@ RSS_BOUND_MIB: Final = 200
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy, netrc or OpenAI setting from the environment reaches these tests."""
-    for name in list(os.environ):
-        upper = name.upper()
-        if upper.endswith("_PROXY") or upper == "NETRC" or upper.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
-
-
 # --- a small server whose answers the test writes -------------------------------------------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -22,19 +21,6 @@ PAGES: Final = 3
 _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authorization"}
 )
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy, netrc, OpenAI or Azure setting from the environment reaches these tests."""
-    for name in list(os.environ):
-        upper = name.upper()
-        if (
-            upper.endswith("_PROXY")
-            or upper == "NETRC"
-            or upper.startswith(("OPENAI_", "AZURE_OPENAI_"))
-        ):
-            monkeypatch.delenv(name)
 
 
 class ForwardProxy:

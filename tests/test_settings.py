@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
-import os
 import re
 import warnings
 from typing import Any, Final
@@ -20,19 +19,6 @@ from aiobatches.testing import FakeBatchesServer
 
 BASE: Final = "https://api.example.test/v1"
 VERSION: Final = "2024-10-21"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy, netrc, OpenAI or Azure setting from the environment reaches these tests."""
-    for name in list(os.environ):
-        upper = name.upper()
-        if (
-            upper.endswith("_PROXY")
-            or upper == "NETRC"
-            or upper.startswith(("OPENAI_", "AZURE_OPENAI_"))
-        ):
-            monkeypatch.delenv(name)
 
 
 def refused(error: BaseException) -> str:

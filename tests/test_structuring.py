@@ -20,7 +20,7 @@ from aiobatches import (
     InputTokensDetails,
     OutputTokensDetails,
 )
-from aiobatches._converter import InvalidBatch, PayloadError, _detailed, parse_page
+from aiobatches._converter import MAX_INVALID, InvalidBatch, PayloadError, _detailed, parse_page
 from aiobatches._fast import Unusual, structure_function
 from aiobatches.testing import synthetic_batches
 
@@ -326,6 +326,14 @@ def test_parse_page_keeps_the_valid_batches_around_invalid_ones() -> None:
         good[4]["id"],
         False,
     )
+
+
+def test_a_page_of_garbage_fails_whole_in_bounded_work() -> None:
+    """Past 100 malformed items a page is refused whole, never read into millions of records."""
+    good = synthetic_batches(1, seed=4)[0]
+    assert len(parse_page(_page(good, *[0] * MAX_INVALID)).invalid) == MAX_INVALID
+    with pytest.raises(PayloadError, match="more than 100 of its items"):
+        parse_page(_page(good, *[0] * 1_000_000))
 
 
 def test_parse_page_of_valid_batches() -> None:
