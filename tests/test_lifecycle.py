@@ -161,9 +161,9 @@ print("ok")
 @pytest.mark.parametrize("keep", ["keep", "drop"])
 def test_abandoned_one_shot_stream_closes_by_loop_end(prefetch: int, keep: str) -> None:
     """Breaking out of `aiobatches.list_batches()` without `async with` warns of nothing at exit."""
-    done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(ABANDON)]
-        + [str(prefetch), keep],
+    script = textwrap.dedent(ABANDON)
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", script, str(prefetch), keep],
         capture_output=True,
         text=True,
         timeout=60,
