@@ -18,7 +18,7 @@ import os
 import shlex
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from ._client import MAX_PAGE_SIZE, Client
 from ._errors import AIOBatchesError, APIError
@@ -220,9 +220,6 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> in
     progress = Progress(err) if err is not None and err.isatty() else None
     keep = _filter(args)
     filtered = bool(args.status or args.created_after is not None or args.created_before)
-    # Passed only when asked for, so a plain listing does not depend on a
-    # client recent enough to know the option.
-    invalid: dict[str, Any] = {"on_invalid": "skip"} if args.skip_invalid else {}
     written = 0
     async with _client(args) as client:
         stream = client.list_batches(
@@ -230,7 +227,7 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> in
             after=args.after,
             prefetch=args.prefetch,
             max_items=None if filtered else args.max_items,
-            **invalid,
+            on_invalid="skip" if args.skip_invalid else "raise",
         )
         try:
             async with stream:
@@ -260,7 +257,7 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> in
                     if progress is not None:
                         progress.close()
         finally:
-            _report_skipped(getattr(stream, "skipped", ()))
+            _report_skipped(stream.skipped)
     return EXIT_OK
 
 
@@ -288,10 +285,8 @@ def _filter(args: argparse.Namespace) -> Callable[[Batch], bool]:
 async def _client(args: argparse.Namespace) -> AsyncIterator[Client]:
     """The client to list with: against an embedded fake server with `--demo`."""
     if not args.demo:
-        # Passed only when given, as `on_invalid` is: a plain listing needs no new client.
-        proxy: dict[str, Any] = {"proxy": args.proxy} if args.proxy else {}
         try:
-            client = Client(api_key=args.api_key, base_url=args.base_url, **proxy)
+            client = Client(api_key=args.api_key, base_url=args.base_url, proxy=args.proxy)
         except (AIOBatchesError, ValueError, TypeError) as error:  # a bad key, URL or proxy
             raise _CommandError(str(error), EXIT_USAGE) from None
         async with client:
