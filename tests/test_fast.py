@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiobatches import Batch, BatchRequestCounts, BatchStatus, BatchUsage
@@ -76,7 +76,9 @@ def mutated_items(draw: st.DrawFn) -> dict[str, Any]:
     return item
 
 
-@settings(max_examples=1000, derandomize=True)
+# too_slow times input generation, which a shared 2-core machine under load
+# trips at random; this test asserts correctness, and generation speed is no part of it.
+@settings(max_examples=1000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(item=mutated_items())
 def test_fast_path_agrees_with_the_detailed_path(item: dict[str, Any]) -> None:
     """Any mutations: the fast path declines exactly what cattrs rejects, else builds the same."""
