@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Final
 
 
@@ -38,11 +38,13 @@ class CloseOnce:
         await self._close()
 
 
-_GUARDS: Final[set[AsyncIterator[None]]] = set()
+_GUARDS: Final[set[AsyncGenerator[None, None]]] = set()
 """Guards of abandoned-but-open resources, kept alive until the loop closes them."""
+_TASKS: Final[set[asyncio.Task[None]]] = set()
+"""Guard-closing tasks, held until done (asyncio keeps only weak references)."""
 
 
-def guard(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+def guard(close: Callable[[], Awaitable[None]]) -> AsyncGenerator[None, None]:
     """An async generator that runs `close` when the event loop finalises it.
 
     Start it (`await anext(g)`) inside the loop: asyncio then tracks it, and
@@ -52,7 +54,7 @@ def guard(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
     warned about) unclosed. `release(g)` ends it quietly once closed.
     """
 
-    async def watch() -> AsyncIterator[None]:
+    async def watch() -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
@@ -65,15 +67,13 @@ def guard(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
     return generator
 
 
-async def release(generator: AsyncIterator[None]) -> None:
+async def release(generator: AsyncGenerator[None, None]) -> None:
     """End a guard whose resource was closed the ordinary way."""
     _GUARDS.discard(generator)
-    aclose = getattr(generator, "aclose", None)
-    if aclose is not None:
-        await aclose()
+    await generator.aclose()
 
 
-def forget_on_collect(owner: object, generator: AsyncIterator[None]) -> None:
+def close_when_collected(owner: object, generator: AsyncGenerator[None, None]) -> None:
     """When `owner` is collected before the loop ends, close its guard in a task.
 
     A long-running loop that drops an unclosed one-shot stream gets its
@@ -88,12 +88,7 @@ def forget_on_collect(owner: object, generator: AsyncIterator[None]) -> None:
     weakref.finalize(owner, schedule)
 
 
-def _close_in_task(loop: asyncio.AbstractEventLoop, generator: AsyncIterator[None]) -> None:
-    aclose = getattr(generator, "aclose", None)
-    if aclose is not None and generator in _GUARDS:
-        _TASKS.add(task := loop.create_task(aclose(), name="aiobatches guard close"))
+def _close_in_task(loop: asyncio.AbstractEventLoop, generator: AsyncGenerator[None, None]) -> None:
+    if generator in _GUARDS:
+        _TASKS.add(task := loop.create_task(generator.aclose(), name="aiobatches guard close"))
         task.add_done_callback(_TASKS.discard)
-
-
-_TASKS: Final[set[asyncio.Task[None]]] = set()
-"""Guard-closing tasks, held until done (asyncio keeps only weak references)."""

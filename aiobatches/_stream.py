@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Final, Literal, Self
 
 from attrs import evolve, frozen
 
-from ._closing import CloseOnce, forget_on_collect, guard, release
+from ._closing import CloseOnce, close_when_collected, guard, release
 from ._converter import InvalidBatch, ParsedPage
 from ._errors import APIError, APIResponseValidationError, PaginationError
 from ._models import Batch, BatchPage
@@ -77,7 +77,7 @@ class BatchStream:
         self._prefetch = prefetch
         self._on_invalid = on_invalid
         self._on_close = on_close
-        self._guard: AsyncIterator[None] | None = None
+        self._guard: AsyncGenerator[None, None] | None = None
         self._closing: CloseOnce | None = None
         self.skipped: list[str | None] = []
         """Ids of the malformed batches skipped so far (`on_invalid="skip"`); None if id-less."""
@@ -95,13 +95,12 @@ class BatchStream:
         self._index = 0
         self._cursor_before = after
         self._to_hand_out = max_items
-        self._closed = False
         self._stopped_early: str | None = None
         self._taking = False
         self._unsent = False
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<BatchStream cursor={self.cursor!r} {state}>"
 
     @property
@@ -114,7 +113,7 @@ class BatchStream:
     @property
     def closed(self) -> bool:
         """Whether the stream was closed (by `aclose()`, exhaustion, an error or its client)."""
-        return self._closed
+        return self._closing is not None
 
     def __aiter__(self) -> Self:
         return self
@@ -183,7 +182,6 @@ class BatchStream:
         Every caller waits for the whole close, which runs on even if they are cancelled.
         """
         if self._closing is None:
-            self._closed = True
             self._stopped_early = early
             self._ready.clear()
             self._cursor_before, self._items, self._index = self.cursor, [], 0
@@ -208,7 +206,7 @@ class BatchStream:
             return
         self._guard = guard(self._on_close)
         await anext(self._guard)
-        forget_on_collect(self, self._guard)
+        close_when_collected(self, self._guard)
 
     async def _take_page(self) -> BatchPage | None:
         """Make the next page current and return it, or None at the end; closes on any exit."""
@@ -241,7 +239,7 @@ class BatchStream:
 
     async def _next_page(self) -> BatchPage | None:
         while not self._ready:
-            if self._closed:
+            if self.closed:
                 self._refuse_if_stopped_early()
                 return None
             if self._error is not None:
@@ -252,7 +250,7 @@ class BatchStream:
                     return None
                 task = self._start()
             await asyncio.wait({task})
-            if task.cancelled() and not self._closed:
+            if task.cancelled() and not self.closed:
                 raise asyncio.CancelledError("the page request was cancelled from outside")
         queued = self._ready.popleft()
         self._top_up()
@@ -305,7 +303,7 @@ class BatchStream:
         if (
             self._task is None
             and self._error is None
-            and not self._closed
+            and not self.closed
             and len(self._ready) < self._prefetch
             and self._may_request()
         ):

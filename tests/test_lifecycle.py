@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import subprocess
 import sys
@@ -133,6 +134,20 @@ async def test_double_cancellation_closes_the_one_shot_client(
             assert owner_of(stream).is_closed
             assert stream.closed
             assert stream_tasks() == []
+
+
+async def test_dropped_one_shot_stream_closes_its_client_while_the_loop_runs() -> None:
+    """A long-running service that drops an unclosed one-shot stream gets its connections back."""
+    async with FakeBatchesServer(count=300) as server:
+        stream = aiobatches.list_batches(api_key=API_KEY, base_url=server.url, limit=10)
+        async for _ in stream:
+            break
+        await until(lambda: not stream_tasks())  # the prefetched page has arrived
+        assert server.open_connections == 1
+        del stream
+        gc.collect()
+        await until(lambda: server.open_connections == 0)
+        assert server.open_connections == 0
 
 
 ABANDON = """
