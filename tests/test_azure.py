@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -194,3 +195,28 @@ async def test_cross_origin_redirect_sends_no_credential(
     assert "another origin" in str(caught.value)
     assert [request.path for request in origin.requests] == [path]
     assert elsewhere.requests == []
+
+
+async def test_token_provider_time_counts_within_the_attempt_timeout(
+    azure: FakeBatchesServer,
+) -> None:
+    """A provider that hangs makes the attempt time out; it cannot stall a listing for ever."""
+    calls = 0
+
+    async def slow_provider() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(30)
+        return "token"
+
+    async with aiobatches.AzureClient(
+        azure_endpoint=azure.url,
+        api_version=VERSION,
+        azure_ad_token_provider=slow_provider,
+        timeout=0.2,
+        max_retries=1,
+    ) as client:
+        with recorded_sleeps(), pytest.raises(aiobatches.APITimeoutError):
+            await client.list_batches().to_list()
+    assert calls == 2  # the first attempt and its retry
+    assert azure.page_requests == []
