@@ -1,4 +1,4 @@
-"""Checking a client's settings at construction, and choosing its proxy.
+"""A client's configuration: environment fallbacks, checks, and the choice of proxy.
 
 A bad setting fails here, naming the setting and never echoing a credential,
 instead of surfacing later as a raw aiohttp error. Proxies follow the
@@ -9,12 +9,109 @@ and `NO_PROXY` from the environment, read once when the client is made.
 from __future__ import annotations
 
 import math
+import os
 import urllib.request
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, TypedDict
 
 import aiohttp
+from attrs import frozen
 from yarl import URL
+
+from ._errors import AIOBatchesError
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_CONNECTION_LIMIT: Final = 100
+
+
+class ClientOptions(TypedDict, total=False):
+    """`Client`'s keyword settings besides the key and URL, as `AzureClient` and the
+    one-shot `aiobatches.list_batches` take them."""
+
+    organization: str | None
+    project: str | None
+    session: aiohttp.ClientSession | None
+    timeout: float | aiohttp.ClientTimeout
+    max_retries: int
+    connection_limit: int
+    default_headers: Mapping[str, str] | None
+    default_query: Mapping[str, str] | None
+    proxy: str | None
+
+
+@frozen
+class OpenAISettings:
+    """Where and as whom a `Client` lists, after environment fallbacks."""
+
+    api_key: str
+    base_url: URL
+    organization: str | None
+    project: str | None
+
+
+def openai_settings(
+    api_key: str | None, base_url: str | None, organization: str | None, project: str | None
+) -> OpenAISettings:
+    """Arguments, else `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`."""
+    key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+    if not key:
+        raise AIOBatchesError(
+            "No API key: pass api_key=... or set the OPENAI_API_KEY environment variable."
+        )
+    base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    return OpenAISettings(
+        api_key=check_text("api_key", key, secret=True),
+        base_url=parse_base_url("base_url", base),
+        organization=organization or os.environ.get("OPENAI_ORG_ID"),
+        project=project or os.environ.get("OPENAI_PROJECT_ID"),
+    )
+
+
+@frozen
+class AzureSettings:
+    """Where and with which credential an `AzureClient` lists, after environment fallbacks."""
+
+    endpoint: URL
+    api_version: str
+    api_key: str | None
+    ad_token: str | None
+
+
+def azure_settings(
+    endpoint: str | None,
+    api_version: str | None,
+    api_key: str | None,
+    ad_token: str | None,
+    *,
+    has_provider: bool,
+) -> AzureSettings:
+    """Arguments, else `AZURE_OPENAI_ENDPOINT`, `OPENAI_API_VERSION` and, when no credential
+    is given at all, `AZURE_OPENAI_API_KEY` / `AZURE_OPENAI_AD_TOKEN`."""
+    endpoint = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+    if not endpoint:
+        raise AIOBatchesError(
+            "No Azure endpoint: pass azure_endpoint=... or set AZURE_OPENAI_ENDPOINT."
+        )
+    version = api_version or os.environ.get("OPENAI_API_VERSION")
+    if not version:
+        raise AIOBatchesError("No API version: pass api_version=... or set OPENAI_API_VERSION.")
+    explicit = api_key or ad_token or has_provider
+    key = api_key or (None if explicit else os.environ.get("AZURE_OPENAI_API_KEY"))
+    token = ad_token or (None if explicit else os.environ.get("AZURE_OPENAI_AD_TOKEN"))
+    if not (key or token or has_provider):
+        raise AIOBatchesError(
+            "No Azure credential: pass api_key, azure_ad_token or azure_ad_token_provider,"
+            " or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
+        )
+    return AzureSettings(
+        endpoint=parse_base_url("azure_endpoint", endpoint),
+        api_version=check_text("api_version", version),
+        api_key=key or None,
+        ad_token=token or None,
+    )
+
 
 _CONTROL: Final = frozenset(chr(code) for code in (*range(0x20), 0x7F))
 _PROXY_SCHEMES: Final = ("http", "https")

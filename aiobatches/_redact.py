@@ -8,33 +8,43 @@ redacting it does not mangle every word that happens to contain it.
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Final
 
 _SHORT: Final = 8
 _MASK: Final = "***"
+_LEARNED: Final = 16
+"""Fresh tokens kept for redaction: a provider may issue one per request, for ever."""
 
 
 class Redactor:
     """Replaces a client's secrets with `***`; learns new ones (fresh tokens) as they come."""
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        self._static = {secret for secret in secrets if secret}
+        self._learned: deque[str] = deque(maxlen=_LEARNED)
         self._long: tuple[str, ...] = ()
         self._short: re.Pattern[str] | None = None
-        self._known: set[str] = set()
-        for secret in secrets:
-            self.add(secret)
+        self._compile()
 
     def add(self, secret: str) -> None:
-        """Redact `secret` from now on."""
-        if not secret or secret in self._known:
-            return
-        self._known.add(secret)
-        if len(secret) >= _SHORT:
-            self._long = tuple(sorted({*self._long, secret}, key=len, reverse=True))
-            return
-        shorts = sorted((s for s in self._known if len(s) < _SHORT), key=len, reverse=True)
-        alternatives = "|".join(re.escape(s) for s in shorts)
-        self._short = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
+        """Redact `secret` from now on (a credential of the client's own)."""
+        if secret and secret not in self._static:
+            self._static.add(secret)
+            self._compile()
+
+    def learn(self, token: str) -> None:
+        """Redact a freshly issued token too, among the most recent few."""
+        if token and token not in self._static and token not in self._learned:
+            self._learned.append(token)
+            self._compile()
+
+    def _compile(self) -> None:
+        secrets = sorted({*self._static, *self._learned}, key=len, reverse=True)
+        self._long = tuple(secret for secret in secrets if len(secret) >= _SHORT)
+        shorts = [secret for secret in secrets if len(secret) < _SHORT]
+        alternatives = "|".join(re.escape(secret) for secret in shorts)
+        self._short = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])") if shorts else None
 
     def text(self, text: str) -> str:
         """`text` with every secret replaced."""

@@ -1,7 +1,8 @@
-"""When to retry a page request, and how long to wait first.
+"""When to retry a request, how long to wait first, and the loop that does it.
 
-Pure decisions over statuses and headers, plus one sleep indirection so tests
-(ours and our users') can record delays instead of waiting them out.
+Pure decisions over statuses and headers; an attempt returns a `Failure`
+saying whether it is worth another try, and `retrying` acts on it. One sleep
+indirection lets tests (ours and our users') record delays instead of waiting.
 """
 
 from __future__ import annotations
@@ -11,10 +12,54 @@ import contextlib
 import contextvars
 import datetime
 import email.utils
+import logging
 import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Final, TypeVar
+
+from attrs import frozen
+
+from ._errors import APIError
+
+logger: Final = logging.getLogger("aiobatches")
+T = TypeVar("T")
+
+
+@frozen
+class Failure:
+    """An attempt that yielded nothing usable: the error to raise, and whether to try again."""
+
+    error: APIError
+    retry: bool
+    delay: float | None = None
+    """The server's requested delay, when it gave a usable one."""
+
+
+async def retrying(
+    attempt: Callable[[int], Awaitable[T | Failure]], *, max_retries: int, what: str
+) -> T:
+    """Run `attempt(retries_done)` until it succeeds, fails for good, or the budget is spent."""
+    retries = 0
+    while True:
+        outcome = await attempt(retries)
+        if not isinstance(outcome, Failure):
+            return outcome
+        if not outcome.retry or retries >= max_retries:
+            raise outcome.error
+        delay = outcome.delay if outcome.delay is not None else backoff(retries)
+        logger.info(
+            "retrying %s after %s (retry %d of %d) in %.3fs",
+            what,
+            type(outcome.error).__name__,
+            retries + 1,
+            max_retries,
+            delay,
+        )
+        await sleep(delay)
+        retries += 1
+
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_SERVER_DELAY = 120.0
