@@ -26,6 +26,21 @@ from ._errors import APIError
 logger: Final = logging.getLogger("aiobatches")
 T = TypeVar("T")
 
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+MAX_SERVER_DELAY = 120.0
+"""A server asking for a longer pause is not waited for: the caller decides (as openai-python)."""
+
+_INITIAL_BACKOFF = 0.5
+_MAX_BACKOFF = 8.0
+_MAX_DOUBLINGS = 4
+"""0.5 * 2**4 already reaches the 8 s cap; larger exponents would only risk overflow."""
+_JITTER = 0.25
+
+Sleeper = Callable[[float], Awaitable[None]]
+_sleeper: contextvars.ContextVar[Sleeper] = contextvars.ContextVar(
+    "aiobatches_sleeper", default=asyncio.sleep
+)
+
 
 @frozen
 class Failure:
@@ -59,22 +74,6 @@ async def retrying(
         )
         await sleep(delay)
         retries += 1
-
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
-MAX_SERVER_DELAY = 120.0
-"""A server asking for a longer pause is not waited for: the caller decides (as openai-python)."""
-
-_INITIAL_BACKOFF = 0.5
-_MAX_BACKOFF = 8.0
-_MAX_DOUBLINGS = 4
-"""0.5 * 2**4 already reaches the 8 s cap; larger exponents would only risk overflow."""
-_JITTER = 0.25
-
-Sleeper = Callable[[float], Awaitable[None]]
-_sleeper: contextvars.ContextVar[Sleeper] = contextvars.ContextVar(
-    "aiobatches_sleeper", default=asyncio.sleep
-)
 
 
 def should_retry(status: int, headers: Mapping[str, str]) -> bool:
