@@ -36,8 +36,10 @@ def structure_function(cls: type) -> Structure:
     """The generated fast structure function for an attrs model class (built once)."""
     source = _Source()
     body = source.build(cls, "item", "result")
+    # Named after the class, so that a traceback says which function it passed through.
+    name = "structure_" + "".join(char if char.isalnum() else "_" for char in cls.__name__)
     lines = [
-        "def structure(item):",
+        f"def {name}(item):",
         "    try:",
         *(f"        {line}" for line in body),
         # A non-dict where an object belongs fails its first subscript (TypeError);
@@ -47,14 +49,23 @@ def structure_function(cls: type) -> Structure:
         "    return result",
     ]
     text = "\n".join(lines) + "\n"
-    # Registered like cattrs' generated code, so that tracebacks and debuggers show it.
-    filename = f"<aiobatches generated structure_{cls.__name__}>"
+    # Registered like cattrs' generated code, so that tracebacks and debuggers show it
+    # (an mtime of None keeps `linecache.checkcache` from dropping it).
+    filename = _unique_filename(f"<aiobatches generated structure {cls.__qualname__}>")
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
     namespace = {**source.namespace, "Unusual": Unusual}
     exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - our own source, built once
-    structure: Structure = namespace["structure"]
-    structure.__qualname__ = structure.__name__ = f"structure_{cls.__name__}"
+    structure: Structure = namespace[name]
     return structure
+
+
+def _unique_filename(name: str) -> str:
+    """`name`, numbered if a class of the same name already took it."""
+    filename, number = name, 0
+    while filename in linecache.cache:
+        number += 1
+        filename = f"{name[:-1]}-{number}>"
+    return filename
 
 
 class _Source:

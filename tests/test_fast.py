@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import copy
 import linecache
+import traceback
 from typing import Any
 
 import attrs
@@ -135,6 +136,35 @@ def test_converter_uses_the_fast_path_and_falls_back() -> None:
 
 
 def test_generated_source_shows_in_tracebacks() -> None:
-    """The generated code is registered with linecache, so tracebacks and debuggers show it."""
-    filename = fast.__code__.co_filename
-    assert "item['id']" in "".join(linecache.getlines(filename))
+    """A traceback through a generated function shows the real line of generated source."""
+
+    class Exploding(dict[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise LookupError(key)  # not a KeyError, so the generated code lets it through
+
+    with pytest.raises(LookupError) as caught:
+        fast(Exploding(SAMPLES[0]))
+    [frame] = [
+        frame
+        for frame in traceback.extract_tb(caught.value.__traceback__)
+        if frame.filename == fast.__code__.co_filename
+    ]
+    assert frame.name == "structure_Batch"
+    assert frame.line == "v0 = item['id']"
+    assert "v0 = item['id']" in "".join(traceback.format_exception(caught.value))
+
+
+def _point_class() -> type:
+    @attrs.frozen(weakref_slot=False)
+    class Point:
+        x: int
+
+    return Point
+
+
+def test_classes_of_one_name_keep_their_own_source() -> None:
+    """Two generated functions for classes of the same name never share a source file."""
+    first, second = structure_function(_point_class()), structure_function(_point_class())
+    assert first.__code__.co_filename != second.__code__.co_filename
+    for function in (first, second):
+        assert "item['x']" in "".join(linecache.getlines(function.__code__.co_filename))
