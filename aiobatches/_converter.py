@@ -3,8 +3,10 @@
 The hot path is a structure function generated once per model (`_fast`);
 a value it finds unusual goes to a detailed cattrs converter, which says
 which field of which batch is wrong (or builds what JSON never yields, such
-as a dict subclass). Both read a null as the field's default, as an absent
-key. Scalars are checked, never coerced: `"5"` is not an `int`.
+as a dict subclass). A class the generator refuses (validators, converters,
+post-init, a cached hash) is left to cattrs alone. Both read a null as the
+field's default, as an absent key. Scalars are checked, never coerced: `"5"`
+is not an `int`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import attrs
 import cattrs
 from attrs import frozen
 
-from ._fast import Unusual, structure_function
+from ._fast import Unsupported, Unusual, structure_function
 from ._models import Batch, BatchPage, BatchStatus
 
 
@@ -68,9 +70,10 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
 
     A null where a field has a default means the default, as an absent key
     does. By default attrs models are structured by the generated fast
-    functions, falling back to a detailed converter for unusual values. With
-    `detailed_validation` the converter is that detailed one: cattrs
-    structure functions that record the path of a failure.
+    functions, falling back to a detailed converter for unusual values (and
+    for classes the generator refuses). With `detailed_validation` the
+    converter is that detailed one: cattrs structure functions that record
+    the path of a failure.
     """
     converter = cattrs.Converter(detailed_validation=detailed_validation)
     converter.register_structure_hook(str, _strict(str))
@@ -85,10 +88,19 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     else:
         detailed = make_converter(detailed_validation=True)
         converter.register_structure_hook_factory(
-            attrs.has,
-            lambda cls: _tolerant(structure_function(cls), detailed.get_structure_hook(cls)),
+            attrs.has, lambda cls: _fast_hook(cls, detailed.get_structure_hook(cls))
         )
     return converter
+
+
+def _fast_hook(cls: type, detailed: Any) -> Any:
+    """The generated function for `cls` falling back to `detailed`, or `detailed` alone
+    for a class the generator refuses."""
+    try:
+        fast = structure_function(cls)
+    except Unsupported:
+        return detailed
+    return _tolerant(fast, detailed)
 
 
 def _tolerant(fast: Any, detailed: Any) -> Any:

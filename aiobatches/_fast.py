@@ -7,8 +7,11 @@ value must be of exactly its declared type; nested models are inlined into
 the same function. It fills each frozen instance through a mutable twin
 class with identical slots and then sets `__class__`, because attrs' frozen
 `__init__` (one `object.__setattr__` per field) would cost about as much as
-all the rest. Anything else raises `Unusual`, and the caller takes the
-detailed cattrs path, which builds the value anyway or explains what is wrong.
+all the rest. A value of any other shape raises `Unusual`, and the caller
+takes the detailed cattrs path, which builds the value anyway or explains
+what is wrong. A class whose `__init__` does more than store its fields
+(validators, converters, `__attrs_post_init__`, a cached hash, ...) is
+refused with `Unsupported`: the twin would skip that work, so cattrs keeps it.
 """
 
 from __future__ import annotations
@@ -31,9 +34,16 @@ class Unusual(Exception):  # noqa: N818 - a signal to take the detailed path, no
     """The value does not have the common shape; the detailed path must decide."""
 
 
+class Unsupported(TypeError):  # noqa: N818 - a refusal to generate, not a failure of input
+    """The class (or one nested in it) cannot be built faithfully by generated code."""
+
+
 @functools.cache
 def structure_function(cls: type) -> Structure:
-    """The generated fast structure function for an attrs model class (built once)."""
+    """The generated fast structure function for an attrs model class (built once).
+
+    Raises `Unsupported` for a class it cannot build exactly as its `__init__` would.
+    """
     source = _Source()
     body = source.build(cls, "item", "result")
     # Named after the class, so that a traceback says which function it passed through.
@@ -68,6 +78,31 @@ def _unique_filename(name: str) -> str:
     return filename
 
 
+def _refuse_unfaithful(cls: type) -> None:
+    """Raise `Unsupported` if building `cls` without its `__init__` would skip some of its work."""
+    name = cls.__qualname__
+    if not attrs.has(cls):
+        raise Unsupported(f"{name} is not an attrs class")
+    for field in attrs.fields(cls):
+        if field.validator is not None:
+            raise Unsupported(f"{name}.{field.name} has a validator")
+        if field.converter is not None:
+            raise Unsupported(f"{name}.{field.name} has a converter")
+        if not field.init:
+            raise Unsupported(f"{name}.{field.name} is set outside __init__'s arguments")
+    for hook in ("__attrs_pre_init__", "__attrs_post_init__"):
+        if hasattr(cls, hook):
+            raise Unsupported(f"{name} has {hook}")
+    if "__attrs_init__" in vars(cls):  # attrs adds it when the class writes its own __init__
+        raise Unsupported(f"{name} has its own __init__")
+    if "__slots__" not in vars(cls):
+        raise Unsupported(f"{name} is not slotted")
+    # A slot that holds no field (attrs' cached hash) is state that `__init__` sets up.
+    slots = {slot for kind in cls.__mro__ for slot in vars(kind).get("__slots__", ())}
+    if extra := slots - {field.name for field in attrs.fields(cls)} - {"__weakref__"}:
+        raise Unsupported(f"{name} has state beyond its fields: {', '.join(sorted(extra))}")
+
+
 class _Source:
     """Accumulates generated statements and the names they refer to."""
 
@@ -86,6 +121,7 @@ class _Source:
 
     def build(self, cls: type, source: str, target: str) -> list[str]:
         """Statements that read dict `source`, check it, and bind a new `cls` to `target`."""
+        _refuse_unfaithful(cls)
         hints = typing.get_type_hints(cls)
         fields = attrs.fields(cls)
         values = [self.local() for _ in fields]
@@ -105,7 +141,10 @@ class _Source:
         twin = _twin(cls)
         cls_name = self.name(cls)
         if twin is None:
-            return [*lines, f"{target} = {cls_name}({', '.join(values)})"]
+            arguments = (
+                f"{field.alias}={value}" for field, value in zip(fields, values, strict=True)
+            )
+            return [*lines, f"{target} = {cls_name}({', '.join(arguments)})"]
         # Calling the twin costs less than `object.__new__(twin)`.
         lines.append(f"{target} = {self.name(twin)}()")
         lines += [
@@ -140,8 +179,8 @@ class _Source:
             return read, [f"if {value} is not None:", *_indent(lines)]
         # attrs' stubs type `Factory` as a function returning the value, not as a class.
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            if default.takes_self:  # pragma: no cover - guards a model change
-                raise TypeError(f"no fast structuring for {field.name}'s default")
+            if default.takes_self:
+                raise Unsupported(f"{field.name}'s default depends on the instance")
             fill = f"{self.name(default.factory)}()"
         else:
             fill = self.name(default)
@@ -158,8 +197,9 @@ class _Source:
                 f"if type({value}) is not {kind}: raise Unusual",
                 f"{value} = {members}({value}, {value})",
             ]
-        if len(options) != 1:  # pragma: no cover - guards a model change without fast support
-            raise TypeError(f"no fast structuring for {options!r}")
+        if len(options) != 1:
+            names = (getattr(option, "__name__", repr(option)) for option in options)
+            raise Unsupported(f"no fast structuring for {' | '.join(names)}")
         if attrs.has(origin):
             return self.build(origin, value, value)
         if origin is list:
@@ -178,7 +218,7 @@ class _Source:
             ]
         if origin in (str, int, bool, float):
             return [f"if type({value}) is not {self.name(origin)}: raise Unusual"]
-        raise TypeError(f"no fast structuring for {option!r}")  # pragma: no cover
+        raise Unsupported(f"no fast structuring for {option!r}")
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -192,6 +232,6 @@ def _twin(cls: type) -> type | None:
     probe: Any = object.__new__(twin)
     try:
         probe.__class__ = cls
-    except TypeError:  # pragma: no cover - e.g. an interpreter with other layout rules
+    except TypeError:  # e.g. a `__weakref__` slot, which CPython lays out apart
         return None
     return twin

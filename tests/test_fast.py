@@ -10,13 +10,14 @@ import traceback
 from typing import Any
 
 import attrs
+import cattrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiobatches import Batch, BatchRequestCounts, BatchStatus, BatchUsage
 from aiobatches._converter import _detailed, make_converter
-from aiobatches._fast import Unusual, structure_function
+from aiobatches._fast import Unsupported, Unusual, structure_function
 from aiobatches.testing import synthetic_batches
 
 SAMPLES = synthetic_batches(300, seed=5)
@@ -168,3 +169,177 @@ def test_classes_of_one_name_keep_their_own_source() -> None:
     assert first.__code__.co_filename != second.__code__.co_filename
     for function in (first, second):
         assert "item['x']" in "".join(linecache.getlines(function.__code__.co_filename))
+
+
+# Classes whose __init__ does more than store its fields. Each is slotted without a
+# weakref slot, so that the twin trick would apply to it and silently skip that work.
+@attrs.frozen(weakref_slot=False)
+class Positive:
+    count: int = attrs.field(validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(weakref_slot=False)
+class Trimmed:
+    name: str = attrs.field(converter=str.strip)
+
+
+@attrs.frozen(weakref_slot=False)
+class Span:
+    start: int
+    end: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError("a span ends before it starts")
+
+
+@attrs.frozen(weakref_slot=False, cache_hash=True)
+class CachedPoint:
+    x: int
+    y: int
+
+
+@attrs.frozen(weakref_slot=False)
+class Holder:
+    span: Span
+    counts: list[Positive]
+
+
+@attrs.frozen(weakref_slot=False)
+class Numbers:
+    values: list[int]
+
+
+@attrs.frozen(weakref_slot=False)
+class Derived:
+    base: int
+    extra: int = attrs.field(init=False, default=0)
+
+
+@attrs.frozen(weakref_slot=False)
+class PreInit:
+    x: int
+
+    def __attrs_pre_init__(self) -> None:
+        pass
+
+
+@attrs.frozen(weakref_slot=False, init=False)
+class OwnInit:
+    x: int
+
+    def __init__(self, x: int) -> None:
+        self.__attrs_init__(x)
+
+
+@attrs.frozen(slots=False)
+class Unslotted:
+    x: int
+
+
+@attrs.frozen(weakref_slot=False)
+class SelfDefault:
+    x: int
+    y: int = attrs.field(default=attrs.Factory(lambda self: self.x, takes_self=True))
+
+
+@attrs.frozen(weakref_slot=False)
+class Either:
+    x: int | str
+
+
+@attrs.frozen(weakref_slot=False)
+class Pair:
+    x: tuple[int, int]
+
+
+@pytest.mark.parametrize(
+    ("cls", "reason"),
+    [
+        (Positive, "Positive.count has a validator"),
+        (Trimmed, "Trimmed.name has a converter"),
+        (Span, "Span has __attrs_post_init__"),
+        (CachedPoint, "CachedPoint has state beyond its fields: _attrs_cached_hash"),
+        (Holder, "Span has __attrs_post_init__"),
+        (Derived, "Derived.extra is set outside __init__'s arguments"),
+        (PreInit, "PreInit has __attrs_pre_init__"),
+        (OwnInit, "OwnInit has its own __init__"),
+        (Unslotted, "Unslotted is not slotted"),
+        (SelfDefault, "y's default depends on the instance"),
+        (Either, "no fast structuring for int | str"),
+        (Pair, r"no fast structuring for tuple\[int, int\]"),
+        (Numbers, "int is not an attrs class"),
+    ],
+)
+def test_generator_refuses_what_it_cannot_build_faithfully(cls: type, reason: str) -> None:
+    """A class whose __init__ does more than store fields (or nests one), or a field type the
+    generator does not know, gets no fast function."""
+    with pytest.raises(Unsupported, match=reason):
+        structure_function(cls)
+
+
+@attrs.frozen
+class Tagged:
+    _tag: str = attrs.field(kw_only=True)
+    weight: int = 1
+
+
+def test_a_class_the_twin_cannot_become_is_built_by_its_init() -> None:
+    """A class with a weakref slot (no twin can become one) is built through its __init__."""
+    tagged = structure_function(Tagged)({"_tag": "a", "weight": 2})
+    assert tagged == Tagged(tag="a", weight=2)
+    assert type(tagged) is Tagged
+
+
+def _failure(converter: cattrs.Converter, value: object, cls: type) -> BaseException:
+    """The one error underneath cattrs' grouping of what went wrong."""
+    with pytest.raises(cattrs.ClassValidationError) as caught:
+        converter.structure(value, cls)
+    error: BaseException = caught.value
+    while isinstance(error, BaseExceptionGroup):
+        [error] = error.exceptions
+    return error
+
+
+def test_converter_runs_field_validators() -> None:
+    """make_converter() leaves a class with validators to cattrs, which runs them."""
+    converter = make_converter()
+    assert converter.structure({"count": 3}, Positive) == Positive(3)
+    assert "must be > 0" in str(_failure(converter, {"count": 0}, Positive))
+
+
+def test_converter_runs_field_converters() -> None:
+    """make_converter() leaves a class with converters to cattrs, which applies them."""
+    assert make_converter().structure({"name": "  padded "}, Trimmed) == Trimmed("padded")
+    assert make_converter().structure({"name": "  padded "}, Trimmed).name == "padded"
+
+
+def test_converter_runs_post_init() -> None:
+    """make_converter() leaves a class with __attrs_post_init__ to cattrs, which calls it."""
+    converter = make_converter()
+    assert converter.structure({"start": 1, "end": 2}, Span) == Span(1, 2)
+    failure = _failure(converter, {"start": 2, "end": 1}, Span)
+    assert str(failure) == "a span ends before it starts"
+
+
+def test_converter_honours_a_cached_hash() -> None:
+    """make_converter() leaves a class with a cached hash to cattrs; its instances hash."""
+    point = make_converter().structure({"x": 1, "y": 2}, CachedPoint)
+    assert hash(point) == hash(point) == hash(CachedPoint(1, 2))
+    assert {point: "found"}[CachedPoint(1, 2)] == "found"
+
+
+def test_converter_checks_a_refused_class_nested_in_another() -> None:
+    """A class nesting a refused one is itself left to cattrs, so the nested checks run."""
+    converter = make_converter()
+    good = {"span": {"start": 1, "end": 2}, "counts": [{"count": 1}]}
+    assert converter.structure(good, Holder) == Holder(Span(1, 2), [Positive(1)])
+    assert "ends before" in str(
+        _failure(converter, {**good, "span": {"start": 3, "end": 2}}, Holder)
+    )
+    assert "must be > 0" in str(_failure(converter, {**good, "counts": [{"count": 0}]}, Holder))
+
+
+def test_converter_structures_field_types_the_generator_does_not_know() -> None:
+    """A list of scalars, which the generator does not inline, is structured by cattrs."""
+    assert make_converter().structure({"values": [1, 2]}, Numbers) == Numbers([1, 2])
