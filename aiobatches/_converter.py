@@ -6,7 +6,7 @@ which field of which batch is wrong (or builds what JSON never yields, such
 as a dict subclass). A class the generator refuses (validators, converters,
 post-init, a cached hash) is left to cattrs alone. Both read a null as the
 field's default, as an absent key. Scalars are checked, never coerced: `"5"`
-is not an `int`.
+is not an `int`. Messages name classes as users import them, never by module.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def _tolerant(fast: Any, detailed: Any) -> Any:
         try:
             return fast(value)
         except Unusual:
-            return detailed(value, cls)
+            pass
+        # Outside the `except`, so that a failure does not drag the private signal along.
+        return detailed(value, cls)
 
     return structure
 
@@ -367,4 +369,5 @@ def _json_kind(value: object) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    raise PayloadError(message)
+    # The message says everything; what was being handled when it was found is internal.
+    raise PayloadError(message) from None

@@ -6,8 +6,8 @@ give the default. Timestamps and counts stay `int` (Unix seconds for
 timestamps), as the API sends them.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the annotations are resolved here,
+# once, so that they need no lookup in the module the classes claim below.
 import enum
 
 from attrs import field, frozen
@@ -120,3 +120,20 @@ class BatchPage:
     last_id: str | None
     has_more: bool
     object: str = "list"
+
+
+# Reprs, error messages (cattrs' too) and pickles name the models as users import
+# them, `aiobatches.Batch`, never by this private module (httpx does the same).
+for _public in (
+    BatchStatus,
+    BatchError,
+    BatchErrors,
+    BatchRequestCounts,
+    InputTokensDetails,
+    OutputTokensDetails,
+    BatchUsage,
+    Batch,
+    BatchPage,
+):
+    _public.__module__ = "aiobatches"
+del _public

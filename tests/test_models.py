@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import types
 import typing
@@ -13,11 +14,17 @@ import attrs
 import pytest
 import yaml
 
+import aiobatches
 from aiobatches import (
     Batch,
+    BatchError,
+    BatchErrors,
     BatchPage,
+    BatchRequestCounts,
     BatchStatus,
     BatchUsage,
+    InputTokensDetails,
+    OutputTokensDetails,
 )
 from aiobatches._converter import PayloadError, structure_page, unstructure_batch
 from aiobatches._fast import structure_function
@@ -106,6 +113,27 @@ def test_models_are_frozen_and_slotted() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         batch.status = "failed"  # type: ignore[misc]
     assert not hasattr(batch, "__dict__")
+
+
+def test_models_are_named_by_their_public_path() -> None:
+    """Models print and pickle as `aiobatches.<Name>`, as users import them."""
+    models = [
+        Batch,
+        BatchError,
+        BatchErrors,
+        BatchPage,
+        BatchRequestCounts,
+        BatchStatus,
+        BatchUsage,
+        InputTokensDetails,
+        OutputTokensDetails,
+    ]
+    for model in models:
+        assert model.__module__ == "aiobatches"
+        assert getattr(aiobatches, model.__name__) is model
+    assert repr(Batch) == "<class 'aiobatches.Batch'>"
+    page = structure_page({"data": synthetic_batches(20, seed=11), "has_more": True})
+    assert pickle.loads(pickle.dumps(page)) == page  # noqa: S301 - our own bytes
 
 
 def _item(**changes: Any) -> dict[str, Any]:

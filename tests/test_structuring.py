@@ -9,6 +9,7 @@ import typing
 from typing import Any
 
 import attrs
+import cattrs
 import pytest
 
 from aiobatches import (
@@ -20,7 +21,15 @@ from aiobatches import (
     InputTokensDetails,
     OutputTokensDetails,
 )
-from aiobatches._converter import MAX_INVALID, InvalidBatch, PayloadError, _detailed, parse_page
+from aiobatches._converter import (
+    MAX_INVALID,
+    InvalidBatch,
+    PayloadError,
+    _detailed,
+    make_converter,
+    parse_page,
+    structure_page,
+)
 from aiobatches._fast import Unusual, structure_function
 from aiobatches.testing import synthetic_batches
 
@@ -397,3 +406,60 @@ def test_parse_page_raises_only_for_the_envelope(payload: object, fragment: str)
     with pytest.raises(PayloadError) as caught:
         parse_page(payload)
     assert fragment in str(caught.value)
+
+
+WRONG_VALUES = [None, "text", 1.5, True, [1], {"k": 1}, [{"k": 1}]]
+
+
+def _malformed() -> list[Any]:
+    """RICH broken in every way at every depth: each field given each wrong kind of value,
+    each required one removed, and items that are no object at all."""
+    items: list[Any] = [_with(path, remove=True) for path, _, _ in REQUIRED]
+    for path, _, _ in FIELDS:
+        for value in WRONG_VALUES:
+            item = _with(path, value=value)
+            try:
+                _detailed.structure(item, Batch)
+            except Exception:  # only the items cattrs rejects are malformed ones
+                items.append(item)
+    return [*items, *WRONG_VALUES]
+
+
+def _messages(error: BaseException) -> list[str]:
+    """Every message a traceback of `error` would print: its own, its notes, its parts',
+    and those of the exceptions chained to it; and cattrs' summary of it."""
+    found, pending = [], [error]
+    while pending:
+        current = pending.pop()
+        found += [str(current), *map(str, getattr(current, "__notes__", ()))]
+        if isinstance(current, BaseExceptionGroup):
+            pending += current.exceptions
+        chained = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+        if chained is not None:
+            pending.append(chained)
+    if isinstance(error, cattrs.BaseValidationError):
+        found += cattrs.transform_error(error)
+    return found
+
+
+def test_messages_name_classes_as_users_import_them() -> None:
+    """No message about a malformed batch, ours or cattrs', names a private module."""
+    items = _malformed()
+    assert len(items) > 150
+    converters = [make_converter(), make_converter(detailed_validation=True)]
+    named_batch = 0
+    for item in items:
+        messages = [invalid.problem for invalid in parse_page(_page(item)).invalid]
+        with pytest.raises(PayloadError) as payload_error:
+            structure_page(_page(item))
+        messages += _messages(payload_error.value)
+        for converter in converters:
+            with pytest.raises(Exception) as caught:  # noqa: PT011 - cattrs raises several kinds
+                converter.structure(item, Batch)
+            messages += _messages(caught.value)
+        assert len(messages) >= 4
+        assert not [message for message in messages if "aiobatches._" in message], item
+        named_batch += any("Batch" in message for message in messages)
+    assert named_batch > 150
