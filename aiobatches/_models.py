@@ -3,7 +3,8 @@
 Pure data: no I/O, no parsing. Field names and optionality follow OpenAI's
 schema; a field with a default may be absent or null in the JSON, and both
 give the default. Timestamps and counts stay `int` (Unix seconds for
-timestamps), as the API sends them.
+timestamps), as the API sends them. A `Batch` hashes by its id, the models
+of scalars by value, and the models holding a list are unhashable.
 """
 
 # No `from __future__ import annotations`: the annotations are resolved here,
@@ -42,10 +43,15 @@ class BatchError:
 
 @frozen(weakref_slot=False)
 class BatchErrors:
-    """The errors a batch collected; `object` is `"list"` and `data` empty unless sent."""
+    """The errors a batch collected; `object` is `"list"` and `data` empty unless sent.
+
+    Unhashable, whatever it holds: its `data` is a list.
+    """
 
     object: str = "list"
     data: list[BatchError] = field(factory=list)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @frozen(weakref_slot=False)
@@ -85,7 +91,12 @@ class BatchUsage:
 @frozen(weakref_slot=False)
 class Batch:
     """One batch job: the seven fields the API always sends, then the optional ones (`None` when
-    absent or null; older batches have no `model` or `usage`)."""
+    absent or null; older batches have no `model` or `usage`).
+
+    Equal when every field is equal; hashed by `id` alone, so batches work in sets and as
+    dict keys. Two snapshots of one batch that differ are two distinct elements of a set;
+    key by `batch.id` to keep one per batch.
+    """
 
     id: str
     object: str
@@ -110,16 +121,26 @@ class Batch:
     metadata: dict[str, str] | None = None
     usage: BatchUsage | None = None
 
+    def __hash__(self) -> int:
+        # Equal batches have equal ids, so this agrees with `==`; unlike a hash of every
+        # field, it never fails on the list in `errors` or the dict in `metadata`.
+        return hash(self.id)
+
 
 @frozen(weakref_slot=False)
 class BatchPage:
-    """One page of the list: its batches, the cursors around them, and whether more follow."""
+    """One page of the list: its batches, the cursors around them, and whether more follow.
+
+    Unhashable, whatever it holds: its `data` is a list.
+    """
 
     data: list[Batch]
     first_id: str | None
     last_id: str | None
     has_more: bool
     object: str = "list"
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 # Reprs, error messages (cattrs' too) and pickles name the models as users import

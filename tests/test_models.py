@@ -26,7 +26,13 @@ from aiobatches import (
     InputTokensDetails,
     OutputTokensDetails,
 )
-from aiobatches._converter import PayloadError, structure_page, unstructure_batch
+from aiobatches._converter import (
+    PayloadError,
+    make_converter,
+    parse_page,
+    structure_page,
+    unstructure_batch,
+)
 from aiobatches._fast import structure_function
 from aiobatches.testing import synthetic_batches
 
@@ -115,6 +121,75 @@ def test_models_are_frozen_and_slotted() -> None:
     assert not hasattr(batch, "__dict__")
 
 
+HASHED = synthetic_batches(200, seed=11)
+
+
+def test_every_batch_hashes_by_its_id() -> None:
+    """Batches from the converter hash whatever their data holds, so sets and dicts take them."""
+    assert any(item["metadata"] for item in HASHED)
+    assert any(item["errors"] and item["errors"]["data"] for item in HASHED)
+    converter = make_converter()
+    batches = [converter.structure(item, Batch) for item in HASHED]
+    assert all(hash(batch) == hash(batch.id) for batch in batches)
+    assert len(set(batches)) == len(batches)
+    by_batch = {batch: batch.id for batch in batches}
+    assert all(by_batch[batch] == batch.id for batch in batches)
+    # Equal batches hash equally, however they were built.
+    detailed = make_converter(detailed_validation=True)
+    for batch, item in zip(batches, HASHED, strict=True):
+        for twin in (
+            detailed.structure(item, Batch),
+            parse_page({"data": [item]}).batches[0],
+            attrs.evolve(batch),
+        ):
+            assert twin == batch
+            assert hash(twin) == hash(batch)
+            assert twin in by_batch
+
+
+def test_snapshots_of_one_batch_share_a_hash_but_not_equality() -> None:
+    """A batch seen again with another status is another element of a set, found by its id."""
+    batch = make_converter().structure(HASHED[0], Batch)
+    later = attrs.evolve(batch, status="cancelling")
+    assert later != batch
+    assert hash(later) == hash(batch)
+    assert len({batch, later}) == 2
+    assert {item.id: item for item in (batch, later)} == {batch.id: later}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        BatchError(code="invalid_json_line", line=3),
+        BatchRequestCounts(total=3, completed=2, failed=1),
+        InputTokensDetails(cached_tokens=1),
+        OutputTokensDetails(reasoning_tokens=2),
+        BatchUsage(5, InputTokensDetails(1), 3, OutputTokensDetails(2), 8),
+    ],
+    ids=lambda model: type(model).__name__,
+)
+def test_models_of_scalars_hash_by_value(model: Any) -> None:
+    """A model holding only scalars (or such models) hashes by its value."""
+    assert hash(model) == hash(attrs.evolve(model))
+    assert len({model, attrs.evolve(model)}) == 1
+
+
+def test_models_holding_a_list_are_never_hashable() -> None:
+    """BatchErrors and BatchPage refuse hash() whatever they hold, an empty list included."""
+    errors = next(batch.errors for batch in parse_page({"data": HASHED}).batches if batch.errors)
+    page = structure_page({"data": HASHED[:3], "has_more": False})
+    for unhashable in (
+        BatchErrors(),
+        BatchErrors(data=[BatchError(code="x")]),
+        errors,
+        BatchPage([], None, None, has_more=False),
+        page,
+    ):
+        assert type(unhashable).__hash__ is None
+        with pytest.raises(TypeError, match="unhashable type"):
+            hash(unhashable)
+
+
 def test_models_are_named_by_their_public_path() -> None:
     """Models print and pickle as `aiobatches.<Name>`, as users import them."""
     models = [
@@ -132,7 +207,7 @@ def test_models_are_named_by_their_public_path() -> None:
         assert model.__module__ == "aiobatches"
         assert getattr(aiobatches, model.__name__) is model
     assert repr(Batch) == "<class 'aiobatches.Batch'>"
-    page = structure_page({"data": synthetic_batches(20, seed=11), "has_more": True})
+    page = structure_page({"data": HASHED[:20], "has_more": True})
     assert pickle.loads(pickle.dumps(page)) == page  # noqa: S301 - our own bytes
 
 
