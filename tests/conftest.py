@@ -1,20 +1,22 @@
-"""Fixtures: a running fake server, a client bound to it, and an HTTP mock."""
+"""Fixtures: running fake servers, a client bound to one, the command line, and an HTTP mock."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _helpers import API_KEY, stream_tasks
+from _helpers import API_KEY, MakeServer, RunCli, stream_tasks
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
 from aioresponses import core as aioresponses_core
 
 import aiobatches
+from aiobatches._cli import main
 from aiobatches.testing import FakeBatchesServer
 
 
@@ -32,10 +34,25 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FakeBatchesServer]:
-    """A fake endpoint with 250 seeded batches that requires API_KEY."""
-    async with FakeBatchesServer(count=250, api_key=API_KEY) as running:
-        yield running
+async def make_server() -> AsyncIterator[MakeServer]:
+    """Start `FakeBatchesServer(*args, **kwargs)` on port 0; each one is closed at teardown."""
+    async with contextlib.AsyncExitStack() as started:
+
+        async def make(*args: Any, **kwargs: Any) -> FakeBatchesServer:
+            return await started.enter_async_context(FakeBatchesServer(*args, **kwargs))
+
+        yield make
+
+
+@pytest.fixture
+async def server(make_server: MakeServer, request: pytest.FixtureRequest) -> FakeBatchesServer:
+    """A fake endpoint of 250 seeded batches requiring API_KEY; `@pytest.mark.server(count=60)`
+    (on a test or a module) changes its arguments."""
+    marker = request.node.get_closest_marker("server")
+    options: dict[str, Any] = {"count": 250, "api_key": API_KEY}
+    if marker is not None:
+        options.update(marker.kwargs)
+    return await make_server(**options)
 
 
 @pytest.fixture
@@ -43,6 +60,23 @@ async def client(server: FakeBatchesServer) -> AsyncIterator[aiobatches.Client]:
     """A client bound to the fake server."""
     async with aiobatches.Client(api_key=API_KEY, base_url=server.url) as bound:
         yield bound
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """Run `aiobatches ARGS` in this process; its exit code, stdout and stderr.
+
+    `main` runs in a worker thread (it starts its own event loop), so a server on
+    the test's loop keeps serving meanwhile.
+    """
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()  # only what this command prints
+        code = await asyncio.to_thread(main, list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 class _FinishedUpload:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from _helpers import API_KEY, ids
+from _helpers import API_KEY, MakeServer, ids, served_ids
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer, Fault, recorded_sleeps
@@ -16,14 +15,9 @@ VERSION = "2024-10-21"
 
 
 @pytest.fixture
-async def azure() -> AsyncIterator[FakeBatchesServer]:
+async def azure(make_server: MakeServer) -> FakeBatchesServer:
     """A fake Azure OpenAI endpoint of 45 batches taking API_KEY as api-key or Bearer."""
-    async with FakeBatchesServer(count=45, api_key=API_KEY, azure_api_version=VERSION) as server:
-        yield server
-
-
-def expected(server: FakeBatchesServer) -> list[str]:
-    return [batch["id"] for batch in server.batches]
+    return await make_server(count=45, api_key=API_KEY, azure_api_version=VERSION)
 
 
 async def test_api_key_lists_every_page_with_the_api_version(azure: FakeBatchesServer) -> None:
@@ -32,7 +26,7 @@ async def test_api_key_lists_every_page_with_the_api_version(azure: FakeBatchesS
         azure_endpoint=azure.url, api_version=VERSION, api_key=API_KEY
     ) as client:
         got = await client.list_batches(limit=10).to_list()
-    assert ids(got) == expected(azure)
+    assert ids(got) == served_ids(azure)
     requests = azure.page_requests
     assert len(requests) == 5
     assert all(request.path == "/openai/batches" for request in requests)
@@ -149,10 +143,9 @@ async def test_provider_tokens_are_redacted() -> None:
 
 
 @pytest.fixture
-async def elsewhere() -> AsyncIterator[FakeBatchesServer]:
+async def elsewhere(make_server: MakeServer) -> FakeBatchesServer:
     """Another host (127.0.0.2) that must never receive a credential."""
-    async with FakeBatchesServer(count=5, host="127.0.0.2") as server:
-        yield server
+    return await make_server(count=5, host="127.0.0.2")
 
 
 async def test_plain_aiohttp_would_leak_api_key_on_redirect(

@@ -1,4 +1,4 @@
-"""Client configuration, request shaping and error mapping (unit tests over aioresponses)."""
+"""Client configuration, request shaping and error mapping (mostly unit tests over aioresponses)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from _helpers import API_KEY
+from _helpers import API_KEY, eventually
 from aioresponses import aioresponses
 from yarl import URL
 
 import aiobatches
-from aiobatches.testing import recorded_sleeps, synthetic_batches
+from aiobatches.testing import FakeBatchesServer, recorded_sleeps, synthetic_batches
 
 BASE = "https://api.example.test/v1"
 LIST = re.compile(r"^https://api\.example\.test/v1/batches(\?.*)?$")
@@ -298,24 +298,23 @@ async def test_retryable_status_is_retried_on_same_cursor(mocked: aioresponses) 
     assert 0.375 <= delays[0] <= 0.5
 
 
-async def test_lifecycle_owned_session(mocked: aioresponses) -> None:
-    """The owned session is made on first request, closed by aclose; a closed client refuses."""
-    mocked.get(LIST, payload=page([]))
-    client = aiobatches.Client(api_key=API_KEY, base_url=BASE)
-    assert client._session is None
-    await client.list_batches().to_list()
-    session = client._session
-    assert session is not None
-    assert not session.closed
+async def test_lifecycle_owned_session(server: FakeBatchesServer) -> None:
+    """The owned session connects on first use and aclose (repeatable) lets go of every
+    connection; a closed client refuses new streams and `async with`."""
+    client = aiobatches.Client(api_key=API_KEY, base_url=server.url)
+    assert not client.is_closed
+    assert await client.list_batches(max_items=3).to_list()
+    assert server.open_connections == 1  # kept alive in the owned session's pool
     await client.aclose()
     await client.aclose()
-    assert session.closed
     assert client.is_closed
+    assert await eventually(lambda: server.open_connections == 0)
     with pytest.raises(RuntimeError, match="closed"):
         client.list_batches()
     with pytest.raises(RuntimeError, match="closed"):
         async with client:
             pass
+    assert len(server.page_requests) == 1
 
 
 async def test_borrowed_session_is_never_closed(mocked: aioresponses) -> None:

@@ -7,7 +7,6 @@ properties, which the schema does not say, so optional properties may be null.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import aiohttp
 import jsonschema
 import pytest
 import yaml
+from _helpers import MakeServer
 
 from aiobatches.testing import FakeBatchesServer
 
@@ -60,18 +60,15 @@ def test_the_relaxation_is_only_about_null() -> None:
     assert not VALIDATOR.is_valid({**good, "data": [{**batch, "created_at": None}]})
 
 
-@pytest.fixture(params=[(0, 250), (1, 400), (7, 3)], ids=["seed0", "seed1", "seed7-small"])
-async def server(request: pytest.FixtureRequest) -> AsyncIterator[FakeBatchesServer]:
-    seed, count = request.param
-    async with FakeBatchesServer(count=count, seed=seed) as running:
-        yield running
-
-
+@pytest.mark.parametrize(
+    ("seed", "count"), [(0, 250), (1, 400), (7, 3)], ids=["seed0", "seed1", "seed7-small"]
+)
 @pytest.mark.parametrize("limit", [1, 7, 20, 100])
 async def test_every_page_matches_list_batches_response(
-    server: FakeBatchesServer, limit: int
+    make_server: MakeServer, seed: int, count: int, limit: int
 ) -> None:
     """Walking the whole list at each page size, every raw page body is schema-valid."""
+    server = await make_server(count=count, seed=seed)
     pages = 0
     after: str | None = None
     async with aiohttp.ClientSession() as session:

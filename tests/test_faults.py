@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
@@ -19,12 +19,7 @@ from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, recorded_sle
 LIMIT = 10
 TIMEOUT = 0.2
 
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeBatchesServer]:
-    """A fake endpoint of 50 batches; each test assigns its fault plan."""
-    async with FakeBatchesServer(count=50, api_key=API_KEY) as running:
-        yield running
+pytestmark = pytest.mark.server(count=50)  # each test assigns its fault plan
 
 
 def make_client(server: FakeBatchesServer, **kwargs: object) -> aiobatches.Client:

@@ -12,25 +12,10 @@ import textwrap
 from collections.abc import Awaitable, Callable
 
 import pytest
-from _helpers import API_KEY, stream_tasks
+from _helpers import API_KEY, eventually, stream_tasks
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan
-
-
-def owner_of(stream: aiobatches.BatchStream) -> aiobatches.Client:
-    """The client a one-shot stream made for itself."""
-    owner = stream._on_close.__self__  # type: ignore[union-attr]
-    assert isinstance(owner, aiobatches.Client)
-    return owner
-
-
-async def settle() -> None:
-    """Give background closes a bounded number of loop turns to finish."""
-    for _ in range(200):
-        if not stream_tasks():
-            return
-        await asyncio.sleep(0.005)
 
 
 async def test_concurrent_client_closes_both_wait_for_the_close() -> None:
@@ -39,7 +24,7 @@ async def test_concurrent_client_closes_both_wait_for_the_close() -> None:
         client = aiobatches.Client(api_key=API_KEY, base_url=server.url)
         stream = client.list_batches(limit=10)
         consumer = asyncio.create_task(anext(stream))
-        await until(lambda: bool(server.requests))  # the page request is in flight
+        await eventually(lambda: bool(server.requests))  # the page request is in flight
         first = asyncio.create_task(client.aclose())
         await asyncio.sleep(0)
         await client.aclose()  # the second caller
@@ -63,8 +48,7 @@ async def test_cancelled_client_close_can_be_repeated() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await closing
         await client.aclose()
-        await until(lambda: server.open_connections == 0)
-        assert server.open_connections == 0
+        assert await eventually(lambda: server.open_connections == 0)
         assert stream_tasks() == []
 
 
@@ -73,32 +57,27 @@ async def test_cancelled_stream_close_can_be_repeated() -> None:
     async with FakeBatchesServer(count=30, latency=5.0) as server:
         stream = aiobatches.list_batches(api_key=API_KEY, base_url=server.url, limit=10)
         consumer = asyncio.create_task(anext(stream))
-        await until(lambda: bool(server.requests))
+        await eventually(lambda: bool(server.requests))
         closing = asyncio.create_task(stream.aclose())
         await asyncio.sleep(0)
         closing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await closing
         await stream.aclose()
-        assert owner_of(stream).is_closed
+        assert stream.closed
         assert stream_tasks() == []
+        assert await eventually(lambda: server.open_connections == 0)  # its client closed
         with contextlib.suppress(StopAsyncIteration):
             await consumer
+        del stream, consumer, closing
+        gc.collect()  # an unclosed session would be reported now, failing `no_leaks`
 
 
 async def wait_for_request(server: FakeBatchesServer, stream: aiobatches.BatchStream) -> None:
     """Start the stream's first request in the background and return once the server has it."""
     consumer = asyncio.create_task(anext(stream))
-    await until(lambda: len(server.requests) == 2)
+    await eventually(lambda: len(server.requests) == 2)
     consumer.add_done_callback(lambda task: task.cancelled() or task.exception())
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait a bounded number of loop turns for `condition` (a hang guard, not a timing)."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
 
 
 async def consume_bare(stream: aiobatches.BatchStream) -> None:
@@ -130,10 +109,11 @@ async def test_double_cancellation_closes_the_one_shot_client(
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
-            await settle()
-            assert owner_of(stream).is_closed
+            assert await eventually(lambda: not stream_tasks())
             assert stream.closed
-            assert stream_tasks() == []
+            assert await eventually(lambda: server.open_connections == 0)  # its client closed
+        del stream, consumer
+        gc.collect()  # an unclosed session would be reported now, failing `no_leaks`
 
 
 async def test_dropped_one_shot_stream_closes_its_client_while_the_loop_runs() -> None:
@@ -142,12 +122,11 @@ async def test_dropped_one_shot_stream_closes_its_client_while_the_loop_runs() -
         stream = aiobatches.list_batches(api_key=API_KEY, base_url=server.url, limit=10)
         async for _ in stream:
             break
-        await until(lambda: not stream_tasks())  # the prefetched page has arrived
+        assert await eventually(lambda: not stream_tasks())  # the prefetched page has arrived
         assert server.open_connections == 1
         del stream
         gc.collect()
-        await until(lambda: server.open_connections == 0)
-        assert server.open_connections == 0
+        assert await eventually(lambda: server.open_connections == 0)
 
 
 ABANDON = """

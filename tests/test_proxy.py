@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import pytest
-from _helpers import API_KEY, ids
+from _helpers import API_KEY, ids, served_ids
 from yarl import URL
 
 import aiobatches
@@ -21,6 +21,8 @@ PAGES: Final = 3
 _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authorization"}
 )
+
+pytestmark = pytest.mark.server(count=COUNT)
 
 
 class ForwardProxy:
@@ -105,13 +107,6 @@ class ForwardProxy:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FakeBatchesServer]:
-    """A fake plain-HTTP endpoint of 25 batches that requires API_KEY."""
-    async with FakeBatchesServer(count=COUNT, api_key=API_KEY) as running:
-        yield running
-
-
-@pytest.fixture
 async def proxy() -> AsyncIterator[ForwardProxy]:
     """A running forward proxy."""
     async with ForwardProxy() as running:
@@ -123,10 +118,6 @@ async def list_all(server: FakeBatchesServer, **kwargs: Any) -> list[aiobatches.
     """Every batch, listed by an owned-session client over 10-batch pages."""
     async with aiobatches.Client(api_key=API_KEY, base_url=server.url, **kwargs) as client:
         return await client.list_batches(limit=LIMIT).to_list()
-
-
-def expected(server: FakeBatchesServer) -> list[str]:
-    return [batch["id"] for batch in server.batches]
 
 
 def proxied_every_page(proxy: ForwardProxy, server: FakeBatchesServer) -> bool:
@@ -146,7 +137,7 @@ async def test_owned_session_honours_http_proxy(
     """HTTP_PROXY (or http_proxy) routes every page request of an owned session through it."""
     monkeypatch.setenv(variable, proxy.url)
     got = await list_all(server)
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     assert proxied_every_page(proxy, server), proxy.targets
 
 
@@ -157,7 +148,7 @@ async def test_no_proxy_bypasses_the_proxy(
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     got = await list_all(server)
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     assert proxy.targets == []
     assert len(server.page_requests) == PAGES
 
@@ -167,7 +158,7 @@ async def test_explicit_proxy_needs_no_environment(
 ) -> None:
     """Client(proxy=...) routes every page request through that proxy."""
     got = await list_all(server, proxy=proxy.url)
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     assert proxied_every_page(proxy, server), proxy.targets
 
 
@@ -180,7 +171,7 @@ async def test_one_shot_listing_takes_a_proxy(
     )
     async with asyncio.timeout(30):  # hang guard: three local pages and a close are instant
         got = await stream.to_list()
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     assert proxied_every_page(proxy, server), proxy.targets
 
 
@@ -194,7 +185,7 @@ async def test_netrc_never_replaces_the_clients_credentials(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(netrc))
     got = await list_all(server)
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     authorizations = [request.headers.get("Authorization") for request in server.page_requests]
     assert authorizations == [f"Bearer {API_KEY}"] * PAGES
 
@@ -213,7 +204,7 @@ async def test_netrc_with_a_proxy_still_sends_the_key(
     monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     got = await list_all(server)
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     assert proxied_every_page(proxy, server), proxy.targets
     authorizations = [request.headers.get("Authorization") for request in server.page_requests]
     assert authorizations == [f"Bearer {API_KEY}"] * PAGES

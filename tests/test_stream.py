@@ -10,25 +10,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _helpers import API_KEY, ids, stream_tasks
+from _helpers import API_KEY, eventually, ids, served_ids, stream_tasks
 from aioresponses import aioresponses
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer, synthetic_batches
 
 
-def expected(server: FakeBatchesServer) -> list[str]:
-    """Every batch id the server holds, newest first."""
-    return [batch["id"] for batch in server.batches]
-
-
 async def settle() -> None:
     """Wait until no stream task is running (the prefetch window is full or the chain ended)."""
-    for _ in range(500):
-        if not stream_tasks():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("a stream task kept running")
+    assert await eventually(lambda: not stream_tasks()), "a stream task kept running"
 
 
 @pytest.mark.parametrize("limit", [1, 7, 20, 100])
@@ -38,7 +29,7 @@ async def test_whole_stream_in_order(
 ) -> None:
     """Every batch arrives once, newest first, in ceil(n / limit) requests of `limit`."""
     got = [batch async for batch in client.list_batches(limit=limit, prefetch=prefetch)]
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     requests = server.page_requests
     assert len(requests) == math.ceil(len(server.batches) / limit)
     assert {request.query["limit"] for request in requests} == {str(limit)}
@@ -57,10 +48,10 @@ async def test_prefetch_window(
             await anext(stream)
         await settle()
         assert len(server.page_requests) == 1 + prefetch
-        assert (await anext(stream)).id == expected(server)[10]
+        assert (await anext(stream)).id == served_ids(server)[10]
         await settle()
         assert len(server.page_requests) == 2 + prefetch
-    assert first.id == expected(server)[0]
+    assert first.id == served_ids(server)[0]
 
 
 async def test_sequential_never_requests_more_pages_than_consumed(
@@ -73,7 +64,7 @@ async def test_sequential_never_requests_more_pages_than_consumed(
             seen.append(batch)
             pages_started = (len(seen) + 24) // 25
             assert len(server.page_requests) == pages_started
-    assert ids(seen) == expected(server)
+    assert ids(seen) == served_ids(server)
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 3])
@@ -90,7 +81,7 @@ async def test_resume_from_cursor_has_no_gap_and_no_repeat(
                 break
     assert stream.cursor == first[-1].id
     rest = await client.list_batches(after=stream.cursor, limit=30, prefetch=prefetch).to_list()
-    assert ids(first) + ids(rest) == expected(server)
+    assert ids(first) + ids(rest) == served_ids(server)
 
 
 async def test_cursor_starts_at_after(client: aiobatches.Client) -> None:
@@ -116,7 +107,7 @@ async def test_max_items_requests_only_what_it_needs(
     """max_items stops there, never asks for a page it does not need, and trims the last one."""
     stream = client.list_batches(limit=10, prefetch=prefetch, max_items=max_items)
     got = await stream.to_list()
-    assert ids(got) == expected(server)[:max_items]
+    assert ids(got) == served_ids(server)[:max_items]
     assert [request.query["limit"] for request in server.page_requests] == limits
 
 
@@ -125,7 +116,7 @@ async def test_max_items_beyond_the_end(
 ) -> None:
     """Asking for more than exists yields everything and stops at has_more=false."""
     got = await client.list_batches(max_items=10_000).to_list()
-    assert ids(got) == expected(server)
+    assert ids(got) == served_ids(server)
     assert len(server.page_requests) == 3
 
 
@@ -136,7 +127,7 @@ async def test_pages(server: FakeBatchesServer, client: aiobatches.Client) -> No
     assert [page.has_more for page in pages] == [True, True, False]
     assert all(page.first_id == page.data[0].id for page in pages)
     assert all(page.last_id == page.data[-1].id for page in pages)
-    assert [batch.id for page in pages for batch in page.data] == expected(server)
+    assert [batch.id for page in pages for batch in page.data] == served_ids(server)
 
 
 async def test_pages_with_max_items_are_trimmed(client: aiobatches.Client) -> None:
@@ -154,7 +145,7 @@ async def test_pages_after_some_items_give_the_rest_of_the_page(
         head = [await anext(stream) for _ in range(4)]
         pages = [page async for page in stream.pages()]
     assert len(pages[0].data) == 6
-    assert ids(head) + [batch.id for page in pages for batch in page.data] == expected(server)
+    assert ids(head) + [batch.id for page in pages for batch in page.data] == served_ids(server)
 
 
 async def test_stream_is_its_own_iterator(client: aiobatches.Client) -> None:
@@ -276,10 +267,9 @@ async def test_module_level_stream_owns_its_client(
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     stream = aiobatches.list_batches(max_items=50, limit=20)
     got = [batch async for batch in stream]
-    assert ids(got) == expected(server)[:50]
-    owner = stream._on_close.__self__  # type: ignore[union-attr]
-    assert isinstance(owner, aiobatches.Client)
-    assert owner.is_closed
+    assert ids(got) == served_ids(server)[:50]
+    assert stream.closed
+    assert await closed_its_client(server)
     gc.collect()
 
 
@@ -288,16 +278,22 @@ async def test_module_level_stream_closes_its_client_on_error(server: FakeBatche
     stream = aiobatches.list_batches(api_key="sk-wrong-wrong", base_url=server.url)
     with pytest.raises(aiobatches.AuthenticationError):
         await stream.to_list()
-    owner = stream._on_close.__self__  # type: ignore[union-attr]
-    assert owner.is_closed
+    assert stream.closed
+    assert await closed_its_client(server)
 
 
 async def test_module_level_stream_closes_its_client_on_aclose(server: FakeBatchesServer) -> None:
     """Leaving async with early closes the one-shot stream's client."""
     async with aiobatches.list_batches(api_key=API_KEY, base_url=server.url, limit=5) as stream:
         await anext(stream)
-    owner = stream._on_close.__self__  # type: ignore[union-attr]
-    assert owner.is_closed
+    assert stream.closed
+    assert await closed_its_client(server)
+
+
+async def closed_its_client(server: FakeBatchesServer) -> bool:
+    """Whether the one-shot stream's client let go of every connection: a client left open
+    keeps its last connection in its pool, and the server sees it open."""
+    return await eventually(lambda: server.open_connections == 0)
 
 
 LIST = re.compile(r"^https://api\.example\.test/v1/batches(\?.*)?$")
@@ -399,6 +395,6 @@ async def test_timeout_around_one_anext_does_not_end_the_list_quietly(
             await anext(stream)
     with pytest.raises(RuntimeError, match="cancelled") as caught:
         await anext(stream)
-    assert stream.cursor == expected(server)[9]
-    assert first.id in expected(server)
+    assert stream.cursor == served_ids(server)[9]
+    assert first.id in served_ids(server)
     assert "after=" in str(caught.value)
