@@ -12,18 +12,16 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import API_KEY
+from _helpers import API_KEY, COMMAND, MakeServer, RunCli, child_env
 
 from aiobatches._cli import main
 from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, synthetic_batches
 
-COMMAND = (sys.executable, "-m", "aiobatches")
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+pytestmark = pytest.mark.server(count=10)
 BAD_ID = "batch_bad\x1b[2J"
 
 
@@ -44,13 +42,6 @@ def serving(server: FakeBatchesServer, body: bytes) -> None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FakeBatchesServer]:
-    """A fake endpoint that requires API_KEY."""
-    async with FakeBatchesServer(count=10, api_key=API_KEY) as running:
-        yield running
-
-
-@pytest.fixture
 def with_invalid_batch(server: FakeBatchesServer) -> list[str]:
     """Serve four batches, the third malformed; returns the ids of the valid ones."""
     batches = [dict(batch) for batch in synthetic_batches(4)]
@@ -59,10 +50,9 @@ def with_invalid_batch(server: FakeBatchesServer) -> list[str]:
     return [batches[0]["id"], batches[1]["id"], batches[3]["id"]]
 
 
-async def run_main(server: FakeBatchesServer, *args: str) -> int:
-    """`main(["list", ...])` against `server`, in a thread so the server keeps serving."""
-    argv = ["list", "--base-url", server.url, "--api-key", API_KEY, *args]
-    return await asyncio.to_thread(main, argv)
+def against(server: FakeBatchesServer, *args: str) -> tuple[str, ...]:
+    """Arguments that point `list` at the fake server."""
+    return ("list", "--base-url", server.url, "--api-key", API_KEY, *args)
 
 
 def run_shell(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -72,7 +62,7 @@ def run_shell(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env=ENV,
+        env=child_env(),
         check=False,
     )
 
@@ -140,18 +130,19 @@ def test_full_disk_is_one_line_and_exit_1(output: str) -> None:
 
 
 async def test_text_the_output_encoding_cannot_hold_is_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    make_server: MakeServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stdout in Latin-1 and a model name in Chinese: one line naming the encoding, exit 1."""
     batches = [dict(batch) for batch in synthetic_batches(2)]
     batches[1]["model"] = "模型"
     latin = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
     monkeypatch.setattr(sys, "stdout", latin)
-    async with FakeBatchesServer(batches, api_key=API_KEY) as server:
-        assert await run_main(server, "--prefetch", "0") == 1
+    server = await make_server(batches, api_key=API_KEY)
+    code, _, err = await cli(*against(server, "--prefetch", "0"))
+    assert code == 1
     latin.seek(0)
     assert [json.loads(line)["id"] for line in latin] == [batches[0]["id"]]
-    assert capsys.readouterr().err == (
+    assert err == (
         "aiobatches: cannot write output: its encoding, latin-1, cannot hold '模';"
         " try PYTHONIOENCODING=utf-8\n"
     )
@@ -206,11 +197,11 @@ def test_help_states_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_invalid_batch_says_how_to_get_past_it(
-    server: FakeBatchesServer, with_invalid_batch: list[str], capsys: pytest.CaptureFixture[str]
+    server: FakeBatchesServer, with_invalid_batch: list[str], cli: RunCli
 ) -> None:
     """The batches before a malformed one are written; the error resumes *after* that batch."""
-    assert await run_main(server) == 1
-    out, err = capsys.readouterr()
+    code, out, err = await cli(*against(server))
+    assert code == 1
     assert [json.loads(line)["id"] for line in lines(out)] == with_invalid_batch[:2]
     [line] = lines(err)
     assert "resume with --after 'batch_bad\\x1b[2J' to skip past it" in line
@@ -218,12 +209,12 @@ async def test_invalid_batch_says_how_to_get_past_it(
 
 
 async def test_skip_invalid_warns_per_batch_and_counts_them(
-    server: FakeBatchesServer, with_invalid_batch: list[str], capsys: pytest.CaptureFixture[str]
+    server: FakeBatchesServer, with_invalid_batch: list[str], cli: RunCli
 ) -> None:
     """--skip-invalid writes every valid batch, warns once per skipped one, then sums up."""
     handlers = list(logging.getLogger("aiobatches").handlers)
-    assert await run_main(server, "--skip-invalid") == 0
-    out, err = capsys.readouterr()
+    code, out, err = await cli(*against(server, "--skip-invalid"))
+    assert code == 0
     assert [json.loads(line)["id"] for line in lines(out)] == with_invalid_batch
     [warning, summary] = lines(err)
     assert warning.startswith("aiobatches: warning: ")
@@ -234,13 +225,13 @@ async def test_skip_invalid_warns_per_batch_and_counts_them(
 
 
 async def test_proxy_option_sends_requests_through_the_proxy(
-    server: FakeBatchesServer, capsys: pytest.CaptureFixture[str]
+    server: FakeBatchesServer, cli: RunCli
 ) -> None:
     """--proxy routes the listing through that proxy (here the fake server, which answers)."""
     proxy = server.url.removesuffix("/v1")
     argv = ["list", "--base-url", "http://batches.invalid/v1", "--api-key", API_KEY]
-    assert await asyncio.to_thread(main, [*argv, "--proxy", proxy, "--max-items", "3"]) == 0
-    out, err = capsys.readouterr()
+    code, out, err = await cli(*argv, "--proxy", proxy, "--max-items", "3")
+    assert code == 0
     assert err == ""
     assert [json.loads(line)["id"] for line in lines(out)] == [b["id"] for b in server.batches[:3]]
     assert server.page_requests[0].headers["Host"] == "batches.invalid"

@@ -9,14 +9,11 @@ import json
 import os
 import pty
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from _helpers import API_KEY
-from test_cli import COMMAND, ENV, read_pty
+from _helpers import API_KEY, COMMAND, MakeServer, RunCli, child_env, read_pty
 
-from aiobatches._cli import main
 from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, synthetic_batches
 
 HOSTILE = "\x1b[2J\r\x9b\u202e"
@@ -35,32 +32,32 @@ def hostile_batches() -> list[dict[str, Any]]:
     return batches
 
 
-async def run_main(server: FakeBatchesServer, *args: str) -> int:
-    """`main(["list", ...])` against `server`, in a thread so the server keeps serving."""
-    argv = ["list", "--base-url", server.url, "--api-key", API_KEY, *args]
-    return await asyncio.to_thread(main, argv)
+def against(server: FakeBatchesServer, *args: str) -> tuple[str, ...]:
+    """Arguments that point `list` at the fake server."""
+    return ("list", "--base-url", server.url, "--api-key", API_KEY, *args)
 
 
 @pytest.mark.parametrize("output", ["table", "csv"])
-async def test_a_terminal_never_gets_the_servers_control_characters(output: str) -> None:
+async def test_a_terminal_never_gets_the_servers_control_characters(
+    make_server: MakeServer, output: str
+) -> None:
     """On a terminal, table and csv show escapes (`\\x1b[2J`) where the server sent controls."""
-    async with FakeBatchesServer(hostile_batches(), api_key=API_KEY) as server:
-        master, slave = pty.openpty()
-        process = await asyncio.create_subprocess_exec(
-            *COMMAND,
-            "list", "--base-url", server.url, "--api-key", API_KEY, "--format", output,
-            "--fields", "id,model,metadata",
-            stdout=slave,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
-        )  # fmt: skip
-        os.close(slave)
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(30):
-            screen, (_, err) = await asyncio.gather(
-                loop.run_in_executor(None, read_pty, master), process.communicate()
-            )
-        os.close(master)
+    server = await make_server(hostile_batches(), api_key=API_KEY)
+    master, slave = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        *against(server, "--format", output, "--fields", "id,model,metadata"),
+        stdout=slave,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env(COLUMNS="100"),
+    )
+    os.close(slave)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(30):
+        screen, (_, err) = await asyncio.gather(
+            loop.run_in_executor(None, read_pty, master), process.communicate()
+        )
+    os.close(master)
     assert process.returncode == 0, err
     text = screen.decode()
     assert not RAW.search(text)
@@ -69,33 +66,28 @@ async def test_a_terminal_never_gets_the_servers_control_characters(output: str)
     assert text.count("x\\u001b[2J\\r\\x") == 3  # in metadata, escaped by JSON first
 
 
-async def test_csv_to_a_pipe_keeps_the_servers_text_exactly() -> None:
+async def test_csv_to_a_pipe_keeps_the_servers_text_exactly(
+    make_server: MakeServer, cli: RunCli
+) -> None:
     """Piped, csv holds the server's characters as they were sent."""
     batches = hostile_batches()
-    async with FakeBatchesServer(batches, api_key=API_KEY) as server:
-        process = await asyncio.create_subprocess_exec(
-            *COMMAND,
-            "list", "--base-url", server.url, "--api-key", API_KEY, "--format", "csv",
-            stdout=asyncio.subprocess.PIPE,
-            env=ENV,
-        )  # fmt: skip
-        async with asyncio.timeout(30):
-            out, _ = await process.communicate()
-    rows = list(csv.DictReader(io.StringIO(out.decode(), newline="")))
+    server = await make_server(batches, api_key=API_KEY)
+    code, out, _ = await cli(*against(server, "--format", "csv"))
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
     assert [row["id"] for row in rows] == [batch["id"] for batch in batches]
     assert [json.loads(row["metadata"]) for row in rows] == [b["metadata"] for b in batches]
 
 
 async def test_api_error_line_neutralises_the_servers_message(
-    capsys: pytest.CaptureFixture[str],
+    make_server: MakeServer, cli: RunCli
 ) -> None:
     """An error message with escapes from the server becomes one line of visible escapes."""
     message = "denied\x1b]0;pwned\x07\x1b[2J\r\nfake prompt$ \u202e"
     body = json.dumps({"error": {"message": message, "type": "x", "param": None, "code": None}})
-    async with FakeBatchesServer(count=5, api_key=API_KEY) as server:
-        server.faults = {0: Fault.respond(403, body=body)}
-        assert await run_main(server) == 1
-    out, err = capsys.readouterr()
+    server = await make_server(count=5, api_key=API_KEY, faults={0: Fault.respond(403, body=body)})
+    code, out, err = await cli(*against(server))
+    assert code == 1
     assert out == ""
     [line] = err.splitlines()
     assert not RAW.search(line)
@@ -127,28 +119,29 @@ def out_of_range_batches() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def out_of_range_server() -> AsyncIterator[tuple[FakeBatchesServer, list[dict[str, Any]]]]:
+async def out_of_range_server(
+    make_server: MakeServer,
+) -> tuple[FakeBatchesServer, list[dict[str, Any]]]:
     """A server whose pages carry out-of-range numbers, encoded by the stdlib (orjson cannot)."""
     batches = out_of_range_batches()
     page = {"object": "list", "data": batches, "first_id": None, "last_id": None, "has_more": False}
     fault = Fault.respond(200, body=json.dumps(page))
-    async with FakeBatchesServer(count=1, api_key=API_KEY) as server:
-        server.faults = FaultPlan(rate=1.0, pool=[fault])
-        yield server, batches
+    server = await make_server(count=1, api_key=API_KEY, faults=FaultPlan(rate=1.0, pool=[fault]))
+    return server, batches
 
 
 @pytest.mark.parametrize("output", ["jsonl", "json", "csv", "table"])
 async def test_out_of_range_numbers_from_the_server_parse_back_exactly(
     output: str,
     out_of_range_server: tuple[FakeBatchesServer, list[dict[str, Any]]],
-    capsys: pytest.CaptureFixture[str],
+    cli: RunCli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Times past 2**63 and counts past 64 bits come out whole in every format."""
     server, batches = out_of_range_server
     monkeypatch.setenv("COLUMNS", "400")
-    assert await run_main(server, "--format", output, "--fields", FIELDS) == 0
-    out, err = capsys.readouterr()
+    code, out, err = await cli(*against(server, "--format", output, "--fields", FIELDS))
+    assert code == 0
     assert err == ""
     if output in ("jsonl", "json"):
         got = (
