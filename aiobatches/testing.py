@@ -13,7 +13,7 @@ import enum
 import itertools
 import random
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -192,6 +192,7 @@ class FakeBatchesServer:
         self._encoded = [orjson.dumps(batch) for batch in self.batches]
         self._positions = {batch["id"]: index for index, batch in enumerate(self.batches)}
         self._request_ids = itertools.count(1)
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -230,10 +231,11 @@ class FakeBatchesServer:
 
     async def start(self) -> None:
         """Bind the port and start serving."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._in_flight])
         app.router.add_get(self._list_path, self._list_batches)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        app.on_shutdown.append(self._cancel_in_flight)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
@@ -242,10 +244,35 @@ class FakeBatchesServer:
         self._url = f"http://{host}:{port}" + ("/v1" if self.azure_api_version is None else "")
 
     async def close(self) -> None:
-        """Stop serving and release the port; idempotent."""
+        """Stop serving and release the port; idempotent.
+
+        Requests still being answered (a stall, a latency) are cancelled, and their
+        connections dropped, so closing never waits for them.
+        """
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    @web.middleware
+    async def _in_flight(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Run `handler`, known as in flight until it returns, so `close()` can cancel it."""
+        task = asyncio.current_task()
+        assert task is not None  # aiohttp runs every handler in a task of its own
+        self._handlers.add(task)
+        try:
+            return await handler(request)
+        finally:
+            self._handlers.discard(task)
+
+    async def _cancel_in_flight(self, _: web.Application) -> None:
+        """Cancel every request still being answered, and wait until each has stopped."""
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers)
 
     async def __aenter__(self) -> Self:
         await self.start()
