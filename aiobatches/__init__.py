@@ -7,6 +7,7 @@ async with aiobatches.Client() as client:
 
 from __future__ import annotations
 
+from ._awaiting import BatchEvent, BatchWatch
 from ._client import AzureClient, Client, list_batches
 from ._errors import (
     AIOBatchesError,
@@ -26,6 +27,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._models import (
+    FINISHED_STATUSES,
     Batch,
     BatchError,
     BatchErrors,
@@ -38,7 +40,7 @@ from ._models import (
 )
 from ._stream import BatchStream, PageIterator
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "AIOBatchesError",
     "APIConnectionError",
     "APIError",
@@ -51,13 +53,16 @@ __all__ = [
     "Batch",
     "BatchError",
     "BatchErrors",
+    "BatchEvent",
     "BatchPage",
     "BatchRequestCounts",
     "BatchStatus",
     "BatchStream",
     "BatchUsage",
+    "BatchWatch",
     "Client",
     "ConflictError",
+    "FINISHED_STATUSES",
     "InputTokensDetails",
     "InternalServerError",
     "NotFoundError",

@@ -9,10 +9,11 @@ its owned session, for every caller.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import platform
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self, Unpack
 
@@ -20,6 +21,7 @@ import aiohttp
 from yarl import URL
 
 from ._auth import Auth, AzureKeyAuth, BearerAuth, TokenProvider, TokenProviderAuth
+from ._awaiting import BatchWatch, wait_for_batches
 from ._closing import CloseOnce
 from ._config import (
     DEFAULT_CONNECTION_LIMIT,
@@ -34,14 +36,16 @@ from ._config import (
     check_timeout,
     openai_settings,
 )
+from ._models import Batch
 from ._redact import Redactor
-from ._response import page_or_failure
+from ._response import Retrieved, batch_or_failure, page_or_failure
 from ._retry import Failure, retrying
 from ._stream import ON_INVALID, BatchStream, FetchedPage, OnInvalid
 from ._transport import Transport
 from ._version import version
 
 MAX_PAGE_SIZE: Final = 100
+DEFAULT_POLL_INTERVAL: Final = 15.0
 
 
 class _State(enum.Enum):
@@ -256,6 +260,83 @@ class Client:
             )
 
         what = self._redactor.text(str(self._list_url))
+        return await retrying(attempt, max_retries=self._max_retries, what=what)
+
+    async def wait_for_batches(
+        self,
+        batch_ids: Sequence[str],
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float | None = None,  # noqa: ASYNC109 - the contract's name for the deadline
+    ) -> list[Batch]:
+        """Wait until every batch is finished; returns them in the order given.
+
+        Each poll costs at most as many requests as the cheaper of retrieving
+        each unfinished batch and relisting down to the oldest one. Polls are
+        `poll_interval` seconds apart, or further when the server asks
+        (`openai-poll-after-ms`). After `timeout` seconds: `TimeoutError`; an
+        unknown id: `NotFoundError` at once.
+        """
+        self._check_open()
+        return await wait_for_batches(self, batch_ids, poll_interval=poll_interval, timeout=timeout)
+
+    def watch_batches(
+        self,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        since: float | datetime.datetime | None = None,
+        ids: Iterable[str] | None = None,
+        until_finished: bool = False,
+        limit: int = MAX_PAGE_SIZE,
+    ) -> BatchWatch:
+        """Watch batches change: an async iterator of `BatchEvent`, and an async context manager.
+
+        The first cycle lists down to `since` (everything when None) and yields
+        `"existing"` events; later cycles list only down to the oldest batch
+        that was unfinished, since finished batches never change, and yield
+        `"created"` and `"updated"` events.
+
+        Args:
+            poll_interval: seconds between cycles (longer if the server asks).
+            since: Unix seconds or an aware datetime; the first look's horizon.
+            ids: watch only these batches.
+            until_finished: end after the cycle in which no watched batch is unfinished.
+            limit: page size of each listing.
+        """
+        self._check_open()
+        return BatchWatch(
+            self,
+            poll_interval=poll_interval,
+            since=since,
+            ids=ids,
+            until_finished=until_finished,
+            limit=limit,
+        )
+
+    async def retrieve_batch(self, batch_id: str) -> Batch:
+        """One batch by id (`GET /batches/{id}`); an unknown id is `NotFoundError`."""
+        return (await self._retrieve(batch_id)).batch
+
+    async def _retrieve(self, batch_id: str) -> Retrieved:
+        """The batch and the server's polling hint, retrying per policy."""
+        if not isinstance(batch_id, str):
+            raise TypeError(f"batch_id must be a str, got {type(batch_id).__name__}")
+        if not batch_id or "/" in check_text("batch_id", batch_id):
+            raise ValueError(
+                f"batch_id must be a batch id such as 'batch_abc123', got {batch_id!r}"
+            )
+        self._check_open()
+        url = self._list_url / batch_id
+
+        async def attempt(retries: int) -> Retrieved | Failure:
+            response = await self._transport.attempt(
+                url, self._query, self._request_headers, cursor=None, attempt=retries
+            )
+            if isinstance(response, Failure):
+                return response
+            return batch_or_failure(response, url=url, redactor=self._redactor)
+
+        what = self._redactor.text(str(url))
         return await retrying(attempt, max_retries=self._max_retries, what=what)
 
     async def _request_headers(self) -> Mapping[str, str]:

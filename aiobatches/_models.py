@@ -10,6 +10,7 @@ of scalars by value, and the models holding a list are unhashable.
 # No `from __future__ import annotations`: the annotations are resolved here,
 # once, so that they need no lookup in the module the classes claim below.
 import enum
+from typing import Final
 
 from attrs import field, frozen
 
@@ -29,6 +30,12 @@ class BatchStatus(enum.StrEnum):
     EXPIRED = "expired"
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
+
+
+FINISHED_STATUSES: Final = frozenset(
+    {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXPIRED, BatchStatus.CANCELLED}
+)
+"""The states a batch never leaves; any other, including one added later, is unfinished."""
 
 
 @frozen(weakref_slot=False)
@@ -125,6 +132,11 @@ class Batch:
         # Equal batches have equal ids, so this agrees with `==`; unlike a hash of every
         # field, it never fails on the list in `errors` or the dict in `metadata`.
         return hash(self.id)
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the batch is completed, failed, expired or cancelled: it will not change."""
+        return self.status in FINISHED_STATUSES
 
 
 @frozen(weakref_slot=False)

@@ -8,14 +8,17 @@ with the retry policy's verdict. Every message is redacted.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
+from attrs import frozen
 from yarl import URL
 
 from . import _retry
 from ._body import BodyError, error_summary, loads, loads_exact, text_of
 from ._converter import PayloadError, parse_page
 from ._errors import APIResponseValidationError, status_error_class
+from ._models import Batch
 from ._redact import Redactor
 from ._retry import Failure
 from ._stream import FetchedPage
@@ -24,32 +27,28 @@ from ._transport import Response
 _JSON_TYPE: Final = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
 
 
+@frozen
+class Retrieved:
+    """One batch as `GET /batches/{id}` returned it, with the server's polling hint."""
+
+    batch: Batch
+    poll_after: float | None
+
+
 def page_or_failure(
     response: Response, *, url: URL, cursor: str | None, redactor: Redactor
 ) -> FetchedPage | Failure:
     """The page a final response holds, or the failure it stands for."""
     if response.status >= 300:
         return _status_failure(response, cursor, redactor)
-
-    def invalid(reason: str) -> Failure:
-        message = redactor.text(f"invalid page from {url}: {reason}")
-        error = APIResponseValidationError(
-            message, status_code=response.status, request_id=response.request_id, cursor=cursor
-        )
-        return Failure(error, retry=False)
-
-    if response.over_limit:
-        return invalid("its body is over 16 MiB")
-    content_type = response.headers.get("Content-Type")
-    if content_type is not None and not _JSON_TYPE.match(content_type):
-        return invalid(f"content type is {content_type!r}, expected application/json")
+    failed = _invalid(response, url, cursor, redactor)
     try:
-        text = text_of(response.body, response.charset)
+        text = _text(response)
         parsed = parse_page(loads(text))
         if parsed.invalid and (exact := loads_exact(text)) is not None:
             parsed = parse_page(exact)  # integers beyond 64 bits, which orjson reads as floats
     except (BodyError, PayloadError) as error:
-        return invalid(str(error))
+        return failed(str(error))
     errors = tuple(
         APIResponseValidationError(
             redactor.text(f"invalid page from {url}: {item.problem}"),
@@ -58,7 +57,54 @@ def page_or_failure(
         )
         for item in parsed.invalid
     )
-    return FetchedPage(parsed, errors)
+    return FetchedPage(parsed, errors, _retry.poll_after(response.headers))
+
+
+def batch_or_failure(response: Response, *, url: URL, redactor: Redactor) -> Retrieved | Failure:
+    """The batch a final response to `GET /batches/{id}` holds, or the failure it stands for."""
+    if response.status >= 300:
+        return _status_failure(response, None, redactor)
+    failed = _invalid(response, url, None, redactor)
+    try:
+        text = _text(response)
+        payload = loads(text)
+        if not isinstance(payload, dict):
+            return failed("the body is not a batch object")
+        parsed = parse_page({"data": [payload]})
+        if parsed.invalid and (exact := loads_exact(text)) is not None:
+            parsed = parse_page({"data": [exact]})
+    except (BodyError, PayloadError) as error:
+        return failed(str(error))
+    if parsed.invalid:
+        return failed(parsed.invalid[0].problem.replace(" @ data[0]", " @ batch"))
+    return Retrieved(parsed.batches[0], _retry.poll_after(response.headers))
+
+
+def _text(response: Response) -> bytes | str:
+    """The body as JSON text, or `BodyError` for a body too large or not JSON at all."""
+    if response.over_limit:
+        raise BodyError("its body is over 16 MiB")
+    content_type = response.headers.get("Content-Type")
+    if content_type is not None and not _JSON_TYPE.match(content_type):
+        raise BodyError(f"content type is {content_type!r}, expected application/json")
+    return text_of(response.body, response.charset)
+
+
+def _invalid(
+    response: Response, url: URL, cursor: str | None, redactor: Redactor
+) -> Callable[[str], Failure]:
+    """Builds the failure for a success response that holds no valid answer."""
+
+    def failed(reason: str) -> Failure:
+        error = APIResponseValidationError(
+            redactor.text(f"invalid response from {url}: {reason}"),
+            status_code=response.status,
+            request_id=response.request_id,
+            cursor=cursor,
+        )
+        return Failure(error, retry=False)
+
+    return failed
 
 
 def _status_failure(response: Response, cursor: str | None, redactor: Redactor) -> Failure:

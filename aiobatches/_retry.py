@@ -112,6 +112,12 @@ def server_delay(headers: Mapping[str, str], *, now: float | None = None) -> flo
     return delta if delta > 0 else None
 
 
+def poll_after(headers: Mapping[str, str]) -> float | None:
+    """The pause the server asks pollers for (`openai-poll-after-ms`), in seconds, if usable."""
+    millis = _positive_float(headers.get("openai-poll-after-ms"))
+    return None if millis is None else millis / 1000
+
+
 def backoff(retries_done: int, *, jitter: float | None = None) -> float:
     """Exponential backoff `min(0.5 * 2**n, 8)`, less up to 25% jitter."""
     base = min(_INITIAL_BACKOFF * 2.0 ** min(retries_done, _MAX_DOUBLINGS), _MAX_BACKOFF)

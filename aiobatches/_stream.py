@@ -37,6 +37,8 @@ class FetchedPage:
     parsed: ParsedPage
     errors: tuple[APIResponseValidationError, ...]
     """One per `parsed.invalid`, in the same order."""
+    poll_after: float | None = None
+    """Seconds the server asked pollers to wait (`openai-poll-after-ms`), if it did."""
 
 
 Fetch = Callable[[str | None, int], Awaitable[FetchedPage]]
@@ -96,6 +98,7 @@ class BatchStream:
         self._cursor_before = after
         self._to_hand_out = max_items
         self._stopped_early: str | None = None
+        self._poll_after: float | None = None
         self._taking = False
         self._unsent = False
 
@@ -338,6 +341,8 @@ class BatchStream:
     def _queue_entry(self, fetched: FetchedPage, after: str | None, limit: int) -> _Queued:
         """The page to queue; advances the request cursor unless a malformed batch ends here."""
         parsed = fetched.parsed
+        if fetched.poll_after is not None:
+            self._poll_after = fetched.poll_after
         invalid = tuple(zip(parsed.invalid, fetched.errors, strict=True))
         # A server that omits `has_more` (Azure's spec, some others) has more while pages are full.
         more = parsed.has_more if parsed.has_more is not None else parsed.count >= limit

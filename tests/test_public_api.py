@@ -15,13 +15,14 @@ import aiobatches.testing
 
 
 def _public_names(module: types.ModuleType) -> set[str]:
-    """Names without a leading underscore bound to something aiobatches itself defines."""
+    """Names without a leading underscore bound to something aiobatches itself defines
+    (a constant, which carries no module, by its UPPER_CASE name)."""
     return {
         name
         for name, value in vars(module).items()
         if not name.startswith("_")
         and not isinstance(value, types.ModuleType)
-        and getattr(value, "__module__", "").startswith("aiobatches")
+        and (getattr(value, "__module__", "").startswith("aiobatches") or name.isupper())
     }
 
 
