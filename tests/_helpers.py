@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer
 
 API_KEY: Final = "sk-test-0123456789abcdef"
+MOCK_BASE: Final = "https://api.example.test/v1"
+"""The base URL of the tests that mock HTTP with aioresponses (nothing listens there)."""
+MOCK_LIST: Final = re.compile(r"^https://api\.example\.test/v1/batches(\?.*)?$")
+"""Every list request to MOCK_BASE, whatever its query."""
+AZURE_VERSION: Final = "2024-10-21"
 COMMAND: Final = (sys.executable, "-m", "aiobatches")
 """The command line as a user runs it, in a child process."""
 
@@ -67,3 +73,52 @@ async def eventually(condition: Callable[[], bool]) -> bool:
             return True
         await asyncio.sleep(0 if turn < 100 else 0.01)
     return condition()
+
+
+def envelope(items: Sequence[Mapping[str, Any]], *, has_more: bool = False) -> dict[str, Any]:
+    """A list response around some batches, as the API shapes it."""
+    return {
+        "object": "list",
+        "data": list(items),
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
+
+
+SERVER_DELAYS: Final[list[tuple[dict[str, str], float]]] = [
+    ({"retry-after-ms": "5"}, 0.005),
+    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+    ({"retry-after": "2"}, 2.0),
+    ({"retry-after": "1.5"}, 1.5),
+    ({"retry-after": "0.25"}, 0.25),
+    ({"retry-after": "120"}, 120.0),
+]
+"""Retry headers a server may send, and the delay in seconds each asks for."""
+UNUSABLE_SERVER_DELAYS: Final[list[dict[str, str]]] = [
+    {},
+    {"retry-after": "inf"},
+    {"retry-after": "nan"},
+    {"retry-after": "-1100"},
+    {"retry-after": "0"},
+    {"retry-after": "soon"},
+    {"retry-after": "after lunch"},
+    {"retry-after": ""},
+    {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"},  # in the past
+    {"retry-after": "Sun, 06 Nov 1994 08:49:37 -0000"},  # in the past, no zone
+    {"retry-after": "Mon, 01 Jan 99999999999 00:00:00 GMT"},  # beyond any calendar
+    {"retry-after-ms": "inf"},
+    {"retry-after-ms": "-5"},
+    {"retry-after-ms": "x"},
+]
+"""Retry headers that ask for no usable delay (not finite, not positive, unparsable, past):
+the client falls back to its own backoff."""
+
+
+def unsafe_for_terminal(*allowed: str) -> re.Pattern[str]:
+    """A character that must not reach a terminal raw: C0 and C1 controls, DEL, bidi overrides
+    and isolates, except those `allowed` (the newline ending each line, say)."""
+    unsafe = "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+    if not allowed:
+        return re.compile(unsafe)
+    return re.compile(f"(?![{re.escape(''.join(allowed))}]){unsafe}")

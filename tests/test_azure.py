@@ -6,31 +6,29 @@ import asyncio
 
 import aiohttp
 import pytest
-from _helpers import API_KEY, MakeServer, ids, served_ids
+from _helpers import API_KEY, AZURE_VERSION, MakeServer, ids, served_ids
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer, Fault, recorded_sleeps
-
-VERSION = "2024-10-21"
 
 
 @pytest.fixture
 async def azure(make_server: MakeServer) -> FakeBatchesServer:
     """A fake Azure OpenAI endpoint of 45 batches taking API_KEY as api-key or Bearer."""
-    return await make_server(count=45, api_key=API_KEY, azure_api_version=VERSION)
+    return await make_server(count=45, api_key=API_KEY, azure_api_version=AZURE_VERSION)
 
 
 async def test_api_key_lists_every_page_with_the_api_version(azure: FakeBatchesServer) -> None:
     """The key goes as `api-key`, `api-version` is on every page, the path is /openai/batches."""
     async with aiobatches.AzureClient(
-        azure_endpoint=azure.url, api_version=VERSION, api_key=API_KEY
+        azure_endpoint=azure.url, api_version=AZURE_VERSION, api_key=API_KEY
     ) as client:
         got = await client.list_batches(limit=10).to_list()
     assert ids(got) == served_ids(azure)
     requests = azure.page_requests
     assert len(requests) == 5
     assert all(request.path == "/openai/batches" for request in requests)
-    assert all(request.query["api-version"] == VERSION for request in requests)
+    assert all(request.query["api-version"] == AZURE_VERSION for request in requests)
     assert all(request.headers["api-key"] == API_KEY for request in requests)
     assert all("Authorization" not in request.headers for request in requests)
     assert requests[1].query["after"] == got[9].id
@@ -39,7 +37,10 @@ async def test_api_key_lists_every_page_with_the_api_version(azure: FakeBatchesS
 async def test_static_ad_token_is_sent_as_bearer(azure: FakeBatchesServer) -> None:
     """An AD token goes as `Authorization: Bearer`, and wins over a key."""
     async with aiobatches.AzureClient(
-        azure_endpoint=azure.url, api_version=VERSION, azure_ad_token=API_KEY, api_key="unused"
+        azure_endpoint=azure.url,
+        api_version=AZURE_VERSION,
+        azure_ad_token=API_KEY,
+        api_key="unused",
     ) as client:
         assert len(await client.list_batches().to_list()) == 45
     [request] = azure.page_requests
@@ -66,7 +67,7 @@ async def test_token_provider_is_called_for_every_request(
     with recorded_sleeps():
         async with aiobatches.AzureClient(
             azure_endpoint=azure.url,
-            api_version=VERSION,
+            api_version=AZURE_VERSION,
             azure_ad_token_provider=sync_provider if style == "sync" else async_provider,
         ) as client:
             assert len(await client.list_batches(limit=20).to_list()) == 45
@@ -79,7 +80,7 @@ async def test_environment_fallbacks(
 ) -> None:
     """Endpoint, version and key come from the Azure variables when not passed."""
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", azure.url + "/")
-    monkeypatch.setenv("OPENAI_API_VERSION", VERSION)
+    monkeypatch.setenv("OPENAI_API_VERSION", AZURE_VERSION)
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", API_KEY)
     async with aiobatches.AzureClient() as client:
         assert len(await client.list_batches().to_list()) == 45
@@ -96,9 +97,9 @@ ENDPOINT = "https://x.openai.azure.com"
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        ({"api_version": VERSION, "api_key": "k"}, "AZURE_OPENAI_ENDPOINT"),
+        ({"api_version": AZURE_VERSION, "api_key": "k"}, "AZURE_OPENAI_ENDPOINT"),
         ({"azure_endpoint": ENDPOINT, "api_key": "k"}, "OPENAI_API_VERSION"),
-        ({"azure_endpoint": ENDPOINT, "api_version": VERSION}, "AZURE_OPENAI_API_KEY"),
+        ({"azure_endpoint": ENDPOINT, "api_version": AZURE_VERSION}, "AZURE_OPENAI_API_KEY"),
     ],
 )
 def test_missing_settings_are_clear_errors(kwargs: dict[str, str], named: str) -> None:
@@ -110,7 +111,7 @@ def test_missing_settings_are_clear_errors(kwargs: dict[str, str], named: str) -
 async def test_errors_and_retries_are_clients(azure: FakeBatchesServer) -> None:
     """A wrong key and a wrong api-version map to the same errors as Client's; keys stay hidden."""
     async with aiobatches.AzureClient(
-        azure_endpoint=azure.url, api_version=VERSION, api_key="sk-wrong-azure-key-0000"
+        azure_endpoint=azure.url, api_version=AZURE_VERSION, api_key="sk-wrong-azure-key-0000"
     ) as client:
         with pytest.raises(aiobatches.AuthenticationError) as caught:
             await client.list_batches().to_list()
@@ -130,10 +131,12 @@ async def test_provider_tokens_are_redacted() -> None:
     body = f'{{"error": {{"message": "token {token} expired", "code": "expired"}}}}'
     async with (
         FakeBatchesServer(
-            azure_api_version=VERSION, faults={0: Fault.respond(401, body=body)}
+            azure_api_version=AZURE_VERSION, faults={0: Fault.respond(401, body=body)}
         ) as server,
         aiobatches.AzureClient(
-            azure_endpoint=server.url, api_version=VERSION, azure_ad_token_provider=lambda: token
+            azure_endpoint=server.url,
+            api_version=AZURE_VERSION,
+            azure_ad_token_provider=lambda: token,
         ) as client,
     ):
         with pytest.raises(aiobatches.AuthenticationError) as caught:
@@ -157,7 +160,7 @@ async def test_plain_aiohttp_would_leak_api_key_on_redirect(
         aiohttp.ClientSession() as session,
         session.get(
             f"{azure.url}/openai/batches",
-            params={"api-version": VERSION},
+            params={"api-version": AZURE_VERSION},
             headers={"api-key": API_KEY},
         ) as response,
     ):
@@ -177,7 +180,7 @@ async def test_cross_origin_redirect_sends_no_credential(
         client: aiobatches.Client
         if flavour == "azure":
             client = aiobatches.AzureClient(
-                azure_endpoint=azure.url, api_version=VERSION, api_key=API_KEY
+                azure_endpoint=azure.url, api_version=AZURE_VERSION, api_key=API_KEY
             )
         else:
             client = aiobatches.Client(api_key=API_KEY, base_url=openai_like.url)
@@ -204,7 +207,7 @@ async def test_token_provider_time_counts_within_the_attempt_timeout(
 
     async with aiobatches.AzureClient(
         azure_endpoint=azure.url,
-        api_version=VERSION,
+        api_version=AZURE_VERSION,
         azure_ad_token_provider=slow_provider,
         timeout=0.2,
         max_retries=1,

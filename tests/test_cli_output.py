@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 
 import attrs
 import pytest
+from _helpers import unsafe_for_terminal
 
 from aiobatches import Batch, BatchRequestCounts, BatchUsage
 from aiobatches._models import InputTokensDetails, OutputTokensDetails
@@ -17,7 +17,7 @@ from aiobatches._terminal import for_terminal
 
 HOSTILE = "\x1b[2J\r\x07\x08\x9b\u202e\u2066evil\x7f"
 """Clears the screen, returns the carriage, rings, backspaces, opens a CSI, flips the text."""
-UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+UNSAFE = unsafe_for_terminal("\n")
 """A character that must not reach a terminal raw (the newline ending each line aside)."""
 HUGE = 2**70
 

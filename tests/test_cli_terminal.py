@@ -8,17 +8,24 @@ import io
 import json
 import os
 import pty
-import re
 from typing import Any
 
 import pytest
-from _helpers import API_KEY, COMMAND, MakeServer, RunCli, child_env, read_pty
+from _helpers import (
+    API_KEY,
+    COMMAND,
+    MakeServer,
+    RunCli,
+    child_env,
+    read_pty,
+    unsafe_for_terminal,
+)
 
 from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, synthetic_batches
 
 HOSTILE = "\x1b[2J\r\x9b\u202e"
 """Clears the screen, returns the carriage, opens a C1 CSI, reverses the text."""
-RAW = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+RAW = unsafe_for_terminal("\n", "\r")
 """A control character that must not reach a terminal (newlines and the pty's CR aside)."""
 
 

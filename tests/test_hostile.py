@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import pytest
-from _helpers import API_KEY, ids, stream_tasks
+from _helpers import API_KEY, envelope, ids, stream_tasks
 from aiohttp import web
 
 import aiobatches
@@ -119,17 +119,6 @@ def batch(number: int, **changes: Any) -> dict[str, Any]:
 def batches(count: int) -> list[dict[str, Any]]:
     """`count` batches, newest first."""
     return [batch(number) for number in range(1, count + 1)]
-
-
-def envelope(items: Sequence[Mapping[str, Any]], *, has_more: bool) -> dict[str, Any]:
-    """A list response around some batches."""
-    return {
-        "object": "list",
-        "data": list(items),
-        "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None,
-        "has_more": has_more,
-    }
 
 
 def json_bytes(value: object) -> bytes:

@@ -7,6 +7,7 @@ import email.utils
 import time
 
 import pytest
+from _helpers import SERVER_DELAYS, UNUSABLE_SERVER_DELAYS
 
 from aiobatches import _retry
 from aiobatches.testing import recorded_sleeps
@@ -37,14 +38,8 @@ def test_x_should_retry_overrides_the_status_rule() -> None:
 
 @pytest.mark.parametrize(
     ("headers", "delay"),
-    [
-        ({"retry-after-ms": "5"}, 0.005),
-        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
-        ({"retry-after": "2"}, 2.0),
-        ({"retry-after": "0.25"}, 0.25),
-        ({"retry-after": "120"}, 120.0),
-        ({"retry-after": email.utils.formatdate(NOW + 10, usegmt=True)}, 10.0),
-    ],
+    [*SERVER_DELAYS, ({"retry-after": email.utils.formatdate(NOW + 10, usegmt=True)}, 10.0)],
+    ids=repr,
 )
 def test_server_delay_is_read(headers: dict[str, str], delay: float) -> None:
     """`retry-after-ms` wins, then `retry-after` as seconds or an HTTP date."""
@@ -53,19 +48,8 @@ def test_server_delay_is_read(headers: dict[str, str], delay: float) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [
-        {},
-        {"retry-after": "inf"},
-        {"retry-after": "nan"},
-        {"retry-after": "-1100"},
-        {"retry-after": "0"},
-        {"retry-after": "soon"},
-        {"retry-after": ""},
-        {"retry-after": email.utils.formatdate(NOW - 60, usegmt=True)},
-        {"retry-after-ms": "inf"},
-        {"retry-after-ms": "-5"},
-        {"retry-after-ms": "x"},
-    ],
+    [*UNUSABLE_SERVER_DELAYS, {"retry-after": email.utils.formatdate(NOW - 60, usegmt=True)}],
+    ids=repr,
 )
 def test_unusable_server_delays_count_as_absent(headers: dict[str, str]) -> None:
     """Non-finite, non-positive, unparsable and past values leave the delay to backoff."""

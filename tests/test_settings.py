@@ -11,14 +11,11 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
-from _helpers import API_KEY, ids
+from _helpers import API_KEY, AZURE_VERSION, MOCK_BASE, ids
 from yarl import URL
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer
-
-BASE: Final = "https://api.example.test/v1"
-VERSION: Final = "2024-10-21"
 
 
 def refused(error: BaseException) -> str:
@@ -40,7 +37,7 @@ def test_api_key_with_control_characters_is_refused(key: str) -> None:
     """A key with a newline (as read from a secrets file) or another control character is a
     ValueError naming api_key, and the message never holds the key."""
     with pytest.raises((ValueError, TypeError), match="api_key") as caught:
-        aiobatches.Client(api_key=key, base_url=BASE)
+        aiobatches.Client(api_key=key, base_url=MOCK_BASE)
     assert KEY_SECRET not in refused(caught.value)
 
 
@@ -50,7 +47,7 @@ def test_api_key_from_the_environment_with_a_newline_is_refused(
     """OPENAI_API_KEY with a trailing newline is refused, naming the key, not showing it."""
     monkeypatch.setenv("OPENAI_API_KEY", f"{KEY_SECRET}\n")
     with pytest.raises((ValueError, TypeError), match=r"(?i)api_key") as caught:
-        aiobatches.Client(base_url=BASE)
+        aiobatches.Client(base_url=MOCK_BASE)
     assert KEY_SECRET not in refused(caught.value)
 
 
@@ -68,7 +65,7 @@ def test_azure_credentials_with_control_characters_are_refused(
     """AzureClient refuses a key or token with control characters, naming it, never showing it."""
     name = next(iter(kwargs))
     with pytest.raises((ValueError, TypeError), match=name) as caught:
-        aiobatches.AzureClient(azure_endpoint=BASE, api_version=VERSION, **kwargs)  # type: ignore[arg-type]
+        aiobatches.AzureClient(azure_endpoint=MOCK_BASE, api_version=AZURE_VERSION, **kwargs)  # type: ignore[arg-type]
     assert secret not in refused(caught.value)
 
 
@@ -84,14 +81,14 @@ def test_azure_credentials_with_control_characters_are_refused(
 def test_header_values_with_crlf_are_refused(kwargs: dict[str, Any], named: str) -> None:
     """An organization, project or default header with CR LF (header injection) is refused."""
     with pytest.raises((ValueError, TypeError), match=named):
-        aiobatches.Client(api_key=API_KEY, base_url=BASE, **kwargs)
+        aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE, **kwargs)
 
 
 def test_credential_in_a_default_header_is_not_echoed() -> None:
     """A default header carrying a credential and a newline is refused without showing it."""
     with pytest.raises((ValueError, TypeError), match="default_headers") as caught:
         aiobatches.Client(
-            api_key=API_KEY, base_url=BASE, default_headers={"api-key": f"{KEY_SECRET}\n"}
+            api_key=API_KEY, base_url=MOCK_BASE, default_headers={"api-key": f"{KEY_SECRET}\n"}
         )
     assert KEY_SECRET not in refused(caught.value)
 
@@ -115,7 +112,7 @@ def test_credential_in_a_default_header_is_not_echoed() -> None:
 def test_timeout_not_finite_and_positive_is_refused(timeout: float | aiohttp.ClientTimeout) -> None:
     """A timeout that is infinite, NaN, zero or negative (plain or ClientTimeout) is refused."""
     with pytest.raises((ValueError, TypeError), match="timeout"):
-        aiobatches.Client(api_key=API_KEY, base_url=BASE, timeout=timeout)
+        aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +143,7 @@ def test_base_url_with_credentials_from_the_environment_is_refused(
 def test_max_retries_true_is_refused() -> None:
     """max_retries=True is not taken for 1."""
     with pytest.raises((ValueError, TypeError), match="max_retries"):
-        aiobatches.Client(api_key=API_KEY, base_url=BASE, max_retries=True)
+        aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE, max_retries=True)
 
 
 async def test_unknown_on_invalid_is_refused_before_any_request() -> None:
@@ -241,9 +238,9 @@ async def returns_int() -> Any:
 async def test_token_provider_returning_nonsense_is_a_clear_error(provider: Any) -> None:
     """A provider returning None, "" or 42 is an AIOBatchesError naming the provider."""
     async with (
-        FakeBatchesServer(count=5, azure_api_version=VERSION) as azure,
+        FakeBatchesServer(count=5, azure_api_version=AZURE_VERSION) as azure,
         aiobatches.AzureClient(
-            azure_endpoint=azure.url, api_version=VERSION, azure_ad_token_provider=provider
+            azure_endpoint=azure.url, api_version=AZURE_VERSION, azure_ad_token_provider=provider
         ) as client,
     ):
         with pytest.raises(aiobatches.AIOBatchesError, match="provider") as caught:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
-import re
 from typing import Any
 
 import aiohttp
 import pytest
-from _helpers import API_KEY, eventually, ids, served_ids, stream_tasks
+from _helpers import API_KEY, MOCK_BASE, MOCK_LIST, eventually, ids, served_ids, stream_tasks
 from aioresponses import aioresponses
 
 import aiobatches
@@ -296,10 +295,8 @@ async def closed_its_client(server: FakeBatchesServer) -> bool:
     return await eventually(lambda: server.open_connections == 0)
 
 
-LIST = re.compile(r"^https://api\.example\.test/v1/batches(\?.*)?$")
-
-
 def _page(items: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
+    """A list response without first_id and last_id: the cursor comes from the last item."""
     return {"object": "list", "data": items, "has_more": has_more}
 
 
@@ -307,11 +304,11 @@ def _page(items: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
 async def test_repeated_cursor_is_a_pagination_error(mocked: aioresponses, prefetch: int) -> None:
     """A server that loops back to a cursor seen before fails loudly instead of looping."""
     a, b = synthetic_batches(2)
-    mocked.get(LIST, payload=_page([a], has_more=True))
-    mocked.get(LIST, payload=_page([b], has_more=True))
-    mocked.get(LIST, payload=_page([a], has_more=True), repeat=True)
+    mocked.get(MOCK_LIST, payload=_page([a], has_more=True))
+    mocked.get(MOCK_LIST, payload=_page([b], has_more=True))
+    mocked.get(MOCK_LIST, payload=_page([a], has_more=True), repeat=True)
     got: list[aiobatches.Batch] = []
-    async with aiobatches.Client(api_key=API_KEY, base_url="https://api.example.test/v1") as c:
+    async with aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE) as c:
         with pytest.raises(aiobatches.PaginationError, match="seen before") as caught:
             async for batch in c.list_batches(limit=1, prefetch=prefetch):
                 got.append(batch)
@@ -323,8 +320,8 @@ async def test_repeated_cursor_is_a_pagination_error(mocked: aioresponses, prefe
 async def test_resuming_at_a_cursor_that_comes_back_is_refused(mocked: aioresponses) -> None:
     """A page that ends on the very `after` it was asked with is a loop too."""
     [a] = synthetic_batches(1)
-    mocked.get(LIST, payload=_page([a], has_more=True), repeat=True)
-    async with aiobatches.Client(api_key=API_KEY, base_url="https://api.example.test/v1") as c:
+    mocked.get(MOCK_LIST, payload=_page([a], has_more=True), repeat=True)
+    async with aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE) as c:
         with pytest.raises(aiobatches.PaginationError):
             await c.list_batches(after=a["id"]).to_list()
 
@@ -334,8 +331,8 @@ async def test_has_more_with_no_items_is_a_pagination_error(
     mocked: aioresponses, prefetch: int
 ) -> None:
     """An empty page that claims more is refused: never an endless loop, never a short list."""
-    mocked.get(LIST, payload=_page([], has_more=True), repeat=True)
-    async with aiobatches.Client(api_key=API_KEY, base_url="https://api.example.test/v1") as c:
+    mocked.get(MOCK_LIST, payload=_page([], has_more=True), repeat=True)
+    async with aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE) as c:
         with pytest.raises(aiobatches.PaginationError, match="has_more") as caught:
             await c.list_batches(after="batch_z", prefetch=prefetch).to_list()
     assert caught.value.cursor == "batch_z"
@@ -344,8 +341,8 @@ async def test_has_more_with_no_items_is_a_pagination_error(
 
 async def test_empty_final_page_ends_the_stream(mocked: aioresponses) -> None:
     """An empty page with has_more=false is a normal end."""
-    mocked.get(LIST, payload=_page([], has_more=False))
-    async with aiobatches.Client(api_key=API_KEY, base_url="https://api.example.test/v1") as c:
+    mocked.get(MOCK_LIST, payload=_page([], has_more=False))
+    async with aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE) as c:
         assert await c.list_batches().to_list() == []
 
 
