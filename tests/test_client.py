@@ -19,7 +19,7 @@ from aiobatches.testing import FakeBatchesServer, recorded_sleeps, synthetic_bat
 
 def sent(mocked: aioresponses) -> list[tuple[URL, dict[str, Any]]]:
     """Every request the mock saw: its URL (with the query) and its keyword arguments."""
-    calls = []
+    calls: list[tuple[URL, dict[str, Any]]] = []
     for (_, url), requests in mocked.requests.items():
         calls.extend((url, request.kwargs) for request in requests)
     return calls
@@ -287,7 +287,6 @@ async def test_lifecycle_owned_session(server: FakeBatchesServer) -> None:
     """The owned session connects on first use and aclose (repeatable) lets go of every
     connection; a closed client refuses new streams and `async with`."""
     client = aiobatches.Client(api_key=API_KEY, base_url=server.url)
-    assert not client.is_closed
     assert await client.list_batches(max_items=3).to_list()
     assert server.open_connections == 1  # kept alive in the owned session's pool
     await client.aclose()

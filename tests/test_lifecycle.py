@@ -9,7 +9,8 @@ import random
 import subprocess
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 from _helpers import API_KEY, eventually, stream_tasks
@@ -95,7 +96,7 @@ async def consume_within(stream: aiobatches.BatchStream) -> None:
 
 @pytest.mark.parametrize("consume", [consume_bare, consume_within])
 async def test_double_cancellation_closes_the_one_shot_client(
-    consume: Callable[[aiobatches.BatchStream], Awaitable[None]],
+    consume: Callable[[aiobatches.BatchStream], Coroutine[Any, Any, None]],
 ) -> None:
     """A consumer cancelled twice in a row still closes its one-shot stream and client, always."""
     rng = random.Random(7)
