@@ -355,8 +355,8 @@ class _Waiter:
         """One poll: relist down to the oldest unfinished id, or retrieve each, whichever
         costs fewer requests; where the ids lie is learnt by listing while that is cheaper."""
         pending = list(dict.fromkeys(i for i in self._order if not self._finished(i)))
-        if self._depth is not None and self._depth >= len(pending):
-            missing = pending
+        if len(pending) == 1 or (self._depth is not None and self._depth >= len(pending)):
+            missing = pending  # no listing can beat one request per id
         else:
             budget = None if self._depth is not None else len(pending)
             missing = await self._relist(pending, budget=budget)

@@ -1,0 +1,128 @@
+"""A list-batches server whose batches the test rewrites between polls, over real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+import aiobatches
+from aiobatches import _retry
+from aiobatches.testing import synthetic_batches
+
+KEY = "sk-scripted-0123456789"
+FINISHED = ("completed", "failed", "expired", "cancelled")
+UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
+
+
+def make_batch(index: int, *, status: str, created_at: int, done: int = 0) -> dict[str, Any]:
+    """A realistic batch dict with the given id number, status, creation time and progress."""
+    batch = copy.deepcopy(synthetic_batches(1, seed=index)[0])
+    batch.update(id=f"batch_{index:06d}", status=status, created_at=created_at)
+    batch["request_counts"] = {"total": 1_000, "completed": done, "failed": 0}
+    return batch
+
+
+class ScriptedServer:
+    """Serves `batches` (newest first) as the API does; counts list and retrieve requests."""
+
+    def __init__(self, batches: list[dict[str, Any]]) -> None:
+        self.batches = batches
+        self.lists: list[dict[str, str]] = []
+        self.retrievals: list[str] = []
+        self.poll_after_ms: int | None = None
+        self.fail_lists = 0
+        """How many coming list requests answer 503 before serving again."""
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> ScriptedServer:
+        app = web.Application()
+        app.router.add_get("/v1/batches", self._list)
+        app.router.add_get("/v1/batches/{batch_id}", self._retrieve)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def client(self, **kwargs: Any) -> aiobatches.Client:
+        """A client of this server that does not retry (retries are not the point here)."""
+        return aiobatches.Client(api_key=KEY, base_url=self.url, max_retries=0, **kwargs)
+
+    def _headers(self) -> dict[str, str]:
+        return (
+            {} if self.poll_after_ms is None else {"openai-poll-after-ms": str(self.poll_after_ms)}
+        )
+
+    async def _list(self, request: web.Request) -> web.Response:
+        self.lists.append(dict(request.query))
+        if self.fail_lists:
+            self.fail_lists -= 1
+            return web.json_response({"error": {"message": "busy"}}, status=503)
+        limit = int(request.query.get("limit", "20"))
+        after = request.query.get("after")
+        ids = [batch["id"] for batch in self.batches]
+        start = 0 if after is None else ids.index(after) + 1
+        window = self.batches[start : start + limit]
+        body = {
+            "object": "list",
+            "data": window,
+            "first_id": window[0]["id"] if window else None,
+            "last_id": window[-1]["id"] if window else None,
+            "has_more": start + limit < len(ids),
+        }
+        return web.Response(
+            body=orjson.dumps(body), content_type="application/json", headers=self._headers()
+        )
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        batch_id = request.match_info["batch_id"]
+        self.retrievals.append(batch_id)
+        for batch in self.batches:
+            if batch["id"] == batch_id:
+                return web.Response(
+                    body=orjson.dumps(batch),
+                    content_type="application/json",
+                    headers=self._headers(),
+                )
+        message = f"No batch found with id '{batch_id}'."
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+        return web.json_response({"error": error}, status=404)
+
+
+@contextlib.contextmanager
+def between_polls(hook: Callable[[float], Awaitable[None]]) -> Iterator[list[float]]:
+    """Within the block, each of aiobatches' sleeps runs `hook(delay)` instead of waiting."""
+    delays: list[float] = []
+
+    async def sleeper(delay: float) -> None:
+        delays.append(delay)
+        await hook(delay)
+
+    token = _retry._sleeper.set(sleeper)
+    try:
+        yield delays
+    finally:
+        _retry._sleeper.reset(token)
+
+
+async def nothing(_: float) -> None:
+    """A pause that changes nothing."""
+
+
+async def events_of(watch: aiobatches.BatchWatch) -> AsyncIterator[aiobatches.BatchEvent]:
+    """The watch's events, closing it at the end."""
+    async with watch:
+        async for event in watch:
+            yield event
