@@ -7,6 +7,7 @@ type checking instead.
 from __future__ import annotations
 
 import asyncio
+import datetime
 
 import aiohttp
 
@@ -119,3 +120,28 @@ async def testing_support() -> None:
 
 if __name__ == "__main__":
     asyncio.run(testing_support())
+
+
+async def awaiting(client: aiobatches.Client, azure: aiobatches.AzureClient) -> list[str]:
+    batch: aiobatches.Batch = await client.retrieve_batch("batch_abc123")
+    finished: bool = batch.is_finished or batch.status in aiobatches.FINISHED_STATUSES
+    done: list[aiobatches.Batch] = await client.wait_for_batches(
+        ["batch_a", "batch_b"], poll_interval=30, timeout=3600
+    )
+    seen = [b.id for b in done] + [str(finished)]
+    since = datetime.datetime(2025, 11, 1, tzinfo=datetime.UTC)
+    watch: aiobatches.BatchWatch = client.watch_batches(poll_interval=15, since=since)
+    async with watch:
+        async for event in watch:
+            kind: str = event.kind
+            previous: aiobatches.Batch | None = event.previous
+            changes: tuple[str, ...] = event.changes
+            became_finished: bool = event.finished
+            seen.append(f"{kind} {event.batch.id} {previous} {changes} {became_finished}")
+    async with azure.watch_batches(ids=["batch_a"], until_finished=True, limit=50) as mine:
+        seen.extend([event.batch.id async for event in mine])
+    one_shot = aiobatches.list_batches(api_key="sk-x", proxy="http://proxy:3128", on_invalid="skip")
+    async with one_shot as stream:
+        skipped: list[str | None] = stream.skipped
+        seen.extend(batch_id or "" for batch_id in skipped)
+    return seen
