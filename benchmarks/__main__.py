@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from . import _cpu, _imports, _latency, _memory, _structuring
+from . import _awaiting, _cpu, _imports, _latency, _memory, _structuring
 
 
 def main() -> None:
@@ -29,6 +29,11 @@ def main() -> None:
         lambda: _latency.run(pages=5 if quick else 50, trials=1 if quick else 7),
         lambda: _memory.run((2_000,) if quick else (20_000, 200_000)),
         lambda: _imports.run(trials=2 if quick else 15),
+        lambda: _awaiting.run(
+            (1_000,) if quick else (1_000, 10_000, 100_000),
+            cycles=1 if quick else 3,
+            trials=1 if quick else 3,
+        ),
     )
     for section in sections:
         print(section() + "\n", flush=True)

@@ -10,11 +10,15 @@ from collections.abc import Iterator, Sequence
 
 
 @contextlib.contextmanager
-def server_process(count: int, *, generated: bool = False) -> Iterator[str]:
+def server_process(
+    count: int, *, generated: bool = False, unfinished: int | None = None
+) -> Iterator[str]:
     """Start `benchmarks._server` in its own process and yield its base URL."""
     command = [sys.executable, "-m", "benchmarks._server", "--count", str(count)]
     if generated:
         command.append("--generated")
+    if unfinished is not None:
+        command += ["--unfinished", str(unfinished)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -72,6 +72,44 @@ class GeneratedPages:
         return _body(encoded, ids, has_more=end < self._count)
 
 
+class AwaitingPages:
+    """`unfinished` in-progress batches on top of `count - unfinished` completed ones,
+    made per request from templates, created ten seconds apart: an account with history."""
+
+    _ID = "batch_placeholder_id"
+    _CREATED = 987_654_321_987_654
+
+    def __init__(self, count: int, unfinished: int) -> None:
+        self._count = count
+        self._unfinished = unfinished
+        self._templates: dict[bool, list[tuple[bytes, bytes, bytes]]] = {True: [], False: []}
+        for batch in synthetic_batches(_TEMPLATES, seed=42):
+            finished = batch["status"] == "completed"
+            if finished or batch["status"] == "in_progress":
+                raw = orjson.dumps({**batch, "id": self._ID, "created_at": self._CREATED})
+                head, rest = raw.split(self._ID.encode())
+                middle, tail = rest.split(str(self._CREATED).encode())
+                self._templates[finished].append((head, middle, tail))
+
+    def batch(self, index: int) -> bytes:
+        finished = index >= self._unfinished
+        templates = self._templates[finished]
+        head, middle, tail = templates[index % len(templates)]
+        created = b"%d" % (1_763_000_000 - 10 * index)
+        return b"%s%s%s%s%s" % (head, self._id(index).encode(), middle, created, tail)
+
+    def page(self, after: str | None, limit: int) -> bytes:
+        start = 0 if after is None else int(after.removeprefix("batch_")) + 1
+        end = min(start + limit, self._count)
+        ids = [self._id(index) for index in range(start, end)]
+        encoded = [self.batch(index) for index in range(start, end)]
+        return _body(encoded, ids, has_more=end < self._count)
+
+    @staticmethod
+    def _id(index: int) -> str:
+        return f"batch_{index:024d}"
+
+
 def _body(encoded: list[bytes], ids: list[str], *, has_more: bool) -> bytes:
     envelope = {
         "object": "list",
@@ -82,7 +120,7 @@ def _body(encoded: list[bytes], ids: list[str], *, has_more: bool) -> bytes:
     return b'{"data":[' + b",".join(encoded) + b"]," + orjson.dumps(envelope)[1:]
 
 
-async def serve(pages: PrecomputedPages | GeneratedPages) -> None:
+async def serve(pages: PrecomputedPages | GeneratedPages | AwaitingPages) -> None:
     """Serve until standard input closes (the harness ending or dying)."""
 
     async def list_batches(request: web.Request) -> web.Response:
@@ -92,8 +130,14 @@ async def serve(pages: PrecomputedPages | GeneratedPages) -> None:
         body = pages.page(request.query.get("after"), int(request.query.get("limit", "20")))
         return web.Response(body=body, content_type="application/json")
 
+    async def retrieve_batch(request: web.Request) -> web.Response:
+        assert isinstance(pages, AwaitingPages)
+        index = int(request.match_info["batch_id"].removeprefix("batch_"))
+        return web.Response(body=pages.batch(index), content_type="application/json")
+
     app = web.Application()
     app.router.add_get("/v1/batches", list_batches)
+    app.router.add_get("/v1/batches/{batch_id}", retrieve_batch)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -109,8 +153,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--generated", action="store_true")
+    parser.add_argument("--unfinished", type=int, help="serve an account with history")
     args = parser.parse_args()
-    pages = GeneratedPages(args.count) if args.generated else PrecomputedPages(args.count)
+    pages: PrecomputedPages | GeneratedPages | AwaitingPages
+    if args.unfinished is not None:
+        pages = AwaitingPages(args.count, args.unfinished)
+    elif args.generated:
+        pages = GeneratedPages(args.count)
+    else:
+        pages = PrecomputedPages(args.count)
     asyncio.run(serve(pages))
 
 
