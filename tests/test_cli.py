@@ -138,11 +138,32 @@ async def test_created_after_stops_fetching_at_the_first_older_batch(
     assert len(server.page_requests) == 3
 
 
-async def test_created_before_and_iso_times(server: FakeBatchesServer, cli: RunCli) -> None:
-    """--created-before filters by an ISO time (UTC when no zone is given)."""
+@pytest.mark.parametrize(
+    "form",
+    [
+        "%Y-%m-%dT%H:%M:%S",  # no zone: UTC
+        "%Y-%m-%dT%H:%M:%S+00:00",
+        "%Y-%m-%dT%H:%M:%S+02:00",  # shifted by the zone it names
+        "seconds",
+        "fractional seconds",
+    ],
+)
+async def test_created_before_takes_iso_times_and_seconds(
+    server: FakeBatchesServer, cli: RunCli, form: str
+) -> None:
+    """--created-before takes an ISO time (UTC when no zone is given, else its zone) or Unix
+    seconds, whole or fractional."""
     cutoff = server.batches[9]["created_at"] + 1
-    iso = datetime.datetime.fromtimestamp(cutoff, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    code, out, _ = await cli(*against(server, "--created-before", iso))
+    moment = datetime.datetime.fromtimestamp(cutoff, datetime.UTC)
+    if form == "seconds":
+        when = str(cutoff)
+    elif form == "fractional seconds":
+        when = f"{cutoff}.75"
+    elif form.endswith("+02:00"):
+        when = (moment + datetime.timedelta(hours=2)).strftime(form)
+    else:
+        when = moment.strftime(form)
+    code, out, _ = await cli(*against(server, "--created-before", when))
     assert code == 0
     got = listed(out)
     assert got == [b["id"] for b in server.batches if b["created_at"] < cutoff]
@@ -408,15 +429,20 @@ async def test_piped_stdout_stays_clean_when_stderr_is_a_terminal(
 
 
 async def test_serve_runs_a_server_a_client_can_list() -> None:
-    """`aiobatches serve` prints its URL, serves seeded batches to a real client, stops on ^C."""
+    """`aiobatches serve` prints its URL, tells a terminal how to stop it, serves seeded batches
+    to a real client, and stops cleanly on Ctrl-C."""
+    err_master, err_slave = pty.openpty()
     process = await asyncio.create_subprocess_exec(
         *COMMAND,
         "serve", "--count", "30", "--seed", "4", "--api-key", "sk-served", "--latency-ms", "1",
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=err_slave,
         env=child_env(),
     )  # fmt: skip
+    os.close(err_slave)
     assert process.stdout is not None
+    loop = asyncio.get_running_loop()
+    shown = loop.run_in_executor(None, read_pty, err_master)
     async with asyncio.timeout(30):
         url = (await process.stdout.readline()).decode().strip()
         assert url.startswith("http://127.0.0.1:")
@@ -424,7 +450,10 @@ async def test_serve_runs_a_server_a_client_can_list() -> None:
         async with aiobatches.Client(api_key="sk-served", base_url=url) as client:
             got = await client.list_batches(limit=7).to_list()
         process.send_signal(signal.SIGINT)
-        _, err = await process.communicate()
+        await process.wait()
+        err = (await shown).decode()
+    os.close(err_master)
     assert [batch.id for batch in got] == [b["id"] for b in synthetic_batches(30, seed=4)]
     assert process.returncode == 0
-    assert b"Traceback" not in err
+    assert "serving; press Ctrl-C to stop" in err
+    assert "Traceback" not in err

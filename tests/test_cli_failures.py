@@ -19,7 +19,13 @@ import pytest
 from _helpers import API_KEY, COMMAND, MakeServer, RunCli, child_env
 
 from aiobatches._cli import main
-from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, synthetic_batches
+from aiobatches.testing import (
+    FakeBatchesServer,
+    Fault,
+    FaultPlan,
+    recorded_sleeps,
+    synthetic_batches,
+)
 
 pytestmark = pytest.mark.server(count=10)
 BAD_ID = "batch_bad\x1b[2J"
@@ -120,13 +126,74 @@ def test_port_in_use_exits_1_naming_the_address(capsys: pytest.CaptureFixture[st
     )
 
 
+def test_host_that_cannot_be_resolved_exits_1_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --host` with a name no resolver knows exits 1 with one line naming host:port."""
+    assert main(["serve", "--host", "no such host"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = lines(err)
+    assert line.startswith("aiobatches: cannot serve on no such host:0: ")
+    assert line.removeprefix("aiobatches: cannot serve on no such host:0: ").strip()
+
+
+async def test_unreachable_server_is_one_line_with_nothing_to_resume(cli: RunCli) -> None:
+    """A server nobody listens on exits 1 after the retries: one line, no status, no request id,
+    and nothing to resume."""
+    with socket.socket() as probe:  # a port that was free a moment ago, and is closed again
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with recorded_sleeps() as delays:
+        code, out, err = await cli("list", "--base-url", f"http://127.0.0.1:{port}/v1",
+                                   "--api-key", API_KEY)  # fmt: skip
+    assert code == 1
+    assert out == ""
+    assert len(delays) == 2
+    [line] = lines(err)
+    assert line.startswith(
+        f"aiobatches: listing batches failed: connection to http://127.0.0.1:{port}"
+    )
+    assert line.endswith("; nothing to resume")
+    assert "status" not in line
+    assert "request id" not in line
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-@pytest.mark.parametrize("output", ["jsonl", "json", "csv", "table"])
-def test_full_disk_is_one_line_and_exit_1(output: str) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--demo", "--format", "jsonl"),
+        ("list", "--demo", "--format", "json"),
+        ("list", "--demo", "--format", "csv"),
+        ("list", "--demo", "--format", "table"),
+    ],
+)
+def test_full_disk_is_one_line_and_exit_1(args: tuple[str, ...]) -> None:
     """Output to /dev/full exits 1 with one line, and nothing more when Python exits."""
-    result = run_shell(">/dev/full", "list", "--demo", "--format", output)
+    result = run_shell(">/dev/full", *args)
     assert result.returncode == 1
     assert result.stderr == f"aiobatches: cannot write output: {os.strerror(errno.ENOSPC)}\n"
+
+
+@pytest.mark.parametrize("args", [("list", "--help"), ("--version",)])
+def test_reader_gone_before_anything_was_written_ends_quietly(args: tuple[str, ...]) -> None:
+    """`aiobatches --help | true`: the reader left before anything was written; the command
+    still exits 0 and says nothing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [*COMMAND, *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=child_env(),
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0
+    assert result.stderr == ""
 
 
 async def test_text_the_output_encoding_cannot_hold_is_one_line(
@@ -159,12 +226,14 @@ CLOSED = "aiobatches: stdout is closed; there is nowhere to write\n"
         (">&- 2>&-", ("list", "--demo"), 1, "", ""),
         ("2>&-", ("list", "--demo", "--max-items", "1"), 0, "batch_82e2e662f728b4fa42485e3a", ""),
         ("2>&-", ("list", "--demo", "--after", "batch_nope"), 1, "", ""),
+        ("2>/dev/full", ("list", "--demo", "--after", "batch_nope"), 1, "", ""),
     ],
 )
 def test_closed_streams_end_without_a_traceback(
     redirect: str, args: tuple[str, ...], code: int, written: str, said: str
 ) -> None:
-    """Closed stdout exits 1 (nowhere to write); closed stderr only silences the messages."""
+    """Closed stdout exits 1 (nowhere to write); a closed or full stderr only silences the
+    messages."""
     result = run_shell(redirect, *args)
     assert result.returncode == code
     assert [json.loads(line)["id"] for line in lines(result.stdout)] == lines(written)

@@ -59,10 +59,10 @@ def huge_batch(created_at: int = HUGE) -> Batch:
     )
 
 
-def written(kind: str, batch: Batch, *, terminal: bool | None = None) -> str:
+def written(kind: str, batch: Batch, *, terminal: bool | None = None, width: int = 200) -> str:
     """What a writer of `kind` puts out for one batch."""
     out = io.StringIO()
-    writer = make_writer(kind, out, None, width=200, terminal=terminal)
+    writer = make_writer(kind, out, None, width=width, terminal=terminal)
     writer.write(batch)
     writer.close()
     return out.getvalue()
@@ -196,3 +196,27 @@ def test_csv_of_numbers_beyond_64_bits_is_exact() -> None:
     assert int(row["usage.total_tokens"]) == 2**80 + 2**90
     assert row["created"] == str(HUGE)
     assert row["counts"] == f"{HUGE - 1:,}/{HUGE:,} ({2**64:,} failed)"
+
+
+def test_very_narrow_table_keeps_ids_whole_and_squeezes_the_rest() -> None:
+    """On a 40-column terminal the table drops all but one cuttable column and squeezes it;
+    ids, statuses and times stay whole."""
+    batch = huge_batch(1_763_000_000)
+    text = written("table", batch, width=40)
+    header, row = text.splitlines()
+    assert header.split() == ["ID", "STATUS", "CREATED", "COUNTS"]
+    assert row.startswith("batch_huge")
+    assert "completed" in row
+    assert "2025-11-13 02:13Z" in row
+    assert row.endswith("…")
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json"])
+def test_json_output_escapes_a_lone_surrogate(kind: str) -> None:
+    """A lone surrogate in server text is written as a `\\ud800` escape, so the output stays
+    valid UTF-8 and parses back to the same string."""
+    text = written(kind, attrs.evolve(huge_batch(), model="gpt\ud800"))
+    text.encode()  # would raise on a raw lone surrogate
+    parsed = json.loads(text) if kind == "jsonl" else json.loads(text)[0]
+    assert parsed["model"] == "gpt\ud800"
+    assert "\\ud800" in text

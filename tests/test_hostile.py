@@ -902,3 +902,85 @@ async def test_refused_cross_origin_redirect_names_its_status_once() -> None:
     assert caught.value.status_code == 302
     assert len(re.findall(r"\b302\b", str(caught.value))) == 1, str(caught.value)
     assert elsewhere.queries == []
+
+
+async def test_key_as_a_json_object_key_is_redacted_and_numbers_kept() -> None:
+    """A key echoed as an object key or inside a list is redacted; numbers beside it stay."""
+    body = json.dumps(
+        {"error": {"message": "denied", "seen": {LONG_KEY: [1, LONG_KEY, None, {"n": 2}]}}}
+    )
+    async with (
+        FakeBatchesServer(count=5, faults={0: Fault.respond(401, body=body)}) as server,
+        aiobatches.Client(api_key=LONG_KEY, base_url=server.url) as client,
+    ):
+        with pytest.raises(aiobatches.AuthenticationError) as caught:
+            await client.list_batches().to_list()
+    error_body = caught.value.body
+    assert LONG_KEY not in repr(error_body)
+    assert isinstance(error_body, dict)
+    [(key, items)] = error_body["seen"].items()
+    assert key == "***"
+    assert items == [1, "***", None, {"n": 2}]
+
+
+# --- bodies that cannot be decoded ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        (
+            "application/json; charset=x-no-such-charset",
+            b"{}",
+            "unknown charset 'x-no-such-charset'",
+        ),
+        # 0x81 is one of the bytes windows-1252 leaves undefined
+        ("application/json; charset=windows-1252", b'{"data": ["\x81"]}', "not valid windows-1252"),
+    ],
+    ids=["unknown charset", "invalid in its charset"],
+)
+async def test_page_that_cannot_be_decoded_is_a_validation_error(
+    content_type: str, body: bytes, reason: str
+) -> None:
+    """A page in an unknown charset, or not valid in its own, is an APIResponseValidationError
+    saying which, with the cursor to resume from."""
+
+    async def undecodable(_: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async with TinyServer(after_first_page(undecodable)) as server, client_for(server) as client:
+        with pytest.raises(aiobatches.APIResponseValidationError) as caught:
+            await client.list_batches().to_list()
+    assert reason in str(caught.value)
+    assert caught.value.cursor == "batch_0002"
+
+
+async def test_error_in_an_unknown_charset_still_reads_as_its_status() -> None:
+    """A 500 whose body declares a charset nobody knows is still an InternalServerError with
+    the body's message."""
+    body = b'{"error": {"message": "upstream exploded", "type": "server_error"}}'
+
+    async def failing(_: web.Request) -> web.StreamResponse:
+        return web.Response(
+            status=500, body=body, headers={"Content-Type": "application/json; charset=x-nope"}
+        )
+
+    async with TinyServer(failing) as server, client_for(server) as client:
+        with pytest.raises(aiobatches.InternalServerError) as caught:
+            await client.list_batches().to_list()
+    assert "upstream exploded" in str(caught.value)
+
+
+async def test_endless_same_origin_redirects_stop_after_ten() -> None:
+    """A server that redirects to itself for ever is an APIConnectionError after 10 hops, not
+    retried and not a hang."""
+
+    async def again(request: web.Request) -> web.StreamResponse:
+        hop = int(request.query.get("hop", "0"))
+        raise web.HTTPFound(f"/v1/batches?hop={hop + 1}")
+
+    async with TinyServer(again) as server, client_for(server, max_retries=2) as client:
+        with pytest.raises(aiobatches.APIConnectionError) as caught:
+            await client.list_batches().to_list()
+    assert "more than 10 redirects" in str(caught.value)
+    assert len(server.queries) == 11

@@ -208,3 +208,14 @@ async def test_netrc_with_a_proxy_still_sends_the_key(
     assert proxied_every_page(proxy, server), proxy.targets
     authorizations = [request.headers.get("Authorization") for request in server.page_requests]
     assert authorizations == [f"Bearer {API_KEY}"] * PAGES
+
+
+async def test_proxy_variable_that_does_not_parse_is_ignored(
+    server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP_PROXY that is no URL at all is passed over, as if unset: the listing goes
+    straight to the server."""
+    monkeypatch.setenv("HTTP_PROXY", "http://user:s3cr3t-pw@[proxy")
+    got = await list_all(server)
+    assert ids(got) == served_ids(server)
+    assert len(server.page_requests) == PAGES

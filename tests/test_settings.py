@@ -93,7 +93,33 @@ def test_credential_in_a_default_header_is_not_echoed() -> None:
     assert KEY_SECRET not in refused(caught.value)
 
 
-# --- timeouts, base URLs, retries ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"api_key": 12345}, "api_key"),
+        ({"organization": 7}, "organization"),
+        ({"project": b"proj_1"}, "project"),
+        ({"default_headers": {"X-Team": 1}}, "default_headers"),
+        ({"base_url": 8080}, "base_url"),
+        ({"proxy": 3128}, "proxy"),
+    ],
+    ids=["api_key", "organization", "project", "default_headers", "base_url", "proxy"],
+)
+def test_settings_that_are_not_text_are_type_errors(kwargs: dict[str, Any], named: str) -> None:
+    """A number or bytes where a str belongs is a TypeError naming the setting."""
+    kwargs.setdefault("api_key", API_KEY)
+    with pytest.raises(TypeError, match=named):
+        aiobatches.Client(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["X Team", "X-Team:", ""], ids=["space", "colon", "empty"])
+def test_invalid_header_names_are_refused(name: str) -> None:
+    """A default header whose name no HTTP header can have is a ValueError naming it."""
+    with pytest.raises(ValueError, match="default_headers has an invalid header name"):
+        aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE, default_headers={name: "data"})
+
+
+# --- timeouts, base URLs, proxies, retries ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -138,6 +164,41 @@ def test_base_url_with_credentials_from_the_environment_is_refused(
     with pytest.raises((ValueError, TypeError), match=r"(?i)base_url") as caught:
         aiobatches.Client(api_key=API_KEY)
     assert "s3cr3t-pw" not in refused(caught.value)
+
+
+@pytest.mark.parametrize("setting", ["base_url", "azure_endpoint"])
+def test_url_that_does_not_parse_is_refused(setting: str) -> None:
+    """A base URL or Azure endpoint that is no URL at all is a ValueError naming the setting."""
+    with pytest.raises(ValueError, match=f"{setting} is not a URL"):
+        if setting == "base_url":
+            aiobatches.Client(api_key=API_KEY, base_url="https://[api.example")
+        else:
+            aiobatches.AzureClient(
+                azure_endpoint="https://[x.openai", api_version=AZURE_VERSION, api_key=API_KEY
+            )
+
+
+@pytest.mark.parametrize(
+    ("proxy", "says"),
+    [
+        ("http://user:s3cr3t-pw@[proxy", "proxy is not a URL"),
+        ("socks5://proxy.internal:1080", "proxy must be an absolute http:// or https:// URL"),
+        ("proxy.internal:3128", "proxy must be an absolute http:// or https:// URL"),
+    ],
+    ids=["unparsable", "socks", "no scheme"],
+)
+def test_proxy_that_is_not_an_http_url_is_refused(proxy: str, says: str) -> None:
+    """An explicit proxy must be an absolute http(s) URL; the error never shows its password."""
+    with pytest.raises(ValueError, match=re.escape(says)) as caught:
+        aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE, proxy=proxy)
+    assert "s3cr3t-pw" not in refused(caught.value)
+
+
+def test_after_that_is_not_an_id_is_a_type_error() -> None:
+    """`after` must be a batch id: an int is refused before any request."""
+    client = aiobatches.Client(api_key=API_KEY, base_url=MOCK_BASE)
+    with pytest.raises(TypeError, match="after must be a batch id"):
+        client.list_batches(after=12345)  # type: ignore[arg-type]
 
 
 def test_max_retries_true_is_refused() -> None:
@@ -188,7 +249,8 @@ async def test_borrowed_session_closed_mid_stream_is_a_clear_error() -> None:
 
 
 def test_client_used_in_a_second_event_loop_says_so() -> None:
-    """A client used in one asyncio.run and again in another says it belongs to another loop."""
+    """A client used in one asyncio.run and again in another says it belongs to another loop,
+    and can still be closed there."""
 
     async def first() -> tuple[aiobatches.Client, int]:
         async with FakeBatchesServer(count=5) as server:
@@ -207,10 +269,12 @@ def test_client_used_in_a_second_event_loop_says_so() -> None:
     with pytest.raises((RuntimeError, aiobatches.AIOBatchesError)) as caught:
         asyncio.run(second(client))
     message = str(caught.value)
-    # The session the first loop left open can no longer be closed properly; let it go
-    # quietly now so its ResourceWarning does not land on another test.
+    # The session the first loop left open can no longer be closed properly: closing the
+    # client lets it go, and its ResourceWarning must not land on another test.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
+        asyncio.run(client.aclose())
+        assert client.is_closed
         del client, caught
         gc.collect()
     assert re.search(r"\b(another|different|other)\b.*\bloop\b", message), message
@@ -234,9 +298,22 @@ async def returns_int() -> Any:
     return 42
 
 
-@pytest.mark.parametrize("provider", [returns_none, returns_empty, returns_int])
+def returns_a_line() -> Any:
+    """A provider that read its token from a file, trailing newline included."""
+    return "aad-token-from-a-file\n"
+
+
+def raises() -> Any:
+    """A provider whose identity service is down."""
+    raise ConnectionError("the identity service is unreachable")
+
+
+@pytest.mark.parametrize(
+    "provider", [returns_none, returns_empty, returns_int, returns_a_line, raises]
+)
 async def test_token_provider_returning_nonsense_is_a_clear_error(provider: Any) -> None:
-    """A provider returning None, "" or 42 is an AIOBatchesError naming the provider."""
+    """A provider returning None, "", 42 or a token with a newline, or raising, is an
+    AIOBatchesError naming the provider (never echoing the token), and nothing is sent."""
     async with (
         FakeBatchesServer(count=5, azure_api_version=AZURE_VERSION) as azure,
         aiobatches.AzureClient(
@@ -246,6 +323,7 @@ async def test_token_provider_returning_nonsense_is_a_clear_error(provider: Any)
         with pytest.raises(aiobatches.AIOBatchesError, match="provider") as caught:
             await client.list_batches().to_list()
     assert not isinstance(caught.value, TypeError)
+    assert "aad-token-from-a-file" not in refused(caught.value)
     assert not any(
         request.headers.get("Authorization", "").startswith("Bearer") for request in azure.requests
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from _helpers import API_KEY, MakeServer, eventually
 
 import aiobatches
-from aiobatches.testing import Fault
+from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan
 
 
 async def test_close_cancels_an_answer_stalled_for_30_s(make_server: MakeServer) -> None:
@@ -26,3 +27,67 @@ async def test_close_cancels_an_answer_stalled_for_30_s(make_server: MakeServer)
                 await listing
     assert not isinstance(caught.value, aiobatches.APITimeoutError)
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_url_before_start_says_the_server_is_not_running() -> None:
+    """A server not started has no URL yet, and says how to start it."""
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = FakeBatchesServer().url
+
+
+async def test_a_mapping_of_faults_becomes_a_plan(server: FakeBatchesServer) -> None:
+    """Assigning `{index: Fault}` reads back as the equivalent FaultPlan."""
+    server.faults = {1: Fault.drop()}
+    assert server.faults == FaultPlan(at={1: Fault.drop()})
+    server.faults = None
+    assert server.faults == FaultPlan()
+
+
+@pytest.mark.parametrize(
+    ("limit", "code", "message"),
+    [
+        ("many", "invalid_type", "expected an integer, but got 'many' instead"),
+        ("0", "integer_below_min_value", "Expected a value >= 1, but got 0 instead"),
+        ("101", "integer_above_max_value", "Expected a value <= 100, but got 101 instead"),
+    ],
+)
+async def test_bad_limit_is_the_apis_400(
+    server: FakeBatchesServer, limit: str, code: str, message: str
+) -> None:
+    """A limit that is not 1..100 gets the OpenAI-shaped 400 naming `limit`, with a request id."""
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session,
+        session.get(f"{server.url}/batches", params={"limit": limit}) as response,
+    ):
+        body = await response.json()
+    assert response.status == 400
+    assert response.headers["x-request-id"].startswith("req_")
+    assert body["error"]["param"] == "limit"
+    assert body["error"]["code"] == code
+    assert body["error"]["type"] == "invalid_request_error"
+    assert message in body["error"]["message"]
+
+
+async def test_unknown_path_is_a_recorded_404(server: FakeBatchesServer) -> None:
+    """Any other path is the API's 404 naming the method and path, and is recorded."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{server.url}/files") as response,
+    ):
+        body = await response.json()
+    assert response.status == 404
+    assert body["error"]["message"] == "Invalid URL (POST /v1/files)"
+    assert [(r.method, r.path) for r in server.requests] == [("POST", "/v1/files")]
+    assert server.page_requests == []
+
+
+async def test_missing_key_is_the_apis_401(server: FakeBatchesServer) -> None:
+    """A request without Authorization gets the API's 401 with no code."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/batches") as response,
+    ):
+        body = await response.json()
+    assert response.status == 401
+    assert body["error"]["code"] is None
+    assert "You didn't provide an API key" in body["error"]["message"]
