@@ -351,6 +351,14 @@ class BatchStream:
         if raises:
             batches = batches[: invalid[0][0].index]  # every item before the first invalid is valid
             self._more = False
+        elif more and parsed.count and (parsed.last_item_id or parsed.last_id) is None:
+            # Nothing to continue after: hand out the page's batches, then say why it ends.
+            self._more = more = False
+            self._error = PaginationError(
+                f"the page after {after!r} claims more, but its last item has no id to continue"
+                " after",
+                cursor=batches[-1].id if batches else after,
+            )
         else:
             self._advance_cursor(parsed, after, more=more)
         if invalid:
@@ -375,12 +383,7 @@ class BatchStream:
                 cursor=after,
             )
         cursor = parsed.last_item_id or parsed.last_id
-        if cursor is None:
-            raise PaginationError(
-                f"the page after {after!r} claims more, but its last item has no id to continue"
-                " after",
-                cursor=after,
-            )
+        assert cursor is not None  # _queue_entry ended the stream on a page without one
         if cursor in self._seen:
             raise PaginationError(
                 f"the page after {after!r} ends at {cursor!r}, a cursor seen before;"

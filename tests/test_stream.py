@@ -458,10 +458,6 @@ async def test_malformed_batch_beyond_max_items_raises_nothing(
     assert ids(got) == [item["id"] for item in items[:2]]
 
 
-@pytest.mark.xfail(
-    reason="the stream drops the page's valid batches when its last item has no id to continue"
-    " after (reported to the stream's owner)",
-)
 async def test_page_claiming_more_that_ends_without_an_id_is_a_pagination_error(
     server: FakeBatchesServer, client: aiobatches.Client
 ) -> None:
