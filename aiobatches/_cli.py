@@ -1,4 +1,5 @@
-"""The `aiobatches` command: `list` streams batches, `serve` runs the fake server.
+"""The `aiobatches` command: `list` streams batches, `wait` waits until some finish,
+`watch` follows them live, `serve` runs the fake server.
 
 Data goes to stdout only; progress and messages go to stderr (progress only
 on a terminal), each message one `aiobatches: ...` line with server text
@@ -17,29 +18,71 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TextIO
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Final, TextIO, TypeVar
 
+from ._awaiting import BatchWatch
 from ._client import MAX_PAGE_SIZE, Client
 from ._errors import AIOBatchesError, APIError
 from ._models import Batch
-from ._output import FORMATS, Progress, field_names, make_writer
+from ._output import FORMATS, Progress, WaitProgress, event_json, field_names, make_writer
+from ._response import Retrieved
+from ._stream import FetchedPage
 from ._terminal import for_terminal
 from ._version import version
+from ._watchview import Board, Screen, View, follow, warnings_on
+
+if TYPE_CHECKING:
+    from .testing import FakeBatchesServer
+
+AnyClient = TypeVar("AnyClient", bound=Client)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_UNSUCCESSFUL, EXIT_TIMEOUT = 3, 124
 _EXIT_CODES = """\
 exit codes:
   0    ok
   1    API error, or a failure while running (output cannot be written, the
        port cannot be bound)
   2    usage error: a bad option or option value
+  3    wait: a batch finished other than completed (failed, expired, cancelled)
+  124  wait: --timeout ran out
   130  interrupted
 """
 _DEMO_KEY = "sk-demo"
+_DEMO_SPEED = 60.0
+"""The demo's clock runs a minute per second, so that batches move while one watches."""
+_DEMO_ARRIVAL = 90.0
+"""Seconds of the demo's clock between new batches (on average): one every second and a half."""
+_DEMO_INTERVAL = 1.0
+"""The default --interval with --demo: a poll every second."""
+_INTERVAL = 15.0
+"""The default --interval against a real API, as the library's."""
 _MAX_PORT = 65_535
 _MAX_LATENCY_MS = 3_600_000
 
+_WAIT_HELP = """\
+Wait until every batch ID is finished (completed, failed, expired or
+cancelled), then print them in the order given: a table on a terminal, JSON
+Lines when piped. Exits 0 when all completed, 3 when any did not, 124 when
+--timeout runs out, and 1 on an API error (an unknown id is one). On a
+terminal, stderr shows how many have finished meanwhile.
+
+With --demo the batches are the embedded demo server's: `aiobatches list
+--demo --status in_progress` shows some of their ids. Each --demo run starts
+a fresh server with the same seed, so those ids are the same every time.
+"""
+_WATCH_HELP = """\
+Follow batches as they change. On a terminal: a table redrawn in place,
+unfinished batches first with their progress, then the latest finished ones
+(Ctrl-C to quit). Piped, or with --format jsonl: one JSON object per event,
+{"kind": "existing"|"created"|"updated", "batch": {...}, "changes": [...],
+"finished": true|false}, flushed as it happens.
+
+Each poll lists newest first only down to the oldest batch still unfinished
+at the last one, so a long history costs nothing after the first look;
+--since limits that first look too.
+"""
 _LIST_HELP = """\
 Stream batches, newest first. On a terminal they are shown as a table with
 progress on stderr; piped, they are written as JSON Lines.
@@ -105,7 +148,8 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
         with _warnings_shown():
             if args.command == "serve":
                 return asyncio.run(_serve(args))
-            return asyncio.run(_list(args, sys.stdout, sys.stderr))
+            command = {"list": _list, "wait": _wait, "watch": _watch}[args.command]
+            return asyncio.run(command(args, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -119,7 +163,7 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
         _say(error.message)
         return error.code
     except AIOBatchesError as error:
-        _say(_describe(error) if isinstance(error, APIError) else str(error))
+        _say(_describe(error, args.command) if isinstance(error, APIError) else str(error))
         return EXIT_FAILED
 
 
@@ -139,16 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = listing.add_argument_group("where to list from")
-    source.add_argument(
-        "--demo", action="store_true", help="list from an embedded fake server (no API key needed)"
-    )
-    source.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or OpenAI's)")
-    source.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY); never printed")
-    source.add_argument(
-        "--proxy",
-        help="proxy URL (default: $HTTPS_PROXY or $HTTP_PROXY, minus $NO_PROXY; not for --demo)",
-    )
+    _add_source(listing, "where to list from", "list from an embedded fake server")
     paging = listing.add_argument_group("paging")
     paging.add_argument(
         "--limit",
@@ -191,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_fields,
         help=f"comma-separated columns for table and csv; one of: {', '.join(field_names())}",
     )
+    _add_wait(commands)
+    _add_watch(commands)
     serve = commands.add_parser(
         "serve",
         help="run the fake list-batches server",
@@ -214,6 +251,98 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_source(parser: argparse.ArgumentParser, title: str, demo: str) -> None:
+    """The options that say which API to talk to, and as whom."""
+    source = parser.add_argument_group(title)
+    source.add_argument("--demo", action="store_true", help=f"{demo} (no API key needed)")
+    source.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or OpenAI's)")
+    source.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY); never printed")
+    source.add_argument(
+        "--proxy",
+        help="proxy URL (default: $HTTPS_PROXY or $HTTP_PROXY, minus $NO_PROXY; not for --demo)",
+    )
+
+
+def _add_interval(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--interval",
+        type=_seconds(zero=True),
+        metavar="S",
+        help=f"seconds between polls (default {_INTERVAL:g}; {_DEMO_INTERVAL:g} with --demo);"
+        " the server may ask for longer",
+    )
+
+
+def _add_wait(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wait = commands.add_parser(
+        "wait",
+        help="wait until batches finish, then print them",
+        description=_WAIT_HELP,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    wait.add_argument("ids", nargs="+", type=_batch_id, metavar="ID", help="a batch id")
+    _add_source(wait, "where the batches are", "wait on the embedded demo server's batches")
+    polling = wait.add_argument_group("polling")
+    _add_interval(polling)
+    polling.add_argument(
+        "--timeout",
+        type=_seconds(zero=False),
+        metavar="S",
+        help="give up after S seconds, exiting 124 (default: wait for as long as it takes)",
+    )
+    output = wait.add_argument_group("output")
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: table on a terminal, jsonl when piped)",
+    )
+    output.add_argument(
+        "--fields",
+        type=_fields,
+        help=f"comma-separated columns for table and csv; one of: {', '.join(field_names())}",
+    )
+
+
+def _add_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="follow batches live",
+        description=_WATCH_HELP,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_source(watch, "where to watch", "watch an embedded demo server whose batches move")
+    what = watch.add_argument_group("what to watch")
+    what.add_argument(
+        "--since",
+        type=_moment,
+        metavar="WHEN",
+        help="first look only at batches created at or after WHEN (ISO date/time, UTC if no"
+        " zone, or Unix seconds; default: every batch)",
+    )
+    what.add_argument(
+        "--ids", nargs="+", type=_batch_id, metavar="ID", help="watch only these batches"
+    )
+    what.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help="show only batches with this status (repeatable)",
+    )
+    what.add_argument(
+        "--until-finished",
+        action="store_true",
+        help="stop once no watched batch is unfinished (after a poll)",
+    )
+    _add_interval(what)
+    watch.add_argument_group("output").add_argument(
+        "--format",
+        choices=("jsonl", "table"),
+        help="output format (default: table on a terminal, jsonl when piped)",
+    )
+
+
 async def _list(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
     """Stream, filter and write batches; flushes after every page."""
     kind = args.format or ("table" if out.isatty() else "jsonl")
@@ -221,7 +350,7 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> in
     keep = _filter(args)
     filtered = bool(args.status or args.created_after is not None or args.created_before)
     written = 0
-    async with _client(args) as client:
+    async with _client(args, Client, arrivals=False) as client:
         stream = client.list_batches(
             limit=args.limit,
             after=args.after,
@@ -281,24 +410,166 @@ def _filter(args: argparse.Namespace) -> Callable[[Batch], bool]:
     return keep
 
 
+async def _wait(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
+    """Wait for the batches, print them in the order given, and exit by how they ended."""
+    kind = args.format or ("table" if out.isatty() else "jsonl")
+    interval = _interval(args)
+    progress = WaitProgress(err, len(set(args.ids))) if err is not None and err.isatty() else None
+    async with _client(args, _NotingClient, arrivals=True) as client:
+        client.noted = dict.fromkeys(args.ids)
+        if progress is not None:
+            client.on_note = lambda: progress.show(client.finished())
+            progress.show(0)
+        try:
+            batches = await client.wait_for_batches(
+                args.ids, poll_interval=interval, timeout=args.timeout
+            )
+        except TimeoutError:
+            if args.timeout is None:  # not our deadline: a bug to report, not a timeout
+                raise
+            raise _CommandError(_timed_out(args, client), EXIT_TIMEOUT) from None
+        finally:
+            if progress is not None:
+                progress.close()
+    with _writing():
+        writer = make_writer(kind, out, args.fields)
+        for batch in batches:
+            writer.write(batch)
+        writer.close()
+        out.flush()
+    unsuccessful = [batch for batch in dict.fromkeys(batches) if batch.status != "completed"]
+    if unsuccessful:
+        ended = ", ".join(f"{batch.id} {batch.status}" for batch in unsuccessful)
+        _say(f"{len(unsuccessful)} of {len(set(args.ids))} did not complete: {ended}")
+        return EXIT_UNSUCCESSFUL
+    return EXIT_OK
+
+
+def _timed_out(args: argparse.Namespace, client: _NotingClient) -> str:
+    """What a wait that ran out of time had seen: how many finished, and what the others did."""
+    waiting = [
+        f"{batch_id} {'not seen yet' if batch is None else batch.status}"
+        for batch_id, batch in client.noted.items()
+        if batch is None or not batch.is_finished
+    ]
+    return (
+        f"gave up after {args.timeout:g}s: {client.finished()} of {len(client.noted)} batches"
+        f" finished; still waiting for {', '.join(waiting)}"
+    )
+
+
+class _NotingClient(Client):
+    """A client that notes the latest state of the batches `wait` waits for, from every
+    page and retrieval the wait makes, so that its progress costs no request of its own.
+
+    `wait_for_batches` has no progress hook; these two methods are where every batch it
+    sees passes through.
+    """
+
+    noted: dict[str, Batch | None]
+    on_note: Callable[[], None] | None = None
+
+    def finished(self) -> int:
+        return sum(1 for batch in self.noted.values() if batch is not None and batch.is_finished)
+
+    async def _fetch_page(self, after: str | None, limit: int) -> FetchedPage:
+        fetched = await super()._fetch_page(after, limit)
+        self._note(fetched.parsed.batches)
+        return fetched
+
+    async def _retrieve(self, batch_id: str) -> Retrieved:
+        retrieved = await super()._retrieve(batch_id)
+        self._note([retrieved.batch])
+        return retrieved
+
+    def _note(self, batches: Iterable[Batch]) -> None:
+        seen = [batch for batch in batches if batch.id in self.noted]
+        for batch in seen:
+            self.noted[batch.id] = batch
+        if seen and self.on_note is not None:
+            self.on_note()
+
+
+async def _watch(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
+    """Follow the batches until interrupted (or, with --until-finished, until none is left)."""
+    del err  # the table, like the events, goes to stdout
+    kind = args.format or ("table" if out.isatty() else "jsonl")
+    statuses = frozenset(args.status or ())
+    interval = _interval(args)
+    async with _client(args, Client, arrivals=True) as client:
+        watch = client.watch_batches(
+            poll_interval=interval,
+            since=args.since,
+            ids=args.ids,
+            until_finished=args.until_finished,
+        )
+        async with watch:
+            if kind == "table":
+                await _watch_table(watch, out, statuses=statuses, interval=interval)
+                return EXIT_OK
+            async for event in watch:
+                if statuses and event.batch.status not in statuses:
+                    continue
+                with _writing():
+                    out.write(event_json(event) + "\n")
+                    out.flush()
+    return EXIT_OK
+
+
+async def _watch_table(
+    watch: BatchWatch, out: TextIO, *, statuses: frozenset[str], interval: float
+) -> None:
+    """The live table: on a terminal's alternate screen, given back however the watch ends;
+    when the watch ends by itself, its last frame stays printed on the normal screen."""
+    live = out.isatty() and os.environ.get("TERM") != "dumb"
+    color = live and "NO_COLOR" not in os.environ
+    with _writing(), Screen(out, live=live, color=color) as screen:
+        view = View(screen, Board(statuses), interval=interval)
+        with warnings_on(view):
+            await follow(watch, view)
+        if screen.live:
+            screen.leave()
+            screen.print(view.frame())
+
+
+def _interval(args: argparse.Namespace) -> float:
+    if args.interval is not None:
+        return float(args.interval)
+    return _DEMO_INTERVAL if args.demo else _INTERVAL
+
+
 @contextlib.asynccontextmanager
-async def _client(args: argparse.Namespace) -> AsyncIterator[Client]:
-    """The client to list with: against an embedded fake server with `--demo`."""
+async def _client(
+    args: argparse.Namespace, kind: type[AnyClient], *, arrivals: bool
+) -> AsyncIterator[AnyClient]:
+    """A client of `kind`; with `--demo`, of an embedded demo server, where new batches
+    arrive if `arrivals` (for the commands that follow batches over time)."""
     if not args.demo:
         try:
-            client = Client(api_key=args.api_key, base_url=args.base_url, proxy=args.proxy)
+            client = kind(api_key=args.api_key, base_url=args.base_url, proxy=args.proxy)
         except (AIOBatchesError, ValueError, TypeError) as error:  # a bad key, URL or proxy
             raise _CommandError(str(error), EXIT_USAGE) from None
         async with client:
             yield client
         return
-    from .testing import FakeBatchesServer  # noqa: PLC0415 - aiohttp.web only for the demo
-
     async with (
-        FakeBatchesServer(api_key=_DEMO_KEY) as server,
-        Client(api_key=_DEMO_KEY, base_url=server.url) as client,
+        _demo_server(arrivals=arrivals) as server,
+        kind(api_key=_DEMO_KEY, base_url=server.url) as client,
     ):
         yield client
+
+
+def _demo_server(*, arrivals: bool) -> FakeBatchesServer:
+    """The embedded server of `--demo`: seeded batches living on an accelerated clock
+    that starts at the same moment every run, so every run has the same ids."""
+    # aiohttp.web only for the demo
+    from .testing import AcceleratedClock, FakeBatchesServer  # noqa: PLC0415
+
+    return FakeBatchesServer(
+        api_key=_DEMO_KEY,
+        clock=AcceleratedClock(speed=_DEMO_SPEED),
+        arrival_every=_DEMO_ARRIVAL if arrivals else 0.0,
+    )
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -329,9 +600,13 @@ async def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover - only Ctrl-C ends the wait
 
 
-def _describe(error: APIError) -> str:
-    """One line: what failed, status and request id when known, and where to resume."""
-    parts = [f"listing batches failed: {error.message}"]
+_DOING: Final = {"list": "listing", "wait": "waiting for", "watch": "watching"}
+
+
+def _describe(error: APIError, command: str) -> str:
+    """One line: what failed, status and request id when known, and (for `list`) where to
+    resume."""
+    parts = [f"{_DOING.get(command, 'listing')} batches failed: {error.message}"]
     status = getattr(error, "status_code", None)
     request_id = getattr(error, "request_id", None)
     # The malformed batch: resuming after the cursor would only meet it again.
@@ -340,6 +615,8 @@ def _describe(error: APIError) -> str:
         parts.append(f"status {status}")
     if request_id:
         parts.append(f"request id {request_id}")
+    if command != "list":  # waits and watches start over; there is no cursor to give
+        return "; ".join(parts)
     if isinstance(invalid, str):
         parts.append(
             f"resume with --after {shlex.quote(invalid)} to skip past it,"
@@ -470,6 +747,31 @@ def _moment(raw: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return int(moment.timestamp())
+
+
+def _seconds(*, zero: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds, above 0 (or from 0 when `zero`)."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {raw!r}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            least = "0 or more" if zero else "more than 0"
+            raise argparse.ArgumentTypeError(f"expected finite seconds, {least}; got {raw!r}")
+        return value
+
+    return parse
+
+
+def _batch_id(raw: str) -> str:
+    """An argparse type: something that can be a batch id (the API's, or a fake server's)."""
+    if not raw or "/" in raw or for_terminal(raw) != raw or raw != raw.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a batch id such as batch_abc123, got {for_terminal(repr(raw))}"
+        )
+    return raw
 
 
 def _fields(raw: str) -> list[str]:

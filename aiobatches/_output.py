@@ -1,4 +1,5 @@
-"""How the command line shows batches: JSON Lines, JSON, CSV or a terminal table.
+"""How the command line shows batches: JSON Lines, JSON, CSV or a terminal table,
+a watch's events as JSON Lines, and progress lines on a terminal's stderr.
 
 Every writer streams: a batch is written as soon as it arrives, and the
 caller flushes after each page. The table sizes its columns from the
@@ -9,6 +10,7 @@ csv on a terminal) has its control characters shown as escapes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import json
@@ -19,9 +21,10 @@ from typing import Any, Final, Protocol, TextIO
 
 import orjson
 
+from ._awaiting import BatchEvent
 from ._converter import unstructure_batch
 from ._models import Batch
-from ._terminal import for_terminal
+from ._terminal import clip, for_terminal
 
 FORMATS: Final = ("jsonl", "json", "csv", "table")
 TABLE_FIELDS: Final = ("id", "status", "created", "counts", "endpoint", "model")
@@ -34,7 +37,7 @@ CSV_FIELDS: Final = (
     "usage.total_tokens", "metadata", "errors",
 )  # fmt: skip
 DERIVED: Final[dict[str, Callable[[dict[str, Any]], object]]] = {
-    "created": lambda batch: _human_time(batch["created_at"]),
+    "created": lambda batch: human_time(batch["created_at"]),
     "counts": lambda batch: _counts(batch.get("request_counts")),
 }
 """Columns computed for people: `created` in UTC, `counts` as completed/total and failed."""
@@ -176,6 +179,49 @@ class Progress:
         self._err.flush()
 
 
+class WaitProgress:
+    """A one-line tally on a terminal's stderr: how many of the batches have finished.
+
+    Redrawn as polls report, cut to the terminal's width so it never wraps, and
+    cleared at the end. Progress is a courtesy: a stderr that fails is left alone.
+    """
+
+    def __init__(self, err: TextIO, total: int) -> None:
+        self._err = err
+        self._total = total
+        self._shown: str | None = None
+
+    def show(self, finished: int) -> None:
+        text = f"waiting: {finished:,} of {self._total:,} batches finished"
+        if text == self._shown:
+            return
+        self._shown = text
+        columns = shutil.get_terminal_size().columns
+        self._write(f"\r\x1b[K{clip(text, max(columns - 1, 1))}")
+
+    def close(self) -> None:
+        if self._shown is not None:
+            self._write("\r\x1b[K")
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError, UnicodeEncodeError):
+            self._err.write(text)
+            self._err.flush()
+
+
+def event_json(event: BatchEvent) -> str:
+    """One watch event as a JSON object: its kind, the batch (as `list` writes it), the
+    fields that changed, and whether the batch finished with it."""
+    return _json(
+        {
+            "kind": event.kind,
+            "batch": unstructure_batch(event.batch),
+            "changes": list(event.changes),
+            "finished": event.finished,
+        }
+    )
+
+
 def _fit(fields: list[str], total: int) -> tuple[list[str], list[int]]:
     """Columns and widths that fit `total` characters with 2-space gaps.
 
@@ -235,7 +281,7 @@ def _json(value: object) -> str:
     return text
 
 
-def _human_time(stamp: int | None) -> str:
+def human_time(stamp: int | None) -> str:
     """The time in UTC, or the number itself when no calendar date has it."""
     if stamp is None:
         return ""

@@ -1,0 +1,450 @@
+"""`aiobatches watch`, run in this process: JSON Lines of events when piped, and the table's
+frames (as written to a file) over a few polls of a server the test scripts between them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import re
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from _helpers import API_KEY, MakeServer, RunCli, envelope
+from _scripted import FINISHED, KEY, ScriptedServer, between_polls, make_batch
+
+from aiobatches.testing import Fault, FaultPlan, ManualClock, synthetic_batches
+
+NOW = 1_763_000_000
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""A character that must not reach a terminal raw (the newline ending each line aside)."""
+
+Step = Callable[[list[dict[str, Any]]], None]
+
+
+def batch(index: int, status: str, *, done: int = 0) -> dict[str, Any]:
+    """Batch number `index`, created `index` minutes before NOW (0 is the newest)."""
+    return make_batch(index, status=status, created_at=NOW - 60 * index, done=done)
+
+
+def against(server: ScriptedServer, *args: str) -> tuple[str, ...]:
+    """`watch` pointed at the scripted server."""
+    return ("watch", "--base-url", server.url, "--api-key", KEY, *args)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    """A, in progress; B, validating; C, completed (newest first)."""
+    batches = [batch(1, "in_progress", done=100), batch(2, "validating"), batch(3, "completed")]
+    async with ScriptedServer(batches) as running:
+        yield running
+
+
+def progress(batches: list[dict[str, Any]]) -> None:
+    """A gets on; D arrives on top."""
+    batches[0] = batch(1, "in_progress", done=500)
+    batches.insert(0, batch(0, "validating"))
+
+
+def finish(batches: list[dict[str, Any]]) -> None:
+    """D and A complete, B fails."""
+    batches[:3] = [
+        batch(0, "completed", done=1000),
+        batch(1, "completed", done=1000),
+        batch(2, "failed"),
+    ]
+
+
+def scripted(
+    server: ScriptedServer,
+    *steps: Step,
+    before: Callable[[int], Awaitable[None]] | None = None,
+) -> contextlib.AbstractContextManager[list[float]]:
+    """At each pause of the watch, run `before(n)` then apply the n-th step to the batches."""
+    remaining = list(steps)
+    count = 0
+
+    async def hook(_: float) -> None:
+        nonlocal count
+        if before is not None:
+            await before(count)
+        count += 1
+        if remaining:
+            remaining.pop(0)(server.batches)
+
+    return between_polls(hook)
+
+
+def events(out: str) -> list[dict[str, Any]]:
+    """Every line of the output, parsed: each must be one JSON object."""
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def summary(parsed: list[dict[str, Any]]) -> list[tuple[str, str, list[str], bool]]:
+    """(kind, batch id, changes, finished) of each event."""
+    return [(e["kind"], e["batch"]["id"], e["changes"], e["finished"]) for e in parsed]
+
+
+async def test_piped_events_are_json_lines_over_the_polls(
+    server: ScriptedServer, cli: RunCli
+) -> None:
+    """Piped, each event is one JSON line: existing batches first, then what each poll saw
+    created and updated (with the changed fields), ending once all are finished."""
+    with scripted(server, progress, finish) as pauses:
+        code, out, err = await cli(*against(server, "--until-finished"))
+    assert (code, err) == (0, "")
+    assert pauses == [15.0, 15.0]
+    changed = ["status", "request_counts"]
+    assert summary(events(out)) == [
+        ("existing", "batch_000001", [], False),
+        ("existing", "batch_000002", [], False),
+        ("existing", "batch_000003", [], True),
+        ("created", "batch_000000", [], False),
+        ("updated", "batch_000001", ["request_counts"], False),
+        ("updated", "batch_000000", changed, True),
+        ("updated", "batch_000001", changed, True),
+        ("updated", "batch_000002", ["status"], True),
+    ]
+
+
+async def test_an_events_batch_is_exactly_what_list_prints(
+    server: ScriptedServer, cli: RunCli
+) -> None:
+    """The `batch` of an event has the API's field names and values, as `list` writes them."""
+    with scripted(server, progress, finish):
+        _, out, _ = await cli(*against(server, "--until-finished"))
+    code, listed, _ = await cli("list", "--base-url", server.url, "--api-key", KEY)
+    assert code == 0
+    last = {event["batch"]["id"]: event["batch"] for event in events(out)}
+    assert [last[item["id"]] for item in events(listed)] == events(listed)
+
+
+async def test_status_keeps_only_events_of_batches_with_that_status(
+    server: ScriptedServer, cli: RunCli
+) -> None:
+    """`--status validating --status failed` emits only events whose batch has one of those."""
+    with scripted(server, progress, finish):
+        code, out, _ = await cli(
+            *against(server, "--until-finished", "--status", "validating", "--status", "failed")
+        )
+    assert code == 0
+    assert [(e["kind"], e["batch"]["id"], e["batch"]["status"]) for e in events(out)] == [
+        ("existing", "batch_000002", "validating"),
+        ("created", "batch_000000", "validating"),
+        ("updated", "batch_000002", "failed"),
+    ]
+
+
+async def test_ids_watches_only_those_batches(server: ScriptedServer, cli: RunCli) -> None:
+    """`--ids` follows the batches named and no other, ending when they are finished."""
+    with scripted(server, progress, finish):
+        code, out, _ = await cli(*against(server, "--until-finished", "--ids", "batch_000002"))
+    assert code == 0
+    assert summary(events(out)) == [
+        ("existing", "batch_000002", [], False),
+        ("updated", "batch_000002", ["status"], True),
+    ]
+
+
+async def test_since_limits_the_first_look(server: ScriptedServer, cli: RunCli) -> None:
+    """`--since` (Unix seconds or ISO) leaves out batches created before it."""
+    with scripted(server, progress, finish):
+        code, out, _ = await cli(
+            *against(server, "--until-finished", "--since", "2025-11-13T02:11:00Z")
+        )
+    assert code == 0  # A and B were created at 02:12:20 and 02:11:20, C at 02:10:20
+    assert [e["batch"]["id"] for e in events(out) if e["kind"] == "existing"] == [
+        "batch_000001",
+        "batch_000002",
+    ]
+
+
+async def test_interval_is_the_pause_between_polls(server: ScriptedServer, cli: RunCli) -> None:
+    """`--interval 0.25` is the pause between polls."""
+    with scripted(server, progress, finish) as pauses:
+        code, _, _ = await cli(*against(server, "--until-finished", "--interval", "0.25"))
+    assert code == 0
+    assert pauses == [0.25, 0.25]
+
+
+async def test_a_failing_poll_is_a_warning_and_the_watch_goes_on(
+    server: ScriptedServer, cli: RunCli
+) -> None:
+    """A poll that fails after its retries (503) is a warning on stderr; the next poll runs."""
+    server.batches[1] = batch(2, "failed")
+    server.fail_lists = 3  # the first attempt and both retries
+    with scripted(server):
+        code, out, err = await cli(*against(server, "--until-finished", "--ids", "batch_000002"))
+    assert code == 0
+    assert [e["batch"]["status"] for e in events(out)] == ["failed"]
+    [warning] = err.splitlines()
+    assert warning.startswith("aiobatches: warning: a watch cycle failed; trying again")
+
+
+async def test_an_api_error_exits_1_with_one_line(server: ScriptedServer, cli: RunCli) -> None:
+    """An error that is not worth retrying (404 here) ends the watch: exit 1, one line."""
+    code, out, err = await cli(
+        "watch", "--base-url", server.url + "/nowhere", "--api-key", KEY, "--until-finished"
+    )
+    assert code == 1
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("aiobatches: watching batches failed: ")
+    assert "status 404" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--since", "last tuesday"),
+        ("--since", "nan"),
+        ("--interval", "-1"),
+        ("--interval", "soon"),
+        ("--format", "csv"),
+        ("--ids",),
+        ("--ids", "a/b"),
+    ],
+)
+async def test_usage_errors_exit_2_before_any_request(
+    server: ScriptedServer, cli: RunCli, args: tuple[str, ...]
+) -> None:
+    """A bad option value exits 2 with nothing on stdout and no request made."""
+    code, out, err = await cli(*against(server, *args))
+    assert code == 2
+    assert out == ""
+    assert err.strip()
+    assert server.lists == []
+
+
+def present(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch's keys that are not null (absent and null mean the same)."""
+    return {key: value for key, value in item.items() if value is not None}
+
+
+async def test_on_a_living_server_every_event_says_what_changed(
+    make_server: MakeServer, cli: RunCli
+) -> None:
+    """Over a day of the fake server's clock: each batch is first `existing`, then `updated`
+    with exactly the fields that differ from its previous event, `finished` on the one event
+    where it finishes, and its last event is what the server finally holds."""
+    clock = ManualClock()
+    server = await make_server(count=60, api_key=API_KEY, clock=clock)
+    with clock.driving_sleeps() as pauses:
+        code, out, err = await cli(
+            "watch", "--base-url", server.url, "--api-key", API_KEY,
+            "--interval", "600", "--until-finished",
+        )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert set(pauses) == {600.0}
+    last: dict[str, dict[str, Any]] = {}
+    finished: list[str] = []
+    for event in events(out):
+        item = event["batch"]
+        before = last.get(item["id"])
+        if before is None:
+            assert (event["kind"], event["changes"]) == ("existing", [])
+        else:
+            assert event["kind"] == "updated"
+            differ = {k for k in {*before, *item} if before.get(k) != item.get(k)}
+            assert set(event["changes"]) == differ != set()
+        assert event["finished"] == (
+            item["status"] in FINISHED and (before is None or before["status"] not in FINISHED)
+        )
+        if event["finished"]:
+            finished.append(item["id"])
+        last[item["id"]] = item
+    assert sorted(finished) == sorted(last)
+    assert [present(last[item["id"]]) for item in server.batches] == [
+        present(item) for item in server.batches
+    ]
+    assert any(event["kind"] == "updated" for event in events(out))
+
+
+# --- the table, written to a file ------------------------------------------------------------
+
+
+def frames(text: str) -> list[list[str]]:
+    """The frames of the table written to a file: each ends with a blank line."""
+    return [frame.splitlines() for frame in text.split("\n\n") if frame]
+
+
+class Output(io.StringIO):
+    """A stdout the test can read while the command writes to it."""
+
+
+async def drawn(written: Callable[[], str], text: str) -> None:
+    """Wait until the last frame written holds `text`: a hang guard, not a timing."""
+    for _ in range(3000):
+        whole = written()
+        if whole.endswith("\n\n") and text in "\n".join(frames(whole)[-1]):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no frame showed {text!r}:\n{written()}")
+
+
+@pytest.fixture
+def table_out(monkeypatch: pytest.MonkeyPatch) -> Output:
+    """A file for the table, 100 columns by 20 lines; a test makes it stdout (pytest's own
+    capture sets stdout again once the test starts)."""
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("LINES", "20")
+    return Output()
+
+
+async def test_the_table_shows_unfinished_batches_first_then_the_finished(
+    server: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each frame: a header with the counts, unfinished batches newest first with their
+    progress, then the latest finished ones; within 100 columns and 20 lines."""
+    monkeypatch.setattr(sys, "stdout", table_out)
+    shown = ["2 unfinished · 1 finished", "3 unfinished · 1 finished"]
+
+    async def before(pause: int) -> None:
+        await drawn(table_out.getvalue, shown[min(pause, 1)])
+
+    with scripted(server, progress, finish, before=before):
+        code, _, err = await cli(*against(server, "--until-finished", "--format", "table"))
+    assert (code, err) == (0, ""), err
+    every = frames(table_out.getvalue())
+    assert all(len(frame) <= 20 for frame in every)
+    assert all(len(line) <= 100 for frame in every for line in frame)
+    [middle] = [frame for frame in every if shown[1] in frame[0]]
+    assert middle[0].startswith("aiobatches watch · 3 unfinished · 1 finished · every 15s")
+    assert middle[1].split()[:4] == ["ID", "STATUS", "PROGRESS", "DONE/TOTAL"]
+    rows = [line.split() for line in middle[2:]]
+    assert [row[:2] for row in rows[:3]] == [
+        ["batch_000000", "validating"],
+        ["batch_000001", "in_progress"],
+        ["batch_000002", "validating"],
+    ]
+    assert rows[1][3:5] == ["50%", "500/1,000"]
+    assert "latest finished" in middle[5]
+    assert rows[4][:2] == ["batch_000003", "completed"]
+    assert len(middle) == 7
+    final = every[-1]
+    assert final[0].startswith("aiobatches watch · 0 unfinished · 4 finished")
+    assert final[2] == "no unfinished batches"
+    finished = [line.split()[0] for line in final[4:]]
+    assert sorted(finished) == ["batch_000000", "batch_000001", "batch_000002", "batch_000003"]
+
+
+def hostile(index: int, status: str) -> dict[str, Any]:
+    """A batch whose id and model carry terminal escapes, with counts past 64 bits; an
+    unfinished one has an escape in its status too (a status unknown to us is unfinished)."""
+    item = batch(index, status)
+    item["id"] = f"batch_{index}\x1b[2J\u202e"
+    item["status"] = status if status == "completed" else f"{status}\x9b"
+    item["model"] = "gpt\x1b]0;pwned\x07"
+    item["request_counts"] = {"total": 2**70, "completed": 2**69, "failed": 2**64}
+    return item
+
+
+def page(batches: list[dict[str, Any]]) -> Fault:
+    """An answer holding exactly these batches, encoded by the stdlib (orjson stops at 64 bits)."""
+    return Fault.respond(200, body=json.dumps(envelope(batches)))
+
+
+async def test_the_table_neutralises_server_text_and_fits_a_small_terminal(
+    make_server: MakeServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Escapes in ids, statuses and models are shown as text, numbers past 64 bits do not
+    break the bars, and every frame fits 60 columns by 6 lines."""
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("LINES", "6")
+    monkeypatch.setattr(sys, "stdout", table_out)
+    busy = page([hostile(index, "in_progress") for index in range(5)])
+    done = page([hostile(index, "completed") for index in range(5)])
+    server = await make_server(
+        count=1, api_key=API_KEY, faults=FaultPlan(at={0: busy}, rate=1.0, pool=[done])
+    )
+
+    async def before(_: int) -> None:
+        await drawn(table_out.getvalue, "5 unfinished")
+
+    with scripted(ScriptedServer([]), before=before):
+        code, _, err = await cli(
+            "watch", "--base-url", server.url, "--api-key", API_KEY,
+            "--format", "table", "--until-finished",
+        )  # fmt: skip
+    assert (code, err) == (0, "")
+    every = frames(table_out.getvalue())
+    assert all(len(frame) <= 6 for frame in every)
+    assert all(len(line) <= 60 for frame in every for line in frame)
+    assert not UNSAFE.search(table_out.getvalue())
+    [shown] = [frame for frame in every if "5 unfinished" in frame[0]]
+    assert shown[2].startswith("batch_0\\x1b[2J\\u202e")
+    assert shown[2].endswith(" 51%")  # (2**69 + 2**64) / 2**70
+    assert shown[-1] == "… and 2 more unfinished"
+    assert every[-1][0].startswith("aiobatches watch · 0 unfinished · 5 finished")
+
+
+async def test_the_table_shows_a_failing_poll_on_its_last_line_not_on_stderr(
+    server: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll that fails after its retries is a warning line at the bottom of the table
+    (stderr, on the same terminal, would scroll the table away); the watch goes on."""
+    monkeypatch.setattr(sys, "stdout", table_out)
+    server.batches[1] = batch(2, "failed")
+    server.fail_lists = 3
+    with scripted(server):
+        code, _, err = await cli(
+            *against(server, "--format", "table", "--until-finished", "--ids", "batch_000002")
+        )
+    assert (code, err) == (0, "")
+    final = frames(table_out.getvalue())[-1]
+    assert final[0].startswith("aiobatches watch · 0 unfinished · 1 finished")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d warning: a watch cycle failed; trying again.*", final[-1])
+
+
+async def test_the_table_in_ascii_filtered_by_status_on_a_narrow_terminal(
+    server: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--status` shows only those batches and says so; an output that cannot hold the block
+    glyphs gets ASCII ones; at 10 columns what is left is cut short."""
+    monkeypatch.setenv("LINES", "10")
+    monkeypatch.setenv("COLUMNS", "100")
+    written = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(written, "ascii", write_through=True))
+
+    async def narrow(_: int) -> None:
+        await drawn(lambda: written.getvalue().decode(), "1 unfinished")
+        monkeypatch.setenv("COLUMNS", "10")
+
+    with scripted(server, progress, finish, before=narrow):
+        code, _, err = await cli(
+            *against(server, "--format", "table", "--status", "in_progress", "--until-finished")
+        )
+    assert (code, err) == (0, "")
+    every = frames(written.getvalue().decode())
+    [shown] = [frame for frame in every if "1 unfinished" in frame[0]]
+    assert shown[0].startswith("aiobatches watch | 1 unfinished | 0 finished | every 15s |")
+    assert "| status in_progress |" in shown[0]
+    row = shown[2].split()
+    assert row[:2] == ["batch_000001", "in_progress"]
+    assert row[2] == "#" * (len(row[2]) // 10) + "." * (len(row[2]) - len(row[2]) // 10)
+    assert every[-1] == ["aiobatche~", "ID", "no unfinis"]
+
+
+async def test_a_long_history_counts_every_finished_batch_and_shows_the_latest(
+    make_server: MakeServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more finished batches than any screen holds, the header counts them all and the
+    table shows those that finished last."""
+    monkeypatch.setattr(sys, "stdout", table_out)
+    batches = [dict(item, status="completed") for item in synthetic_batches(1_200)]
+    for index, item in enumerate(batches):  # finished in an order of their own
+        item.update(dict.fromkeys(("failed_at", "expired_at", "cancelled_at")))
+        item["completed_at"] = item["created_at"] + index * 7_919 % 86_400
+    server = await make_server(batches, api_key=API_KEY)
+    code, _, _ = await cli(
+        "watch", "--base-url", server.url, "--api-key", API_KEY,
+        "--format", "table", "--until-finished",
+    )  # fmt: skip
+    assert code == 0
+    final = frames(table_out.getvalue())[-1]
+    assert final[0].startswith("aiobatches watch · 0 unfinished · 1,200 finished")
+    latest = sorted(batches, key=lambda item: item["completed_at"], reverse=True)
+    assert [line.split()[0] for line in final[4:]][:3] == [item["id"] for item in latest][:3]
