@@ -146,6 +146,16 @@ def recorded_sleeps() -> Iterator[list[float]]:
         _sleeper.reset(token)
 
 
+@contextlib.contextmanager
+def sleeping_through(sleeper: Sleeper) -> Iterator[None]:
+    """Within the block, aiobatches' sleeps go through `sleeper` (a clock driving them, say)."""
+    token = _sleeper.set(sleeper)
+    try:
+        yield
+    finally:
+        _sleeper.reset(token)
+
+
 def _positive_float(raw: str | None) -> float | None:
     if raw is None:
         return None

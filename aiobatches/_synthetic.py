@@ -5,6 +5,7 @@ life; optional fields are sent as `null`, as the API does (so is `usage` of
 batches that never started). Keys are omitted where real servers omit them:
 older batches predate `model` and `usage`, and the official example response
 lacks both; some servers send a failed batch's `errors.object` as `null`.
+Living batches (`_living`) draw their shapes from the same shares and pools.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ _STATUS_WEIGHTS: Final = {
     "finalizing": 6,
     "cancelling": 7,
 }
-_ENDPOINTS: Final = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
-_MODELS: Final = ("gpt-5-2025-08-07", "gpt-4.1-mini-2025-04-14", "text-embedding-3-large", None)
-_LEGACY_SHARE: Final = 0.25
+ENDPOINTS: Final = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
+MODELS: Final = ("gpt-5-2025-08-07", "gpt-4.1-mini-2025-04-14", "text-embedding-3-large", None)
+LEGACY_SHARE: Final = 0.25
 """Batches with neither `model` nor `usage` key, like the official example response."""
-_NO_USAGE_SHARE: Final = 0.1
+NO_USAGE_SHARE: Final = 0.1
 """Of the other batches, those with a `model` but no `usage` key (created before usage existed)."""
-_NULL_ERRORS_OBJECT_SHARE: Final = 0.5
+NULL_ERRORS_OBJECT_SHARE: Final = 0.5
 """Failed batches whose `errors.object` is `null` rather than `"list"`."""
 _FAILURES: Final = (
     ("invalid_json_line", "This line is not parseable as valid JSON.", None),
@@ -61,11 +62,11 @@ def synthetic_batches(count: int, *, seed: int = 0, newest: int = EPOCH) -> list
 def _omit_keys(rng: random.Random, batch: dict[str, Any]) -> dict[str, Any]:
     """Leave out the keys that real servers leave out, in realistic shares."""
     draw = rng.random()
-    if draw < _LEGACY_SHARE:
+    if draw < LEGACY_SHARE:
         del batch["model"], batch["usage"]
-    elif draw < _LEGACY_SHARE + (1 - _LEGACY_SHARE) * _NO_USAGE_SHARE:
+    elif draw < LEGACY_SHARE + (1 - LEGACY_SHARE) * NO_USAGE_SHARE:
         del batch["usage"]
-    if batch["errors"] is not None and rng.random() < _NULL_ERRORS_OBJECT_SHARE:
+    if batch["errors"] is not None and rng.random() < NULL_ERRORS_OBJECT_SHARE:
         batch["errors"]["object"] = None
     return batch
 
@@ -102,9 +103,9 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
     batch: dict[str, Any] = {
         "id": f"batch_{rng.getrandbits(96):024x}",
         "object": "batch",
-        "endpoint": rng.choice(_ENDPOINTS),
-        "model": rng.choice(_MODELS),
-        "errors": _errors(rng) if status == "failed" else None,
+        "endpoint": rng.choice(ENDPOINTS),
+        "model": rng.choice(MODELS),
+        "errors": draw_errors(rng) if status == "failed" else None,
         "input_file_id": f"file-{rng.getrandbits(88):022x}",
         "completion_window": "24h",
         "status": status,
@@ -119,16 +120,22 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
             "completed": 0 if started is None else done - failed,
             "failed": failed,
         },
-        "metadata": rng.choice(
-            (None, {"customer_id": f"user_{rng.randint(1, 10**9)}", "batch_description": "Nightly"})
-        ),
+        "metadata": draw_metadata(rng),
     }
     # Usage only exists for batches that started after it was introduced (2025-09-07).
     batch["usage"] = _usage(rng) if started and rng.random() < 0.85 else None
     return batch
 
 
-def _errors(rng: random.Random) -> dict[str, Any]:
+def draw_metadata(rng: random.Random) -> dict[str, str] | None:
+    """A batch's metadata: none, or what a nightly job tags its batches with."""
+    return rng.choice(
+        (None, {"customer_id": f"user_{rng.randint(1, 10**9)}", "batch_description": "Nightly"})
+    )
+
+
+def draw_errors(rng: random.Random) -> dict[str, Any]:
+    """A failed batch's `errors`: one to three lines that failed validation."""
     code, message, param = rng.choice(_FAILURES)
     lines = sorted(rng.sample(range(1, 1_000), rng.randint(1, 3)))
     return {

@@ -1,9 +1,11 @@
 """A real aiohttp.web server with the semantics of `GET /v1/batches`, for tests and demos.
 
 `FakeBatchesServer` serves seeded synthetic batches newest first, validates
-`limit` and `after` with OpenAI-shaped 400 errors, checks Bearer auth when a
-key is configured, records every request it sees, and misbehaves on demand:
-a `FaultPlan` picks per request (by index or seeded chance) a `Fault` to serve.
+`limit` and `after` with OpenAI-shaped 400 errors, serves `GET /v1/batches/{id}`,
+checks Bearer auth when a key is configured, records every request it sees, and
+misbehaves on demand: a `FaultPlan` picks per list request (by index or seeded
+chance) a `Fault` to serve. On a clock (`ManualClock` for tests, `AcceleratedClock`
+for demos) its batches live: they move through their statuses and new ones arrive.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import math
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,14 +24,18 @@ import orjson
 from aiohttp import web
 from attrs import field, frozen
 
+from . import _living
+from ._living import AcceleratedClock, ManualClock
 from ._retry import recorded_sleeps
 from ._synthetic import synthetic_batches
 
 __all__ = [
+    "AcceleratedClock",
     "FakeBatchesServer",
     "Fault",
     "FaultKind",
     "FaultPlan",
+    "ManualClock",
     "RecordedRequest",
     "recorded_sleeps",
     "synthetic_batches",
@@ -150,17 +157,33 @@ class _FaultPicker:
 
 
 class FakeBatchesServer:
-    """The list-batches endpoint on 127.0.0.1 (port 0 by default); an async context manager.
+    """The batches endpoints on 127.0.0.1 (port 0 by default); an async context manager.
+
+    `GET /v1/batches` lists newest first; `GET /v1/batches/{id}` retrieves one batch
+    (an OpenAI-shaped 404 for an unknown id). Both check auth and are recorded; faults
+    apply to list requests only (`page_requests`), never to retrievals (`retrieve_requests`).
+
+    Without a clock the batches never change. With one they live: each follows a seeded
+    timeline (validating, in progress with growing request counts, finalizing, completed;
+    or failed, expired or cancelled), and what a batch looks like is a function of the
+    clock's time alone; a finished batch never changes again. The `count` initial batches
+    were created before the clock's start, most of them finished, those of the last day
+    possibly not.
 
     Args:
         batches: the batches to serve, newest first; by default `count` synthetic ones.
+            With a clock they are served as given, beneath the arrivals.
         count: how many synthetic batches to generate when `batches` is not given.
-        seed: seed of the synthetic batches.
+        seed: seed of the synthetic batches (and of their timelines and arrivals).
         api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
-        latency: seconds each page request waits before it is answered.
+        latency: seconds each list or retrieve request waits before it is answered.
         faults: a `FaultPlan`, or a mapping of page-request index to `Fault`.
         azure_api_version: serve Azure OpenAI's `/openai/batches` instead, requiring this
             `api-version` on every request and taking the key as `api-key` or Bearer.
+        clock: a `ManualClock` or `AcceleratedClock` to make the batches live.
+        arrival_every: with a clock, new batches appear on top at seeded times about
+            this many clock seconds apart (0: none).
+        poll_after_ms: when set, list and retrieve answers carry `openai-poll-after-ms`.
     """
 
     def __init__(
@@ -175,10 +198,36 @@ class FakeBatchesServer:
         azure_api_version: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: ManualClock | AcceleratedClock | None = None,
+        arrival_every: float = 0.0,
+        poll_after_ms: int | None = None,
     ) -> None:
-        self.batches: list[Mapping[str, Any]] = list(
-            synthetic_batches(count, seed=seed) if batches is None else batches
-        )
+        if _living.finite_seconds("arrival_every", arrival_every) < 0:
+            raise ValueError(f"arrival_every must be finite seconds >= 0, got {arrival_every!r}")
+        if arrival_every and clock is None:
+            raise ValueError("arrival_every needs a clock to arrive by")
+        self._static: list[Mapping[str, Any]] | None = None
+        if clock is None:
+            self._static = list(synthetic_batches(count, seed=seed) if batches is None else batches)
+            self._population = _living.LivingBatches(
+                [_living.Fixed(b) for b in reversed(self._static)], now=_never
+            )
+        else:
+            # From the clock's start, not from now: the same batches however late the server
+            # is made, on every run of a demo.
+            start = math.floor(clock.start)
+            members = (
+                _living.history(count, seed=seed, before=start)
+                if batches is None
+                else [_living.Fixed(batch) for batch in reversed(batches)]
+            )
+            arrivals = _living.Arrivals(seed=seed, start=start, every=arrival_every)
+            self._population = _living.LivingBatches(
+                members, now=clock.now, arrivals=arrivals if arrival_every else None
+            )
+        self.clock = clock
+        self.poll_after_ms = poll_after_ms
+        """Sent as `openai-poll-after-ms` on list and retrieve answers when not None."""
         self.api_key = api_key
         self.latency = latency
         self.faults = faults
@@ -189,8 +238,6 @@ class FakeBatchesServer:
         self._connections: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._host = host
         self._port = port
-        self._encoded = [orjson.dumps(batch) for batch in self.batches]
-        self._positions = {batch["id"]: index for index, batch in enumerate(self.batches)}
         self._request_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -221,9 +268,22 @@ class FakeBatchesServer:
         return sum(1 for seen in self._connections if not seen.is_closing())
 
     @property
+    def batches(self) -> list[Mapping[str, Any]]:
+        """Every batch, newest first: as given without a clock, else as they are now."""
+        if self._static is not None:
+            return self._static
+        return self._population.snapshot()
+
+    @property
     def page_requests(self) -> list[RecordedRequest]:
         """The requests made to the list endpoint, in order."""
         return [request for request in self.requests if request.path == self._list_path]
+
+    @property
+    def retrieve_requests(self) -> list[RecordedRequest]:
+        """The requests made to retrieve one batch (`GET .../batches/{id}`), in order."""
+        prefix = self._list_path + "/"
+        return [request for request in self.requests if request.path.startswith(prefix)]
 
     @property
     def _list_path(self) -> str:
@@ -233,6 +293,7 @@ class FakeBatchesServer:
         """Bind the port and start serving."""
         app = web.Application(middlewares=[self._in_flight])
         app.router.add_get(self._list_path, self._list_batches)
+        app.router.add_get(self._list_path + "/{batch_id}", self._retrieve_batch)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         app.on_shutdown.append(self._cancel_in_flight)
         runner = web.AppRunner(app, access_log=None)
@@ -296,25 +357,44 @@ class FakeBatchesServer:
         if isinstance(limit, web.Response):
             return self._with_request_id(limit)
         after = request.query.get("after")
-        start = 0
+        start = None
         if after is not None:
-            if after not in self._positions:
+            start = self._population.place(after)
+            if start is None:
                 return self._error(
                     400, f"Invalid 'after': no batch with id '{after}' was found.", "after"
                 )
-            start = self._positions[after] + 1
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault is not None:
             return await self._misbehave(fault, request, start, limit)
-        return self._with_request_id(
-            web.Response(body=self._page(start, limit), content_type="application/json")
-        )
+        return self._answer(self._population.page(start, limit))
+
+    async def _retrieve_batch(self, request: web.Request) -> web.StreamResponse:
+        self._record(request)
+        refusal = self._check_auth(request) or self._check_api_version(request)
+        if refusal is not None:
+            return refusal
+        batch_id = request.match_info["batch_id"]
+        if self._population.place(batch_id) is None:
+            return self._error(404, f"No batch found with id '{batch_id}'.")
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        body = self._population.get(batch_id)
+        assert body is not None  # batches are never removed
+        return self._answer(body)
+
+    def _answer(self, body: bytes) -> web.Response:
+        """A successful answer, with the polling hint when one is set."""
+        response = web.Response(body=body, content_type="application/json")
+        if self.poll_after_ms is not None:
+            response.headers["openai-poll-after-ms"] = str(self.poll_after_ms)
+        return self._with_request_id(response)
 
     async def _misbehave(
-        self, fault: Fault, request: web.Request, start: int, limit: int
+        self, fault: Fault, request: web.Request, start: int | None, limit: int
     ) -> web.StreamResponse:
-        """Serve `fault` instead of the page at `start`."""
+        """Serve `fault` instead of the page below place `start` (None: the first page)."""
         match fault.kind:
             case FaultKind.STATUS:
                 body = fault.body
@@ -327,7 +407,7 @@ class FakeBatchesServer:
                 _close(request)
                 return web.Response()
             case FaultKind.TRUNCATE:
-                body = self._page(start, limit)
+                body = self._population.page(start, limit)
                 truncated = web.StreamResponse()
                 truncated.content_type = "application/json"
                 truncated.content_length = len(body)
@@ -337,25 +417,12 @@ class FakeBatchesServer:
                 return truncated
             case FaultKind.STALL:
                 await asyncio.sleep(fault.seconds)
-                page = self._page(start, limit)
+                page = self._population.page(start, limit)
             case FaultKind.CYCLE:
-                page = self._page(0, limit)
+                page = self._population.page(None, limit)
             case FaultKind.EMPTY_HAS_MORE:
                 page = b'{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":true}'
         return self._with_request_id(web.Response(body=page, content_type="application/json"))
-
-    def _page(self, start: int, limit: int) -> bytes:
-        """The page body, assembled from pre-encoded batches."""
-        end = min(start + limit, len(self._encoded))
-        window = self.batches[start:end]
-        envelope = {
-            "object": "list",
-            "first_id": window[0]["id"] if window else None,
-            "last_id": window[-1]["id"] if window else None,
-            "has_more": end < len(self._encoded),
-        }
-        data = b"[" + b",".join(self._encoded[start:end]) + b"]"
-        return b'{"data":' + data + b"," + orjson.dumps(envelope)[1:]
 
     def _check_api_version(self, request: web.Request) -> web.Response | None:
         version = request.query.get("api-version")
@@ -412,6 +479,11 @@ class FakeBatchesServer:
     def _with_request_id(self, response: _Response) -> _Response:
         response.headers["x-request-id"] = f"req_{next(self._request_ids):032x}"
         return response
+
+
+def _never() -> float:
+    """The time of a server without a clock: its batches look the same at every time."""
+    return 0.0
 
 
 def _parse_limit(raw: str | None) -> int | web.Response:

@@ -1,0 +1,506 @@
+"""How batches live over time: a seeded timeline per batch, and the clocks that move them.
+
+A timeline fixes at a batch's creation when it will pass each status and how
+its request counts will grow, so what the batch looks like at time t is a pure
+function of its timeline and t, and once finished it never changes again.
+`LivingBatches` keeps batches oldest first, adds seeded arrivals on top as its
+clock moves, and encodes each batch once it can no longer change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final, Protocol
+
+import orjson
+from attrs import frozen
+
+from . import _retry
+from ._models import FINISHED_STATUSES
+from ._synthetic import (
+    ENDPOINTS,
+    EPOCH,
+    LEGACY_SHARE,
+    MODELS,
+    NO_USAGE_SHARE,
+    NULL_ERRORS_OBJECT_SHARE,
+    draw_errors,
+    draw_metadata,
+)
+
+DAY: Final = 86_400
+"""The completion window: a batch not done a day after its creation expires."""
+USAGE_SINCE: Final = 1_757_203_200
+"""2025-09-07: batches created before it carry no `usage` key."""
+
+_FAILED_SHARE: Final = 0.06
+"""Batches whose input fails validation."""
+_CANCELLED_SHARE: Final = 0.06
+_USAGE_SHARE: Final = 0.85
+"""Of the batches that report usage at all, those that report it once done."""
+_SPANS: Final = ((0.45, 60, 900), (0.35, 900, 3 * 3_600), (0.20, 3 * 3_600, 30 * 3_600))
+"""Processing times: (share, shortest, longest) seconds: quick, medium and long batches, so a
+demo shows progress within minutes while some batches run for hours (and some expire)."""
+_HISTORY_GAP: Final = (30, 1_200)
+"""Seconds between the creations of successive past batches."""
+_STAMPS: Final = {
+    "in_progress": "in_progress_at",
+    "finalizing": "finalizing_at",
+    "completed": "completed_at",
+    "failed": "failed_at",
+    "expired": "expired_at",
+    "cancelling": "cancelling_at",
+    "cancelled": "cancelled_at",
+}
+"""The timestamp each status sets when the batch reaches it."""
+_LATER_STAMPS: Final = tuple(name for name in _STAMPS.values() if name != "in_progress_at")
+"""The timestamps the API sends after `expires_at`, in its order."""
+_CURVE_KNOTS: Final = 4
+
+TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
+    "validating": frozenset({"in_progress", "failed", "cancelling"}),
+    "in_progress": frozenset({"finalizing", "expired", "cancelling"}),
+    "finalizing": frozenset({"completed"}),
+    "cancelling": frozenset({"cancelled"}),
+}
+"""The status changes a living batch makes; finished statuses have none."""
+
+
+class ManualClock:
+    """Time that moves only when a test says so (Unix seconds)."""
+
+    def __init__(self, start: float = EPOCH) -> None:
+        self._start = self._now = finite_seconds("start", start)
+
+    @property
+    def start(self) -> float:
+        """Where the clock started: its server's past batches were created before."""
+        return self._start
+
+    def now(self) -> float:
+        """The current time."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the time forward by `seconds` (finite, >= 0)."""
+        if finite_seconds("seconds", seconds) < 0:
+            raise ValueError(f"a clock only moves forward, got {seconds!r} seconds")
+        self._now += seconds
+
+    @contextlib.contextmanager
+    def driving_sleeps(
+        self, before_each: Callable[[float], None] | None = None
+    ) -> Iterator[list[float]]:
+        """Within the block, aiobatches' own sleeps (retry delays, wait polls, watch cycles, all of
+        which go through aiobatches._retry.sleep) do not wait: each calls `before_each(delay)` if
+        given, then advances this clock by its delay, then yields to the loop once; the delays
+        are recorded in the yielded list."""
+        delays: list[float] = []
+
+        async def drive(delay: float) -> None:
+            if before_each is not None:
+                before_each(delay)
+            self.advance(delay)
+            delays.append(delay)
+            await asyncio.sleep(0)
+
+        with _retry.sleeping_through(drive):
+            yield delays
+
+    def __repr__(self) -> str:
+        return f"<ManualClock start={self._start!r} now={self._now!r}>"
+
+
+class AcceleratedClock:
+    """Real time sped up `speed` times, starting at `start`: for demos."""
+
+    def __init__(self, speed: float = 60.0, start: float = EPOCH) -> None:
+        if finite_seconds("speed", speed) <= 0:
+            raise ValueError(f"speed must be finite and positive, got {speed!r}")
+        self.speed = float(speed)
+        self._start = finite_seconds("start", start)
+        self._origin = time.monotonic()
+
+    @property
+    def start(self) -> float:
+        """Where the clock started: its server's past batches were created before."""
+        return self._start
+
+    def now(self) -> float:
+        """`start` plus the real seconds since construction times `speed`."""
+        return self._start + (time.monotonic() - self._origin) * self.speed
+
+    def __repr__(self) -> str:
+        return f"AcceleratedClock(speed={self.speed!r}, start={self._start!r})"
+
+
+def finite_seconds(name: str, value: object) -> float:
+    """`value` as finite seconds, or a ValueError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be finite seconds, got {value!r}")
+    return float(value)
+
+
+class _Member(Protocol):
+    """A batch the server holds: its look at any time, and when it stops changing."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def settled_at(self) -> float: ...
+
+    def at(self, t: float) -> Mapping[str, Any]: ...
+
+
+@frozen
+class Fixed:
+    """A batch given as is: it looks the same at every time."""
+
+    batch: Mapping[str, Any]
+    settled_at: float = -math.inf
+
+    @property
+    def id(self) -> str:
+        batch_id: str = self.batch["id"]
+        return batch_id
+
+    def at(self, t: float) -> Mapping[str, Any]:
+        return self.batch
+
+
+@frozen
+class _Work:
+    """How a started batch's requests get done: `total` of them, from `start` to `end` along
+    a seeded curve, until `stop` (its end, or when it was cancelled or expired)."""
+
+    start: int
+    end: int
+    stop: int
+    total: int
+    fail_rate: float
+    curve: tuple[float, ...]
+    """Done fractions at evenly spaced points of the run, from 0 up to 1."""
+
+    def done(self, t: float) -> tuple[int, int]:
+        """(completed, failed) at `t`: never decreasing, never above `total`."""
+        x = (min(t, self.stop) - self.start) / (self.end - self.start)
+        if x >= 1:
+            done = self.total
+        else:
+            segments = len(self.curve) - 1
+            where = max(x, 0.0) * segments
+            index = min(int(where), segments - 1)
+            low, high = self.curve[index], self.curve[index + 1]
+            done = min(int(self.total * (low + (high - low) * (where - index))), self.total)
+        failed = int(done * self.fail_rate)
+        return done - failed, failed
+
+
+@frozen
+class Timeline:
+    """One batch's whole life, drawn at its creation; `at(t)` is how it looks then."""
+
+    id: str
+    created_at: int
+    steps: tuple[tuple[int, str], ...]
+    """(when, status) after `validating`, in order; the last one is final."""
+    work: _Work | None
+    """None when the batch never started (it failed or was cancelled while validating)."""
+    fixed: Mapping[str, Any]
+    """endpoint, model, input_file_id and metadata; `model` absent where real servers omit it."""
+    output_file_id: str
+    error_file_id: str
+    errors: Mapping[str, Any] | None
+    usage: tuple[int, int, float, float] | None
+    """Input and output tokens per request, cached and reasoning shares, when usage is
+    reported once done; None when it stays null."""
+    has_usage_key: bool
+
+    @property
+    def settled_at(self) -> int:
+        """When the batch reaches its final status; it never changes after."""
+        return self.steps[-1][0]
+
+    def at(self, t: float) -> dict[str, Any]:
+        """The batch as the API sends it at time `t` (at or after its creation)."""
+        status = "validating"
+        stamps: dict[str, int | None] = dict.fromkeys(_STAMPS.values())
+        for when, reached in self.steps:
+            if when > t:
+                break
+            status = reached
+            stamps[_STAMPS[reached]] = when
+        completed = failed = total = 0
+        work = self.work
+        if work is not None and t >= work.start:
+            total = work.total
+            completed, failed = work.done(t)
+        finished = status in FINISHED_STATUSES
+        kept = finished and status != "failed"
+        unfinished = total - completed - failed
+        batch: dict[str, Any] = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.fixed["endpoint"],
+        }
+        if "model" in self.fixed:
+            batch["model"] = self.fixed["model"]
+        errors = self.errors if status == "failed" else None
+        batch["errors"] = None if errors is None else _copy_errors(errors)
+        batch["input_file_id"] = self.fixed["input_file_id"]
+        batch["completion_window"] = "24h"
+        batch["status"] = status
+        batch["output_file_id"] = self.output_file_id if kept and completed else None
+        has_errors = failed or (status == "expired" and unfinished)
+        batch["error_file_id"] = self.error_file_id if kept and has_errors else None
+        batch["created_at"] = self.created_at
+        batch["in_progress_at"] = stamps["in_progress_at"]
+        batch["expires_at"] = self.created_at + DAY
+        for name in _LATER_STAMPS:
+            batch[name] = stamps[name]
+        batch["request_counts"] = {"total": total, "completed": completed, "failed": failed}
+        metadata = self.fixed["metadata"]
+        batch["metadata"] = None if metadata is None else dict(metadata)
+        if self.has_usage_key:
+            batch["usage"] = _usage(self.usage, completed) if kept and completed else None
+        return batch
+
+
+def _copy_errors(errors: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh copy, so that a caller changing a look never changes the timeline."""
+    return {"object": errors["object"], "data": [dict(error) for error in errors["data"]]}
+
+
+def _usage(rates: tuple[int, int, float, float] | None, completed: int) -> dict[str, Any] | None:
+    if rates is None:
+        return None
+    per_input, per_output, cached, reasoning = rates
+    input_tokens, output_tokens = per_input * completed, per_output * completed
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": int(input_tokens * cached)},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": int(output_tokens * reasoning)},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _whole(rng: random.Random, low: int, high: int) -> int:
+    """A whole number in [low, high]; `randint` costs ten times as much, times 100,000."""
+    return low + int(rng.random() * (high - low + 1))
+
+
+def _between(rng: random.Random, low: float, high: float) -> int:
+    """A whole number of seconds, log-uniform in [low, high]: most spans short, a few long."""
+    return int(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def draw_timeline(rng: random.Random, created: int) -> Timeline:
+    """A batch created at `created`, its whole life drawn from `rng`."""
+    batch_id = f"batch_{rng.getrandbits(96):024x}"
+    fixed: dict[str, Any] = {
+        "endpoint": rng.choice(ENDPOINTS),
+        "model": rng.choice(MODELS),
+        "input_file_id": f"file-{rng.getrandbits(88):022x}",
+        "metadata": draw_metadata(rng),
+    }
+    shape = rng.random()
+    legacy = shape < LEGACY_SHARE
+    has_usage_key = not legacy and shape >= LEGACY_SHARE + (1 - LEGACY_SHARE) * NO_USAGE_SHARE
+    if legacy:
+        del fixed["model"]
+    rates = (
+        _whole(rng, 50, 4_000),
+        _whole(rng, 5, 1_500),
+        rng.random() / 2,
+        rng.random() / 2,
+    )
+    errors = None
+    steps: tuple[tuple[int, str], ...]
+    work = None
+    outcome = rng.random()
+    if outcome < _FAILED_SHARE:
+        errors = draw_errors(rng)
+        if rng.random() < NULL_ERRORS_OBJECT_SHARE:
+            errors["object"] = None
+        steps = ((created + _between(rng, 3, 120), "failed"),)
+    else:
+        started = created + _between(rng, 5, 180)
+        end = started + _span(rng)
+        deadline = created + DAY
+        stop = min(end, deadline)
+        if outcome < _FAILED_SHARE + _CANCELLED_SHARE:
+            cancelling = created + max(1, int((stop - created) * rng.uniform(0.05, 0.95)))
+            cancelled = cancelling + _between(rng, 20, 600)
+            before = () if cancelling <= started else ((started, "in_progress"),)
+            steps = (*before, (cancelling, "cancelling"), (cancelled, "cancelled"))
+            stop = cancelling
+        elif end > deadline:
+            steps = ((started, "in_progress"), (deadline, "expired"))
+        else:
+            completed = end + _between(rng, 15, 600)
+            steps = ((started, "in_progress"), (end, "finalizing"), (completed, "completed"))
+        if steps[0][1] == "in_progress":
+            work = _Work(
+                start=started,
+                end=end,
+                stop=stop,
+                total=_whole(rng, 1, 50_000),
+                fail_rate=0.0 if rng.random() < 0.5 else rng.random() / 20,
+                curve=_curve(rng),
+            )
+    return Timeline(
+        id=batch_id,
+        created_at=created,
+        steps=steps,
+        work=work,
+        fixed=fixed,
+        output_file_id=f"file-{rng.getrandbits(88):022x}",
+        error_file_id=f"file-{rng.getrandbits(88):022x}",
+        errors=errors,
+        usage=rates if has_usage_key and rng.random() < _USAGE_SHARE else None,
+        has_usage_key=has_usage_key and created >= USAGE_SINCE,
+    )
+
+
+def _span(rng: random.Random) -> int:
+    """Seconds of processing: quick, medium or long."""
+    pick = rng.random()
+    for share, shortest, longest in _SPANS[:-1]:
+        if pick < share:
+            return _between(rng, shortest, longest)
+        pick -= share
+    _, shortest, longest = _SPANS[-1]  # the rest, rounding included
+    return _between(rng, shortest, longest)
+
+
+def _curve(rng: random.Random) -> tuple[float, ...]:
+    """Done fractions at evenly spaced points: rising unevenly from 0 to 1, as real runs do."""
+    weights = [0.3 + rng.random() for _ in range(_CURVE_KNOTS)]
+    total = sum(weights)
+    points = [0.0]
+    for weight in weights:
+        points.append(points[-1] + weight / total)
+    points[-1] = 1.0
+    return tuple(points)
+
+
+def history(count: int, *, seed: int, before: float) -> list[Timeline]:
+    """`count` batches created before `before`, oldest first; same seed, same batches.
+
+    Only batches of the last day can still be unfinished, so how many are does not
+    grow with `count`: a long history is finished but for its top.
+    """
+    rng = random.Random(f"{seed}-history")  # noqa: S311 - reproducible test data, not secrets
+    created = math.floor(before)
+    timelines = []
+    for _ in range(count):
+        created -= _whole(rng, *_HISTORY_GAP)
+        timelines.append(draw_timeline(rng, created))
+    timelines.reverse()
+    return timelines
+
+
+class Arrivals:
+    """New batches at seeded times about `every` seconds apart after `start`, in order."""
+
+    def __init__(self, *, seed: int, start: float, every: float) -> None:
+        self._rng = random.Random(f"{seed}-arrivals")  # noqa: S311 - reproducible test data
+        self._every = every
+        self._next = start + self._gap()
+
+    def _gap(self) -> float:
+        return self._every * self._rng.uniform(0.5, 1.5)
+
+    def until(self, t: float) -> list[Timeline]:
+        """The batches created after the last call, up to `t`, oldest first."""
+        arrived = []
+        while self._next <= t:
+            arrived.append(draw_timeline(self._rng, math.floor(self._next)))
+            self._next += self._gap()
+        return arrived
+
+
+class LivingBatches:
+    """The batches a server holds, oldest first, as they look at its clock's time.
+
+    A batch's place is its index from the oldest, so places stay valid as arrivals
+    are appended; the newest-first list is read from the end. A batch that can no
+    longer change is encoded once; only the others are recomputed per request.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[_Member],
+        *,
+        now: Callable[[], float],
+        arrivals: Arrivals | None = None,
+    ) -> None:
+        self._members: list[_Member] = []
+        self._encoded: list[bytes | None] = []
+        self._places: dict[str, int] = {}
+        self._now = now
+        self._arrivals = arrivals
+        self._append(members, now())
+
+    def _append(self, members: Sequence[_Member], t: float) -> None:
+        for member in members:
+            place = len(self._members)
+            self._members.append(member)
+            # With repeated ids, `after` means the oldest one, as the list endpoint always did.
+            self._places.setdefault(member.id, place)
+            self._encoded.append(orjson.dumps(member.at(t)) if member.settled_at <= t else None)
+
+    def _time(self) -> float:
+        """The time now, with every batch created by then present."""
+        t = self._now()
+        if self._arrivals is not None:
+            self._append(self._arrivals.until(t), t)
+        return t
+
+    def place(self, batch_id: str) -> int | None:
+        """Where a batch sits (stable as batches arrive), or None for an unknown id."""
+        self._time()
+        return self._places.get(batch_id)
+
+    def page(self, after: int | None, limit: int) -> bytes:
+        """A list response body: `limit` batches below place `after` (None: from the top)."""
+        t = self._time()
+        top = len(self._members) if after is None else after
+        bottom = max(top - limit, 0)
+        places = range(top - 1, bottom - 1, -1)
+        ids = [self._members[place].id for place in places]
+        envelope = {
+            "object": "list",
+            "first_id": ids[0] if ids else None,
+            "last_id": ids[-1] if ids else None,
+            "has_more": bottom > 0,
+        }
+        data = b"[" + b",".join([self._encode(place, t) for place in places]) + b"]"
+        return b'{"data":' + data + b"," + orjson.dumps(envelope)[1:]
+
+    def get(self, batch_id: str) -> bytes | None:
+        """The encoded batch with this id as it is now, or None for an unknown id."""
+        t = self._time()
+        place = self._places.get(batch_id)
+        return None if place is None else self._encode(place, t)
+
+    def snapshot(self) -> list[Mapping[str, Any]]:
+        """Every batch as it is now, newest first."""
+        t = self._time()
+        return [member.at(t) for member in reversed(self._members)]
+
+    def _encode(self, place: int, t: float) -> bytes:
+        encoded = self._encoded[place]
+        if encoded is None:
+            member = self._members[place]
+            encoded = orjson.dumps(member.at(t))
+            if member.settled_at <= t:
+                self._encoded[place] = encoded
+        return encoded
