@@ -418,7 +418,7 @@ async def _wait(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> in
     async with _client(args, _NotingClient, arrivals=True) as client:
         client.noted = dict.fromkeys(args.ids)
         if progress is not None:
-            client.on_note = lambda: progress.show(client.finished())
+            client.on_note = lambda: progress.show(client.finished(), *client.processed())
             progress.show(0)
         try:
             batches = await client.wait_for_batches(
@@ -471,6 +471,12 @@ class _NotingClient(Client):
 
     def finished(self) -> int:
         return sum(1 for batch in self.noted.values() if batch is not None and batch.is_finished)
+
+    def processed(self) -> tuple[int, int]:
+        """Requests processed (completed or failed) and requests in all, over the batches."""
+        counts = [batch.request_counts for batch in self.noted.values() if batch is not None]
+        known = [count for count in counts if count is not None]
+        return sum(c.completed + c.failed for c in known), sum(c.total for c in known)
 
     async def _fetch_page(self, after: str | None, limit: int) -> FetchedPage:
         fetched = await super()._fetch_page(after, limit)

@@ -191,8 +191,12 @@ class WaitProgress:
         self._total = total
         self._shown: str | None = None
 
-    def show(self, finished: int) -> None:
+    def show(self, finished: int, processed: int = 0, requests: int = 0) -> None:
+        """Show how many batches finished and, when known, how many of their requests
+        were processed (completed or failed), so that each poll shows movement."""
         text = f"waiting: {finished:,} of {self._total:,} batches finished"
+        if requests:
+            text += f"; {processed:,} of {requests:,} requests processed"
         if text == self._shown:
             return
         self._shown = text

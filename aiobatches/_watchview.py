@@ -364,12 +364,15 @@ class Screen:
             self._out.write("".join(_plain(line).rstrip() + "\n" for line in lines) + "\n")
             self._out.flush()
             return
-        # Each line addressed, erased and written: nothing scrolls, nothing flickers. A
-        # terminal that knows synchronized output (mode 2026) shows the frame at once.
+        # Each line addressed, erased and written: nothing scrolls, nothing flickers. The
+        # last one erases to the end of the screen first (what a longer frame left there);
+        # a full screen leaves no row below to address. A terminal that knows synchronized
+        # output (mode 2026) shows the frame at once.
         parts = ["\x1b[?2026h"]
         for row, line in enumerate(lines, start=1):
-            parts.append(f"\x1b[{row};1H\x1b[2K{self._styled(line)}")
-        parts.append(f"\x1b[{len(lines) + 1};1H\x1b[J\x1b[?2026l")
+            erase = "\x1b[J" if row == len(lines) else "\x1b[2K"
+            parts.append(f"\x1b[{row};1H{erase}{self._styled(line)}")
+        parts.append("\x1b[?2026l")
         self._out.write("".join(parts))
         self._out.flush()
 
@@ -400,6 +403,7 @@ class View:
         self._size: tuple[int, int] | None = None
 
     def frame(self) -> list[Line]:
+        """The board laid out for the terminal's size now (noted, so a resize is seen)."""
         columns, rows = self._size = self._screen.size()
         return render(
             self.board, columns, rows, interval=self._interval, glyphs=self._screen.glyphs

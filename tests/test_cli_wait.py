@@ -180,11 +180,12 @@ class Terminal(io.StringIO):
 async def test_a_terminal_sees_how_many_have_finished(
     server: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a terminal stderr counts the finished batches as polls find them, then is cleared."""
+    """On a terminal stderr counts the finished batches, and their processed requests, as
+    polls find them; it is cleared at the end."""
     monkeypatch.setenv("COLUMNS", "80")
     stderr = Terminal()
     monkeypatch.setattr("sys.stderr", stderr)
-    server.batches = [batch(1, "in_progress"), batch(2, "completed", done=1000)]
+    server.batches = [batch(1, "in_progress", done=10), batch(2, "completed", done=1000)]
 
     def done(batches: list[dict[str, Any]]) -> None:
         batches[0] = batch(1, "completed", done=1000)
@@ -197,8 +198,8 @@ async def test_a_terminal_sees_how_many_have_finished(
     steps = shown.split("\r\x1b[K")
     assert steps[1:] == [
         "waiting: 0 of 2 batches finished",
-        "waiting: 1 of 2 batches finished",
-        "waiting: 2 of 2 batches finished",
+        "waiting: 1 of 2 batches finished; 1,010 of 2,000 requests processed",
+        "waiting: 2 of 2 batches finished; 2,000 of 2,000 requests processed",
         "",
     ]
 
