@@ -280,7 +280,7 @@ RETRYABLE = st.sampled_from(
         Fault.respond(400, {"x-should-retry": "true"}),
         Fault.drop(),
         Fault.truncate(),
-        Fault.stall(0.3),
+        Fault.stall(1.0),  # well past the 0.3 s timeout below, even on a loaded machine
     ]
 )
 PAGES = 5
@@ -312,7 +312,7 @@ async def test_faults_within_budget_deliver_every_batch_exactly_once(
     """Random retryable faults within the budget never lose, repeat or reorder a batch."""
     async with FakeBatchesServer(count=PAGES * LIMIT - 3, faults=plan) as server:
         with recorded_sleeps():
-            async with aiobatches.Client(api_key="k", base_url=server.url, timeout=0.1) as client:
+            async with aiobatches.Client(api_key="k", base_url=server.url, timeout=0.3) as client:
                 got = await client.list_batches(limit=LIMIT, prefetch=prefetch).to_list()
         assert ids(got) == [batch["id"] for batch in server.batches]
         assert len(server.page_requests) == PAGES + len(plan)
