@@ -21,7 +21,7 @@ from _helpers import API_KEY, COMMAND, RunCli, child_env, read_pty, served_ids
 
 import aiobatches
 from aiobatches._cli import main
-from aiobatches.testing import FakeBatchesServer, Fault, synthetic_batches
+from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
 pytestmark = pytest.mark.server(count=60)
 
@@ -270,10 +270,11 @@ async def test_first_batch_is_printed_before_the_last_page_is_fetched(
 
 
 async def test_demo_needs_no_key(cli: RunCli) -> None:
-    """`list --demo --max-items 3` streams three synthetic batches with no key configured."""
+    """`list --demo --max-items 3` streams the living demo server's newest three, with no key."""
     code, out, err = await cli("list", "--demo", "--max-items", "3")
     assert code == 0, err
-    assert listed(out) == [batch["id"] for batch in synthetic_batches(3)]
+    demo = FakeBatchesServer(clock=ManualClock())  # the demo's history, as at its start
+    assert listed(out) == [batch["id"] for batch in demo.batches[:3]]
 
 
 async def test_max_items_zero_with_a_filter_writes_nothing(

@@ -224,7 +224,7 @@ CLOSED = "aiobatches: stdout is closed; there is nowhere to write\n"
         (">&-", ("list", "--demo"), 1, "", CLOSED),
         (">&-", ("serve",), 1, "", CLOSED),
         (">&- 2>&-", ("list", "--demo"), 1, "", ""),
-        ("2>&-", ("list", "--demo", "--max-items", "1"), 0, "batch_82e2e662f728b4fa42485e3a", ""),
+        ("2>&-", ("list", "--demo", "--max-items", "1"), 0, "batch_6beb9daa922c0210222dea85", ""),
         ("2>&-", ("list", "--demo", "--after", "batch_nope"), 1, "", ""),
         ("2>/dev/full", ("list", "--demo", "--after", "batch_nope"), 1, "", ""),
     ],
