@@ -15,6 +15,8 @@ from aiobatches import _retry
 from aiobatches.testing import synthetic_batches
 
 KEY = "sk-scripted-0123456789"
+NOW = 1_763_000_000
+"""The scripted batches' present: batch `index` was created `index` minutes before it."""
 FINISHED = ("completed", "failed", "expired", "cancelled")
 UNFINISHED = ("validating", "in_progress", "finalizing", "cancelling")
 
@@ -25,6 +27,16 @@ def make_batch(index: int, *, status: str, created_at: int, done: int = 0) -> di
     batch.update(id=f"batch_{index:06d}", status=status, created_at=created_at)
     batch["request_counts"] = {"total": 1_000, "completed": done, "failed": 0}
     return batch
+
+
+def batch(index: int, status: str, *, done: int = 0) -> dict[str, Any]:
+    """Batch number `index`, created `index` minutes before NOW (0 is the newest)."""
+    return make_batch(index, status=status, created_at=NOW - 60 * index, done=done)
+
+
+def watched_batches() -> list[dict[str, Any]]:
+    """What a watch starts from: A in progress, B validating, C completed (newest first)."""
+    return [batch(1, "in_progress", done=100), batch(2, "validating"), batch(3, "completed")]
 
 
 class ScriptedServer:

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import inspect
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from _helpers import API_KEY, MakeServer, RunCli, stream_tasks
+from _scripted import ScriptedServer, watched_batches
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
 from aioresponses import core as aioresponses_core
@@ -60,6 +61,30 @@ async def client(server: FakeBatchesServer) -> AsyncIterator[aiobatches.Client]:
     """A client bound to the fake server."""
     async with aiobatches.Client(api_key=API_KEY, base_url=server.url) as bound:
         yield bound
+
+
+@pytest.fixture
+async def make_scripted() -> AsyncIterator[Callable[..., Awaitable[ScriptedServer]]]:
+    """Start `ScriptedServer(batches)`, whose batches a test rewrites between polls; each one
+    is closed at teardown."""
+    async with contextlib.AsyncExitStack() as started:
+
+        async def make(batches: list[dict[str, Any]]) -> ScriptedServer:
+            return await started.enter_async_context(ScriptedServer(batches))
+
+        yield make
+
+
+@pytest.fixture
+async def scripted(make_scripted: Callable[..., Awaitable[ScriptedServer]]) -> ScriptedServer:
+    """A scripted server holding no batches yet; each test sets its own."""
+    return await make_scripted([])
+
+
+@pytest.fixture
+async def watched(make_scripted: Callable[..., Awaitable[ScriptedServer]]) -> ScriptedServer:
+    """A scripted server holding what a watch starts from (`watched_batches()`)."""
+    return await make_scripted(watched_batches())
 
 
 @pytest.fixture

@@ -6,33 +6,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 from _helpers import API_KEY, MakeServer, RunCli
-from _scripted import FINISHED, KEY, ScriptedServer, between_polls, make_batch
+from _scripted import FINISHED, KEY, ScriptedServer, batch, between_polls
 
 from aiobatches.testing import ManualClock
 
-NOW = 1_763_000_000
 
-
-def against(server: ScriptedServer, *args: str) -> tuple[str, ...]:
+def against(scripted: ScriptedServer, *args: str) -> tuple[str, ...]:
     """`wait` pointed at the scripted server."""
-    return ("wait", "--base-url", server.url, "--api-key", KEY, *args)
-
-
-def batch(index: int, status: str, *, done: int = 0) -> dict[str, Any]:
-    """Batch number `index`, created `index` minutes before NOW."""
-    return make_batch(index, status=status, created_at=NOW - 60 * index, done=done)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    """A scripted server holding nothing yet; each test sets its batches."""
-    async with ScriptedServer([]) as running:
-        yield running
+    return ("wait", "--base-url", scripted.url, "--api-key", KEY, *args)
 
 
 def present(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,46 +33,46 @@ def ids_in(out: str) -> list[str]:
 
 
 def finishing(
-    server: ScriptedServer, *steps: Callable[[list[dict[str, Any]]], None]
+    scripted: ScriptedServer, *steps: Callable[[list[dict[str, Any]]], None]
 ) -> contextlib.AbstractContextManager[list[float]]:
     """Between polls, apply each step to the server's batches in turn (then change nothing)."""
     remaining = list(steps)
 
     async def hook(_: float) -> None:
         if remaining:
-            remaining.pop(0)(server.batches)
+            remaining.pop(0)(scripted.batches)
 
     return between_polls(hook)
 
 
 async def test_all_completed_prints_them_in_the_order_given_and_exits_0(
-    server: ScriptedServer, cli: RunCli
+    scripted: ScriptedServer, cli: RunCli
 ) -> None:
     """Finished batches are printed at once, one JSON line each, in the order of the ids."""
-    server.batches = [batch(1, "completed", done=1000), batch(2, "completed", done=1000)]
-    code, out, err = await cli(*against(server, "batch_000002", "batch_000001"))
+    scripted.batches = [batch(1, "completed", done=1000), batch(2, "completed", done=1000)]
+    code, out, err = await cli(*against(scripted, "batch_000002", "batch_000001"))
     assert (code, err) == (0, "")
     assert ids_in(out) == ["batch_000002", "batch_000001"]
-    assert json.loads(out.splitlines()[0]) == server.batches[1]
+    assert json.loads(out.splitlines()[0]) == scripted.batches[1]
 
 
 async def test_a_batch_ending_otherwise_exits_3_and_names_it(
-    server: ScriptedServer, cli: RunCli
+    scripted: ScriptedServer, cli: RunCli
 ) -> None:
     """A failed batch among completed ones: every batch is printed, the exit is 3, and stderr
     names the one that did not complete."""
-    server.batches = [batch(1, "completed", done=1000), batch(2, "failed")]
-    code, out, err = await cli(*against(server, "batch_000001", "batch_000002"))
+    scripted.batches = [batch(1, "completed", done=1000), batch(2, "failed")]
+    code, out, err = await cli(*against(scripted, "batch_000001", "batch_000002"))
     assert code == 3
     assert ids_in(out) == ["batch_000001", "batch_000002"]
     assert err == "aiobatches: 1 of 2 did not complete: batch_000002 failed\n"
 
 
 async def test_it_waits_through_polls_until_every_batch_is_finished(
-    server: ScriptedServer, cli: RunCli
+    scripted: ScriptedServer, cli: RunCli
 ) -> None:
     """Batches that finish over later polls are printed once the last one has finished."""
-    server.batches = [batch(1, "in_progress", done=10), batch(2, "validating")]
+    scripted.batches = [batch(1, "in_progress", done=10), batch(2, "validating")]
 
     def first(batches: list[dict[str, Any]]) -> None:
         batches[0] = batch(1, "completed", done=1000)
@@ -94,34 +80,34 @@ async def test_it_waits_through_polls_until_every_batch_is_finished(
     def second(batches: list[dict[str, Any]]) -> None:
         batches[1] = batch(2, "expired", done=3)
 
-    with finishing(server, first, second) as delays:
-        code, out, _ = await cli(*against(server, "batch_000001", "batch_000002"))
+    with finishing(scripted, first, second) as delays:
+        code, out, _ = await cli(*against(scripted, "batch_000001", "batch_000002"))
     assert code == 3
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["completed", "expired"]
     assert delays == [15.0, 15.0]  # the library's interval, as a real API wants
 
 
-async def test_interval_sets_the_pause_between_polls(server: ScriptedServer, cli: RunCli) -> None:
+async def test_interval_sets_the_pause_between_polls(scripted: ScriptedServer, cli: RunCli) -> None:
     """`--interval 0.5` is the pause the wait takes between polls."""
-    server.batches = [batch(1, "in_progress")]
+    scripted.batches = [batch(1, "in_progress")]
 
     def done(batches: list[dict[str, Any]]) -> None:
         batches[0] = batch(1, "completed", done=1000)
 
-    with finishing(server, done) as delays:
-        code, _, _ = await cli(*against(server, "--interval", "0.5", "batch_000001"))
+    with finishing(scripted, done) as delays:
+        code, _, _ = await cli(*against(scripted, "--interval", "0.5", "batch_000001"))
     assert code == 0
     assert delays == [0.5]
 
 
 async def test_running_out_of_time_exits_124_saying_what_is_left(
-    server: ScriptedServer, cli: RunCli
+    scripted: ScriptedServer, cli: RunCli
 ) -> None:
     """A batch that never finishes and a short --timeout: exit 124, nothing on stdout, and
     stderr says how many finished and what the others were doing."""
-    server.batches = [batch(1, "in_progress", done=5), batch(2, "completed", done=1000)]
+    scripted.batches = [batch(1, "in_progress", done=5), batch(2, "completed", done=1000)]
     code, out, err = await cli(
-        *against(server, "--interval", "0.01", "--timeout", "0.2", "batch_000001", "batch_000002")
+        *against(scripted, "--interval", "0.01", "--timeout", "0.2", "batch_000001", "batch_000002")
     )
     assert code == 124
     assert out == ""
@@ -130,10 +116,10 @@ async def test_running_out_of_time_exits_124_saying_what_is_left(
     assert line.endswith("still waiting for batch_000001 in_progress")
 
 
-async def test_an_unknown_id_exits_1_at_once(server: ScriptedServer, cli: RunCli) -> None:
+async def test_an_unknown_id_exits_1_at_once(scripted: ScriptedServer, cli: RunCli) -> None:
     """An id the API does not know is an API error (404): exit 1, one line naming it."""
-    server.batches = [batch(1, "in_progress")]
-    code, out, err = await cli(*against(server, "batch_000001", "batch_missing"))
+    scripted.batches = [batch(1, "in_progress")]
+    code, out, err = await cli(*against(scripted, "batch_000001", "batch_missing"))
     assert code == 1
     assert out == ""
     [line] = err.splitlines()
@@ -145,12 +131,12 @@ async def test_an_unknown_id_exits_1_at_once(server: ScriptedServer, cli: RunCli
 
 @pytest.mark.parametrize("output", ["json", "csv", "table"])
 async def test_every_output_format_parses_back(
-    server: ScriptedServer, cli: RunCli, output: str, monkeypatch: pytest.MonkeyPatch
+    scripted: ScriptedServer, cli: RunCli, output: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`--format json|csv|table` write the finished batches as `list` would."""
     monkeypatch.setenv("COLUMNS", "120")
-    server.batches = [batch(1, "completed", done=1000), batch(2, "cancelled", done=7)]
-    code, out, _ = await cli(*against(server, "--format", output, "batch_000002", "batch_000001"))
+    scripted.batches = [batch(1, "completed", done=1000), batch(2, "cancelled", done=7)]
+    code, out, _ = await cli(*against(scripted, "--format", output, "batch_000002", "batch_000001"))
     assert code == 3
     if output == "json":
         assert [b["id"] for b in json.loads(out)] == ["batch_000002", "batch_000001"]
@@ -178,20 +164,20 @@ class Terminal(io.StringIO):
 
 
 async def test_a_terminal_sees_how_many_have_finished(
-    server: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
+    scripted: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a terminal stderr counts the finished batches, and their processed requests, as
     polls find them; it is cleared at the end."""
     monkeypatch.setenv("COLUMNS", "80")
     stderr = Terminal()
     monkeypatch.setattr("sys.stderr", stderr)
-    server.batches = [batch(1, "in_progress", done=10), batch(2, "completed", done=1000)]
+    scripted.batches = [batch(1, "in_progress", done=10), batch(2, "completed", done=1000)]
 
     def done(batches: list[dict[str, Any]]) -> None:
         batches[0] = batch(1, "completed", done=1000)
 
-    with finishing(server, done):
-        code, out, _ = await cli(*against(server, "batch_000001", "batch_000002"))
+    with finishing(scripted, done):
+        code, out, _ = await cli(*against(scripted, "batch_000001", "batch_000002"))
     assert code == 0
     assert ids_in(out) == ["batch_000001", "batch_000002"]
     shown = stderr.getvalue()
@@ -204,10 +190,10 @@ async def test_a_terminal_sees_how_many_have_finished(
     ]
 
 
-async def test_piped_stderr_gets_no_progress(server: ScriptedServer, cli: RunCli) -> None:
+async def test_piped_stderr_gets_no_progress(scripted: ScriptedServer, cli: RunCli) -> None:
     """Progress is for terminals: a piped stderr stays empty on success."""
-    server.batches = [batch(1, "completed", done=1000)]
-    code, _, err = await cli(*against(server, "batch_000001"))
+    scripted.batches = [batch(1, "completed", done=1000)]
+    code, _, err = await cli(*against(scripted, "batch_000001"))
     assert code == 0
     assert err == ""
 
@@ -227,16 +213,16 @@ async def test_piped_stderr_gets_no_progress(server: ScriptedServer, cli: RunCli
     ],
 )
 async def test_usage_errors_exit_2_before_any_request(
-    server: ScriptedServer, cli: RunCli, args: tuple[str, ...]
+    scripted: ScriptedServer, cli: RunCli, args: tuple[str, ...]
 ) -> None:
     """No id, an id that cannot be one, or a bad interval, timeout or format: exit 2, no request,
     and the message never echoes a control character raw."""
-    code, out, err = await cli(*against(server, *args))
+    code, out, err = await cli(*against(scripted, *args))
     assert code == 2
     assert out == ""
     assert "\x1b" not in err
-    assert server.lists == []
-    assert server.retrievals == []
+    assert scripted.lists == []
+    assert scripted.retrievals == []
 
 
 # --- against the living fake server ----------------------------------------------------------

@@ -9,38 +9,24 @@ import io
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
-from _helpers import API_KEY, MakeServer, RunCli, envelope
-from _scripted import FINISHED, KEY, ScriptedServer, between_polls, make_batch
+from _helpers import API_KEY, MakeServer, RunCli, envelope, unsafe_for_terminal
+from _scripted import FINISHED, KEY, ScriptedServer, batch, between_polls
 
 from aiobatches.testing import Fault, FaultPlan, ManualClock, synthetic_batches
 
-NOW = 1_763_000_000
-UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+UNSAFE = unsafe_for_terminal("\n")
 """A character that must not reach a terminal raw (the newline ending each line aside)."""
 
 Step = Callable[[list[dict[str, Any]]], None]
 
 
-def batch(index: int, status: str, *, done: int = 0) -> dict[str, Any]:
-    """Batch number `index`, created `index` minutes before NOW (0 is the newest)."""
-    return make_batch(index, status=status, created_at=NOW - 60 * index, done=done)
-
-
-def against(server: ScriptedServer, *args: str) -> tuple[str, ...]:
+def against(watched: ScriptedServer, *args: str) -> tuple[str, ...]:
     """`watch` pointed at the scripted server."""
-    return ("watch", "--base-url", server.url, "--api-key", KEY, *args)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    """A, in progress; B, validating; C, completed (newest first)."""
-    batches = [batch(1, "in_progress", done=100), batch(2, "validating"), batch(3, "completed")]
-    async with ScriptedServer(batches) as running:
-        yield running
+    return ("watch", "--base-url", watched.url, "--api-key", KEY, *args)
 
 
 def progress(batches: list[dict[str, Any]]) -> None:
@@ -59,7 +45,7 @@ def finish(batches: list[dict[str, Any]]) -> None:
 
 
 def scripted(
-    server: ScriptedServer,
+    watched: ScriptedServer,
     *steps: Step,
     before: Callable[[int], Awaitable[None]] | None = None,
 ) -> contextlib.AbstractContextManager[list[float]]:
@@ -73,7 +59,7 @@ def scripted(
             await before(count)
         count += 1
         if remaining:
-            remaining.pop(0)(server.batches)
+            remaining.pop(0)(watched.batches)
 
     return between_polls(hook)
 
@@ -89,12 +75,12 @@ def summary(parsed: list[dict[str, Any]]) -> list[tuple[str, str, list[str], boo
 
 
 async def test_piped_events_are_json_lines_over_the_polls(
-    server: ScriptedServer, cli: RunCli
+    watched: ScriptedServer, cli: RunCli
 ) -> None:
     """Piped, each event is one JSON line: existing batches first, then what each poll saw
     created and updated (with the changed fields), ending once all are finished."""
-    with scripted(server, progress, finish) as pauses:
-        code, out, err = await cli(*against(server, "--until-finished"))
+    with scripted(watched, progress, finish) as pauses:
+        code, out, err = await cli(*against(watched, "--until-finished"))
     assert (code, err) == (0, "")
     assert pauses == [15.0, 15.0]
     changed = ["status", "request_counts"]
@@ -111,24 +97,24 @@ async def test_piped_events_are_json_lines_over_the_polls(
 
 
 async def test_an_events_batch_is_exactly_what_list_prints(
-    server: ScriptedServer, cli: RunCli
+    watched: ScriptedServer, cli: RunCli
 ) -> None:
     """The `batch` of an event has the API's field names and values, as `list` writes them."""
-    with scripted(server, progress, finish):
-        _, out, _ = await cli(*against(server, "--until-finished"))
-    code, listed, _ = await cli("list", "--base-url", server.url, "--api-key", KEY)
+    with scripted(watched, progress, finish):
+        _, out, _ = await cli(*against(watched, "--until-finished"))
+    code, listed, _ = await cli("list", "--base-url", watched.url, "--api-key", KEY)
     assert code == 0
     last = {event["batch"]["id"]: event["batch"] for event in events(out)}
     assert [last[item["id"]] for item in events(listed)] == events(listed)
 
 
 async def test_status_keeps_only_events_of_batches_with_that_status(
-    server: ScriptedServer, cli: RunCli
+    watched: ScriptedServer, cli: RunCli
 ) -> None:
     """`--status validating --status failed` emits only events whose batch has one of those."""
-    with scripted(server, progress, finish):
+    with scripted(watched, progress, finish):
         code, out, _ = await cli(
-            *against(server, "--until-finished", "--status", "validating", "--status", "failed")
+            *against(watched, "--until-finished", "--status", "validating", "--status", "failed")
         )
     assert code == 0
     assert [(e["kind"], e["batch"]["id"], e["batch"]["status"]) for e in events(out)] == [
@@ -138,10 +124,10 @@ async def test_status_keeps_only_events_of_batches_with_that_status(
     ]
 
 
-async def test_ids_watches_only_those_batches(server: ScriptedServer, cli: RunCli) -> None:
+async def test_ids_watches_only_those_batches(watched: ScriptedServer, cli: RunCli) -> None:
     """`--ids` follows the batches named and no other, ending when they are finished."""
-    with scripted(server, progress, finish):
-        code, out, _ = await cli(*against(server, "--until-finished", "--ids", "batch_000002"))
+    with scripted(watched, progress, finish):
+        code, out, _ = await cli(*against(watched, "--until-finished", "--ids", "batch_000002"))
     assert code == 0
     assert summary(events(out)) == [
         ("existing", "batch_000002", [], False),
@@ -149,11 +135,11 @@ async def test_ids_watches_only_those_batches(server: ScriptedServer, cli: RunCl
     ]
 
 
-async def test_since_limits_the_first_look(server: ScriptedServer, cli: RunCli) -> None:
+async def test_since_limits_the_first_look(watched: ScriptedServer, cli: RunCli) -> None:
     """`--since` (Unix seconds or ISO) leaves out batches created before it."""
-    with scripted(server, progress, finish):
+    with scripted(watched, progress, finish):
         code, out, _ = await cli(
-            *against(server, "--until-finished", "--since", "2025-11-13T02:11:00Z")
+            *against(watched, "--until-finished", "--since", "2025-11-13T02:11:00Z")
         )
     assert code == 0  # A and B were created at 02:12:20 and 02:11:20, C at 02:10:20
     assert [e["batch"]["id"] for e in events(out) if e["kind"] == "existing"] == [
@@ -162,32 +148,32 @@ async def test_since_limits_the_first_look(server: ScriptedServer, cli: RunCli) 
     ]
 
 
-async def test_interval_is_the_pause_between_polls(server: ScriptedServer, cli: RunCli) -> None:
+async def test_interval_is_the_pause_between_polls(watched: ScriptedServer, cli: RunCli) -> None:
     """`--interval 0.25` is the pause between polls."""
-    with scripted(server, progress, finish) as pauses:
-        code, _, _ = await cli(*against(server, "--until-finished", "--interval", "0.25"))
+    with scripted(watched, progress, finish) as pauses:
+        code, _, _ = await cli(*against(watched, "--until-finished", "--interval", "0.25"))
     assert code == 0
     assert pauses == [0.25, 0.25]
 
 
 async def test_a_failing_poll_is_a_warning_and_the_watch_goes_on(
-    server: ScriptedServer, cli: RunCli
+    watched: ScriptedServer, cli: RunCli
 ) -> None:
     """A poll that fails after its retries (503) is a warning on stderr; the next poll runs."""
-    server.batches[1] = batch(2, "failed")
-    server.fail_lists = 3  # the first attempt and both retries
-    with scripted(server):
-        code, out, err = await cli(*against(server, "--until-finished", "--ids", "batch_000002"))
+    watched.batches[1] = batch(2, "failed")
+    watched.fail_lists = 3  # the first attempt and both retries
+    with scripted(watched):
+        code, out, err = await cli(*against(watched, "--until-finished", "--ids", "batch_000002"))
     assert code == 0
     assert [e["batch"]["status"] for e in events(out)] == ["failed"]
     [warning] = err.splitlines()
     assert warning.startswith("aiobatches: warning: a watch cycle failed; trying again")
 
 
-async def test_an_api_error_exits_1_with_one_line(server: ScriptedServer, cli: RunCli) -> None:
+async def test_an_api_error_exits_1_with_one_line(watched: ScriptedServer, cli: RunCli) -> None:
     """An error that is not worth retrying (404 here) ends the watch: exit 1, one line."""
     code, out, err = await cli(
-        "watch", "--base-url", server.url + "/nowhere", "--api-key", KEY, "--until-finished"
+        "watch", "--base-url", watched.url + "/nowhere", "--api-key", KEY, "--until-finished"
     )
     assert code == 1
     assert out == ""
@@ -209,14 +195,14 @@ async def test_an_api_error_exits_1_with_one_line(server: ScriptedServer, cli: R
     ],
 )
 async def test_usage_errors_exit_2_before_any_request(
-    server: ScriptedServer, cli: RunCli, args: tuple[str, ...]
+    watched: ScriptedServer, cli: RunCli, args: tuple[str, ...]
 ) -> None:
     """A bad option value exits 2 with nothing on stdout and no request made."""
-    code, out, err = await cli(*against(server, *args))
+    code, out, err = await cli(*against(watched, *args))
     assert code == 2
     assert out == ""
     assert err.strip()
-    assert server.lists == []
+    assert watched.lists == []
 
 
 def present(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,7 +281,7 @@ def table_out(monkeypatch: pytest.MonkeyPatch) -> Output:
 
 
 async def test_the_table_shows_unfinished_batches_first_then_the_finished(
-    server: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
+    watched: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each frame: a header with the counts, unfinished batches newest first with their
     progress, then the latest finished ones; within 100 columns and 20 lines."""
@@ -305,8 +291,8 @@ async def test_the_table_shows_unfinished_batches_first_then_the_finished(
     async def before(pause: int) -> None:
         await drawn(table_out.getvalue, shown[min(pause, 1)])
 
-    with scripted(server, progress, finish, before=before):
-        code, _, err = await cli(*against(server, "--until-finished", "--format", "table"))
+    with scripted(watched, progress, finish, before=before):
+        code, _, err = await cli(*against(watched, "--until-finished", "--format", "table"))
     assert (code, err) == (0, ""), err
     every = frames(table_out.getvalue())
     assert all(len(frame) <= 20 for frame in every)
@@ -382,16 +368,16 @@ async def test_the_table_neutralises_server_text_and_fits_a_small_terminal(
 
 
 async def test_the_table_shows_a_failing_poll_on_its_last_line_not_on_stderr(
-    server: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
+    watched: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A poll that fails after its retries is a warning line at the bottom of the table
     (stderr, on the same terminal, would scroll the table away); the watch goes on."""
     monkeypatch.setattr(sys, "stdout", table_out)
-    server.batches[1] = batch(2, "failed")
-    server.fail_lists = 3
-    with scripted(server):
+    watched.batches[1] = batch(2, "failed")
+    watched.fail_lists = 3
+    with scripted(watched):
         code, _, err = await cli(
-            *against(server, "--format", "table", "--until-finished", "--ids", "batch_000002")
+            *against(watched, "--format", "table", "--until-finished", "--ids", "batch_000002")
         )
     assert (code, err) == (0, "")
     final = frames(table_out.getvalue())[-1]
@@ -400,7 +386,7 @@ async def test_the_table_shows_a_failing_poll_on_its_last_line_not_on_stderr(
 
 
 async def test_the_table_in_ascii_filtered_by_status_on_a_narrow_terminal(
-    server: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
+    watched: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`--status` shows only those batches and says so; an output that cannot hold the block
     glyphs gets ASCII ones; at 10 columns what is left is cut short."""
@@ -413,9 +399,9 @@ async def test_the_table_in_ascii_filtered_by_status_on_a_narrow_terminal(
         await drawn(lambda: written.getvalue().decode(), "1 unfinished")
         monkeypatch.setenv("COLUMNS", "10")
 
-    with scripted(server, progress, finish, before=narrow):
+    with scripted(watched, progress, finish, before=narrow):
         code, _, err = await cli(
-            *against(server, "--format", "table", "--status", "in_progress", "--until-finished")
+            *against(watched, "--format", "table", "--status", "in_progress", "--until-finished")
         )
     assert (code, err) == (0, "")
     every = frames(written.getvalue().decode())

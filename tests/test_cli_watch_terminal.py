@@ -13,16 +13,14 @@ import signal
 import struct
 import termios
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pyte
-import pytest
 from _helpers import COMMAND, child_env
-from _scripted import KEY, ScriptedServer, make_batch
+from _scripted import KEY, ScriptedServer, batch
 from pyte import modes
 
-NOW = 1_763_000_000
 PROMPT = "$ aiobatches watch"
 FRAME_END = b"\x1b[?2026l"
 """What ends each frame the view draws (synchronized output ends)."""
@@ -107,21 +105,8 @@ class Terminal:
         raise AssertionError("no frame as expected; the last:\n" + "\n".join(self.last_frame()))
 
 
-def batch(index: int, status: str, *, done: int = 0) -> dict[str, Any]:
-    """Batch number `index`, created `index` minutes before NOW (0 is the newest)."""
-    return make_batch(index, status=status, created_at=NOW - 60 * index, done=done)
-
-
 def holding(text: str) -> Callable[[list[str]], bool]:
     return lambda frame: any(text in line for line in frame)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    """A, in progress; B, validating; C, completed (newest first)."""
-    batches = [batch(1, "in_progress", done=100), batch(2, "validating"), batch(3, "completed")]
-    async with ScriptedServer(batches) as running:
-        yield running
 
 
 async def watching(
@@ -152,23 +137,23 @@ async def ended(process: asyncio.subprocess.Process, reader: asyncio.Future[None
     return code
 
 
-def scripted(server: ScriptedServer, *args: str) -> tuple[str, ...]:
-    return ("--base-url", server.url, "--api-key", KEY, "--interval", "0.05", *args)
+def scripted(watched: ScriptedServer, *args: str) -> tuple[str, ...]:
+    return ("--base-url", watched.url, "--api-key", KEY, "--interval", "0.05", *args)
 
 
 async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
-    server: ScriptedServer,
+    watched: ScriptedServer,
 ) -> None:
     """On a terminal the table takes the alternate screen and follows each poll: unfinished
     batches newest first with their bars, then the finished; Ctrl-C exits 130 and leaves the
     screen as it was before, cursor shown, with no traceback."""
     terminal = Terminal(100, 30)
-    process, reader = await watching(terminal, *scripted(server))
+    process, reader = await watching(terminal, *scripted(watched))
     try:
         await terminal.until(holding("2 unfinished · 1 finished"))
         hidden = terminal.cursor_hidden()
-        server.batches[0] = batch(1, "in_progress", done=500)
-        server.batches.insert(0, batch(0, "validating"))
+        watched.batches[0] = batch(1, "in_progress", done=500)
+        watched.batches.insert(0, batch(0, "validating"))
         frame = await terminal.until(holding("3 unfinished · 1 finished"))
     finally:
         process.send_signal(signal.SIGINT)
@@ -195,13 +180,13 @@ async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
     assert b"Traceback" not in terminal.raw
 
 
-async def test_a_resized_terminal_gets_a_table_of_its_new_size(server: ScriptedServer) -> None:
+async def test_a_resized_terminal_gets_a_table_of_its_new_size(watched: ScriptedServer) -> None:
     """After the window shrinks to 50 by 6, frames fit it: the table asks the size each time,
     and shows the newest unfinished batches and how many more there are."""
-    server.batches = [batch(i, "in_progress", done=10 * i) for i in range(8)]
-    server.batches += [batch(8, "completed"), batch(9, "completed")]
+    watched.batches = [batch(i, "in_progress", done=10 * i) for i in range(8)]
+    watched.batches += [batch(8, "completed"), batch(9, "completed")]
     terminal = Terminal(100, 30)
-    process, reader = await watching(terminal, *scripted(server))
+    process, reader = await watching(terminal, *scripted(watched))
     try:
         await terminal.until(holding("8 unfinished · 2 finished"))
         terminal.resize(50, 6)  # the emulator stays larger: anything beyond 50 by 6 would show
@@ -222,13 +207,13 @@ async def test_a_resized_terminal_gets_a_table_of_its_new_size(server: ScriptedS
 
 
 async def test_a_watch_that_ends_leaves_its_last_table_on_the_screen(
-    server: ScriptedServer,
+    watched: ScriptedServer,
 ) -> None:
     """With --until-finished and nothing unfinished, the watch ends by itself (exit 0), and the
     final table stays printed below the prompt."""
-    server.batches = [batch(1, "completed", done=1000), batch(2, "failed")]
+    watched.batches = [batch(1, "completed", done=1000), batch(2, "failed")]
     terminal = Terminal(100, 30)
-    process, reader = await watching(terminal, *scripted(server, "--until-finished"))
+    process, reader = await watching(terminal, *scripted(watched, "--until-finished"))
     code = await ended(process, reader)
     assert code == 0
     shown = terminal.display()
