@@ -289,9 +289,10 @@ class BatchWatch:
         horizon = self._horizon
         if horizon is None:
             return
-        for batch_id in [i for i, m in self._places.items() if m.created_at < horizon.created_at]:
-            del self._places[batch_id]
-            del self._known[batch_id]
+        # Rebuilt rather than deleted from: a dict never shrinks, and after a first look at a
+        # long history every later cycle would walk its emptied table.
+        self._places = {i: m for i, m in self._places.items() if m.created_at >= horizon.created_at}
+        self._known = {i: self._known[i] for i in self._places}
 
 
 def _check_ids(ids: Iterable[object]) -> list[str]:
