@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _helpers import stream_tasks
 from _scripted import (
     FINISHED,
     UNFINISHED,
@@ -393,3 +394,14 @@ async def test_bad_watch_settings_fail_at_once(
         with pytest.raises(error):
             client.watch_batches(**kwargs)
     assert server.lists == []
+
+
+async def test_breaking_out_of_a_watch_mid_cycle_leaves_nothing_running() -> None:
+    """Leaving a watch halfway through a cycle closes its listing; no task or request remains."""
+    async with ScriptedServer(history(["in_progress"] * 30)) as server, server.client() as client:
+        async with client.watch_batches(limit=5) as watch:
+            async for event in watch:
+                assert event.kind == "existing"
+                break
+        assert stream_tasks() == []
+        assert len(server.lists) == 1
