@@ -151,8 +151,7 @@ async def test_created_after_stops_fetching_at_the_first_older_batch(
 async def test_created_before_takes_iso_times_and_seconds(
     server: FakeBatchesServer, cli: RunCli, form: str
 ) -> None:
-    """--created-before takes an ISO time (UTC when no zone is given, else its zone) or Unix
-    seconds, whole or fractional."""
+    """--created-before takes ISO times (UTC unless zoned) or Unix seconds, even fractional."""
     cutoff = server.batches[9]["created_at"] + 1
     moment = datetime.datetime.fromtimestamp(cutoff, datetime.UTC)
     if form == "seconds":
@@ -330,8 +329,7 @@ def test_console_script_prints_the_version() -> None:
 
 @pytest.mark.server(count=250)
 async def test_reader_going_away_ends_quietly(server: FakeBatchesServer) -> None:
-    """`| head -1`: the reader closes the pipe early; the command exits 0 without a traceback
-    and stops listing (its output is larger than a pipe holds, so it cannot finish first)."""
+    """`| head -1`: once the reader leaves, listing stops and exits 0 without a traceback."""
     read_end, write_end = os.pipe()
     process = await asyncio.create_subprocess_exec(
         *COMMAND,
@@ -430,8 +428,7 @@ async def test_piped_stdout_stays_clean_when_stderr_is_a_terminal(
 
 
 async def test_serve_runs_a_server_a_client_can_list() -> None:
-    """`aiobatches serve` prints its URL, tells a terminal how to stop it, serves seeded batches
-    to a real client, and stops cleanly on Ctrl-C."""
+    """`serve` prints its URL, tells a terminal how to stop, serves a client, ends on Ctrl-C."""
     err_master, err_slave = pty.openpty()
     process = await asyncio.create_subprocess_exec(
         *COMMAND,

@@ -137,8 +137,7 @@ def test_host_that_cannot_be_resolved_exits_1_naming_it(capsys: pytest.CaptureFi
 
 
 async def test_unreachable_server_is_one_line_with_nothing_to_resume(cli: RunCli) -> None:
-    """A server nobody listens on exits 1 after the retries: one line, no status, no request id,
-    and nothing to resume."""
+    """An unreachable server exits 1 after the retries: one line, no status, nothing to resume."""
     with socket.socket() as probe:  # a port that was free a moment ago, and is closed again
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -176,8 +175,7 @@ def test_full_disk_is_one_line_and_exit_1(args: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("args", [("list", "--help"), ("--version",)])
 def test_reader_gone_before_anything_was_written_ends_quietly(args: tuple[str, ...]) -> None:
-    """`aiobatches --help | true`: the reader left before anything was written; the command
-    still exits 0 and says nothing."""
+    """`aiobatches --help | true`: a reader gone before any output means exit 0, no message."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
@@ -232,8 +230,7 @@ CLOSED = "aiobatches: stdout is closed; there is nowhere to write\n"
 def test_closed_streams_end_without_a_traceback(
     redirect: str, args: tuple[str, ...], code: int, written: str, said: str
 ) -> None:
-    """Closed stdout exits 1 (nowhere to write); a closed or full stderr only silences the
-    messages."""
+    """Closed stdout exits 1 (nowhere to write); a closed or full stderr only silences messages."""
     result = run_shell(redirect, *args)
     assert result.returncode == code
     assert [json.loads(line)["id"] for line in lines(result.stdout)] == lines(written)

@@ -199,8 +199,7 @@ def test_csv_of_numbers_beyond_64_bits_is_exact() -> None:
 
 
 def test_very_narrow_table_keeps_ids_whole_and_squeezes_the_rest() -> None:
-    """On a 40-column terminal the table drops all but one cuttable column and squeezes it;
-    ids, statuses and times stay whole."""
+    """At 40 columns the table keeps ids, statuses and times whole and squeezes one more column."""
     batch = huge_batch(1_763_000_000)
     text = written("table", batch, width=40)
     header, row = text.splitlines()
@@ -213,8 +212,7 @@ def test_very_narrow_table_keeps_ids_whole_and_squeezes_the_rest() -> None:
 
 @pytest.mark.parametrize("kind", ["jsonl", "json"])
 def test_json_output_escapes_a_lone_surrogate(kind: str) -> None:
-    """A lone surrogate in server text is written as a `\\ud800` escape, so the output stays
-    valid UTF-8 and parses back to the same string."""
+    """A lone surrogate is written as a `\\ud800` escape: valid UTF-8 that parses back unchanged."""
     text = written(kind, attrs.evolve(huge_batch(), model="gpt\ud800"))
     text.encode()  # would raise on a raw lone surrogate
     parsed = json.loads(text) if kind == "jsonl" else json.loads(text)[0]

@@ -59,8 +59,7 @@ async def test_all_completed_prints_them_in_the_order_given_and_exits_0(
 async def test_a_batch_ending_otherwise_exits_3_and_names_it(
     scripted: ScriptedServer, cli: RunCli
 ) -> None:
-    """A failed batch among completed ones: every batch is printed, the exit is 3, and stderr
-    names the one that did not complete."""
+    """A failed batch among completed ones: all printed, exit 3, stderr names the failed one."""
     scripted.batches = [batch(1, "completed", done=1000), batch(2, "failed")]
     code, out, err = await cli(*against(scripted, "batch_000001", "batch_000002"))
     assert code == 3
@@ -103,8 +102,7 @@ async def test_interval_sets_the_pause_between_polls(scripted: ScriptedServer, c
 async def test_running_out_of_time_exits_124_saying_what_is_left(
     scripted: ScriptedServer, cli: RunCli
 ) -> None:
-    """A batch that never finishes and a short --timeout: exit 124, nothing on stdout, and
-    stderr says how many finished and what the others were doing."""
+    """Out of --timeout: exit 124, nothing on stdout, and stderr says what is still unfinished."""
     scripted.batches = [batch(1, "in_progress", done=5), batch(2, "completed", done=1000)]
     code, out, err = await cli(
         *against(scripted, "--interval", "0.01", "--timeout", "0.2", "batch_000001", "batch_000002")
@@ -166,8 +164,7 @@ class Terminal(io.StringIO):
 async def test_a_terminal_sees_how_many_have_finished(
     scripted: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a terminal stderr counts the finished batches, and their processed requests, as
-    polls find them; it is cleared at the end."""
+    """On a terminal, stderr counts finished batches and requests as polls see them, then clears."""
     monkeypatch.setenv("COLUMNS", "80")
     stderr = Terminal()
     monkeypatch.setattr("sys.stderr", stderr)
@@ -215,8 +212,7 @@ async def test_piped_stderr_gets_no_progress(scripted: ScriptedServer, cli: RunC
 async def test_usage_errors_exit_2_before_any_request(
     scripted: ScriptedServer, cli: RunCli, args: tuple[str, ...]
 ) -> None:
-    """No id, an id that cannot be one, or a bad interval, timeout or format: exit 2, no request,
-    and the message never echoes a control character raw."""
+    """No id, a bad id, interval, timeout or format: exit 2 before any request, nothing raw."""
     code, out, err = await cli(*against(scripted, *args))
     assert code == 2
     assert out == ""
@@ -231,8 +227,7 @@ async def test_usage_errors_exit_2_before_any_request(
 async def test_on_a_living_server_it_prints_each_batch_as_it_ended(
     make_server: MakeServer, cli: RunCli
 ) -> None:
-    """Batches that are unfinished at first are waited for through their whole lives (the
-    clock moving with each pause) and printed as the server finally has them."""
+    """On a living server, unfinished batches are awaited and printed as the server ends them."""
     clock = ManualClock()
     server = await make_server(count=60, api_key=API_KEY, clock=clock)
     waiting = [item["id"] for item in server.batches if item["status"] not in FINISHED][:3]
@@ -250,8 +245,7 @@ async def test_on_a_living_server_it_prints_each_batch_as_it_ended(
 
 
 async def test_demo_ids_from_list_are_the_ones_wait_demo_knows(cli: RunCli) -> None:
-    """`list --demo --status in_progress` shows ids that `wait --demo` waits on (here until a
-    short --timeout), and every --demo run lists the same ids."""
+    """`list --demo` shows ids `wait --demo` knows, and every --demo run lists the same ids."""
     code, out, _ = await cli("list", "--demo", "--status", "in_progress")
     assert code == 0
     again = (await cli("list", "--demo", "--status", "in_progress"))[1]
@@ -264,8 +258,7 @@ async def test_demo_ids_from_list_are_the_ones_wait_demo_knows(cli: RunCli) -> N
 
 
 async def test_demo_batches_already_finished_are_printed_at_once(cli: RunCli) -> None:
-    """`wait --demo` on finished demo batches returns them straight away (exit 0 if all
-    completed)."""
+    """`wait --demo` on demo batches already finished prints them at once and exits 0."""
     _, out, _ = await cli("list", "--demo", "--status", "completed", "--max-items", "2")
     done = ids_in(out)
     code, out, err = await cli("wait", "--demo", *done)

@@ -77,8 +77,7 @@ def summary(parsed: list[dict[str, Any]]) -> list[tuple[str, str, list[str], boo
 async def test_piped_events_are_json_lines_over_the_polls(
     watched: ScriptedServer, cli: RunCli
 ) -> None:
-    """Piped, each event is one JSON line: existing batches first, then what each poll saw
-    created and updated (with the changed fields), ending once all are finished."""
+    """Piped, each event is one JSON line: existing first, then each poll's created and updated."""
     with scripted(watched, progress, finish) as pauses:
         code, out, err = await cli(*against(watched, "--until-finished"))
     assert (code, err) == (0, "")
@@ -213,9 +212,7 @@ def present(item: Mapping[str, Any]) -> dict[str, Any]:
 async def test_on_a_living_server_every_event_says_what_changed(
     make_server: MakeServer, cli: RunCli
 ) -> None:
-    """Over a day of the fake server's clock: each batch is first `existing`, then `updated`
-    with exactly the fields that differ from its previous event, `finished` on the one event
-    where it finishes, and its last event is what the server finally holds."""
+    """Over a living day, each event names exactly what changed; the last is the server's state."""
     clock = ManualClock()
     server = await make_server(count=60, api_key=API_KEY, clock=clock)
     with clock.driving_sleeps() as pauses:
@@ -283,8 +280,7 @@ def table_out(monkeypatch: pytest.MonkeyPatch) -> Output:
 async def test_the_table_shows_unfinished_batches_first_then_the_finished(
     watched: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each frame: a header with the counts, unfinished batches newest first with their
-    progress, then the latest finished ones; within 100 columns and 20 lines."""
+    """Each frame: counts, unfinished batches with progress, then the latest finished, in 100x20."""
     monkeypatch.setattr(sys, "stdout", table_out)
     shown = ["2 unfinished · 1 finished", "3 unfinished · 1 finished"]
 
@@ -336,8 +332,7 @@ def page(batches: list[dict[str, Any]]) -> Fault:
 async def test_the_table_neutralises_server_text_and_fits_a_small_terminal(
     make_server: MakeServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Escapes in ids, statuses and models are shown as text, numbers past 64 bits do not
-    break the bars, and every frame fits 60 columns by 6 lines."""
+    """Server escapes show as text, huge numbers keep the bars whole, and frames fit 60 by 6."""
     monkeypatch.setenv("COLUMNS", "60")
     monkeypatch.setenv("LINES", "6")
     monkeypatch.setattr(sys, "stdout", table_out)
@@ -370,8 +365,7 @@ async def test_the_table_neutralises_server_text_and_fits_a_small_terminal(
 async def test_the_table_shows_a_failing_poll_on_its_last_line_not_on_stderr(
     watched: ScriptedServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A poll that fails after its retries is a warning line at the bottom of the table
-    (stderr, on the same terminal, would scroll the table away); the watch goes on."""
+    """A poll failing after its retries is a warning on the table's last line; the watch goes on."""
     monkeypatch.setattr(sys, "stdout", table_out)
     watched.batches[1] = batch(2, "failed")
     watched.fail_lists = 3
@@ -388,8 +382,7 @@ async def test_the_table_shows_a_failing_poll_on_its_last_line_not_on_stderr(
 async def test_the_table_in_ascii_filtered_by_status_on_a_narrow_terminal(
     watched: ScriptedServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`--status` shows only those batches and says so; an output that cannot hold the block
-    glyphs gets ASCII ones; at 10 columns what is left is cut short."""
+    """--status filters the table and says so; ASCII bars where glyphs cannot go; 10 columns cut."""
     monkeypatch.setenv("LINES", "10")
     monkeypatch.setenv("COLUMNS", "100")
     written = io.BytesIO()
@@ -417,8 +410,7 @@ async def test_the_table_in_ascii_filtered_by_status_on_a_narrow_terminal(
 async def test_a_long_history_counts_every_finished_batch_and_shows_the_latest(
     make_server: MakeServer, cli: RunCli, table_out: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With more finished batches than any screen holds, the header counts them all and the
-    table shows those that finished last."""
+    """With more finished batches than fit, the header counts all and the table shows the latest."""
     monkeypatch.setattr(sys, "stdout", table_out)
     batches = [dict(item, status="completed") for item in synthetic_batches(1_200)]
     for index, item in enumerate(batches):  # finished in an order of their own

@@ -144,9 +144,7 @@ def scripted(watched: ScriptedServer, *args: str) -> tuple[str, ...]:
 async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
     watched: ScriptedServer,
 ) -> None:
-    """On a terminal the table takes the alternate screen and follows each poll: unfinished
-    batches newest first with their bars, then the finished; Ctrl-C exits 130 and leaves the
-    screen as it was before, cursor shown, with no traceback."""
+    """The table is redrawn in place on the alternate screen; Ctrl-C exits 130 and restores it."""
     terminal = Terminal(100, 30)
     process, reader = await watching(terminal, *scripted(watched))
     try:
@@ -181,8 +179,7 @@ async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
 
 
 async def test_a_resized_terminal_gets_a_table_of_its_new_size(watched: ScriptedServer) -> None:
-    """After the window shrinks to 50 by 6, frames fit it: the table asks the size each time,
-    and shows the newest unfinished batches and how many more there are."""
+    """After a resize to 50 by 6, frames fit it and say how many more batches there are."""
     watched.batches = [batch(i, "in_progress", done=10 * i) for i in range(8)]
     watched.batches += [batch(8, "completed"), batch(9, "completed")]
     terminal = Terminal(100, 30)
@@ -209,8 +206,7 @@ async def test_a_resized_terminal_gets_a_table_of_its_new_size(watched: Scripted
 async def test_a_watch_that_ends_leaves_its_last_table_on_the_screen(
     watched: ScriptedServer,
 ) -> None:
-    """With --until-finished and nothing unfinished, the watch ends by itself (exit 0), and the
-    final table stays printed below the prompt."""
+    """A watch ending by itself (--until-finished) exits 0 and leaves its last table on screen."""
     watched.batches = [batch(1, "completed", done=1000), batch(2, "failed")]
     terminal = Terminal(100, 30)
     process, reader = await watching(terminal, *scripted(watched, "--until-finished"))
@@ -232,8 +228,7 @@ DONE = re.compile(r"(batch_\w+)\s+in_progress\s+\S+\s+\d+%\s+([\d,]+)/")
 
 
 async def test_the_demo_moves_within_seconds() -> None:
-    """`watch --demo`, with no key: an in-progress batch's count grows from one frame to a
-    later one, as a newcomer would see it."""
+    """`watch --demo`, with no key: an in-progress batch's count grows between two frames."""
     terminal = Terminal(100, 30)
     process, reader = await watching(terminal, "--demo")
     try:

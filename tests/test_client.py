@@ -284,8 +284,7 @@ async def test_retryable_status_is_retried_on_same_cursor(mocked: aioresponses) 
 
 
 async def test_lifecycle_owned_session(server: FakeBatchesServer) -> None:
-    """The owned session connects on first use and aclose (repeatable) lets go of every
-    connection; a closed client refuses new streams and `async with`."""
+    """aclose (repeatable) releases the owned session's connections; a closed client refuses."""
     client = aiobatches.Client(api_key=API_KEY, base_url=server.url)
     assert await client.list_batches(max_items=3).to_list()
     assert server.open_connections == 1  # kept alive in the owned session's pool

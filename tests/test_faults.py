@@ -97,8 +97,7 @@ BEYOND_BUDGET = {
 async def test_fault_beyond_budget_raises_its_error_with_cursor(
     server: FakeBatchesServer, name: str, prefetch: int
 ) -> None:
-    """Page 2 fails past the retry budget: page 1 arrives, then the documented error with the
-    cursor, after a bounded number of requests; resuming from the cursor loses nothing."""
+    """Page 2 failing past the budget: page 1, then its error and cursor; resuming loses nothing."""
     fault, error_type, spent = BEYOND_BUDGET[name]
     server.faults = dict.fromkeys(range(1, 1 + spent), fault)
     got: list[aiobatches.Batch] = []
@@ -137,8 +136,7 @@ async def test_server_delays_are_honoured(
 async def test_unusable_server_delays_fall_back_to_backoff(
     server: FakeBatchesServer, headers: dict[str, str]
 ) -> None:
-    """Unusable server delays (not finite, not positive, past, unparsable, overflowing dates)
-    never escape as raw errors: the retry waits the computed backoff."""
+    """An unusable server delay never escapes as an error: the retry waits the computed backoff."""
     server.faults = {0: Fault.respond(503, headers)}
     with recorded_sleeps() as delays:
         async with make_client(server) as client:
@@ -367,8 +365,7 @@ async def test_key_hidden_in_reason_phrase_and_json_escapes() -> None:
 async def test_borrowed_session_raising_for_status_still_maps_errors(
     server: FakeBatchesServer,
 ) -> None:
-    """A borrowed session with raise_for_status=True does not turn a 401 into retried
-    connection errors."""
+    """A borrowed raise_for_status session still turns a 401 into AuthenticationError, unretried."""
     async with (
         aiohttp.ClientSession(raise_for_status=True) as session,
         aiobatches.Client(api_key="sk-wrong", base_url=server.url, session=session) as c,

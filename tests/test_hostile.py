@@ -441,8 +441,7 @@ async def test_gzip_bomb_in_bounded_memory() -> None:
 
 
 async def test_endless_page_in_bounded_memory() -> None:
-    """A client meeting an endless chunked page raises APIResponseValidationError in bounded
-    memory, and the server stops writing once it hangs up."""
+    """An endless chunked page fails in bounded memory, and the server stops once cut off."""
     flood = endless_page()
     async with TinyServer(after_first_page(flood)) as server:
         outcome = await list_in_child(server.url)
@@ -496,8 +495,7 @@ async def test_endless_error_body_in_bounded_memory() -> None:
 
 
 async def test_html_error_of_angle_brackets_does_not_stall() -> None:
-    """A 502 whose text/html body is 300 KB of `<` is summarised at once (in a child process,
-    so a stalled summary cannot hang the test run)."""
+    """A 502 of 300 KB of `<` is summarised at once (in a child, so a stall cannot hang us)."""
 
     async def brackets(_: web.Request) -> web.StreamResponse:
         return web.Response(status=502, body=b"<" * 300_000, content_type="text/html")
@@ -553,8 +551,7 @@ async def test_deeply_nested_page_is_a_validation_error(depth: int) -> None:
 @pytest.mark.parametrize("depth", DEPTHS)
 @pytest.mark.parametrize("field", ["unknown", "metadata"])
 async def test_deeply_nested_field_never_escapes_as_recursion_error(field: str, depth: int) -> None:
-    """A batch with a very deep unknown field or metadata value lists (unknown fields are
-    ignored) or is an APIResponseValidationError, never a RecursionError."""
+    """A very deep unknown field or metadata lists, or fails validation, never RecursionError."""
     deep = nested_object(depth)
     if field == "unknown":
         item = json_bytes(batch(3, extension="DEEP"))
@@ -942,8 +939,7 @@ async def test_key_as_a_json_object_key_is_redacted_and_numbers_kept() -> None:
 async def test_page_that_cannot_be_decoded_is_a_validation_error(
     content_type: str, body: bytes, reason: str
 ) -> None:
-    """A page in an unknown charset, or not valid in its own, is an APIResponseValidationError
-    saying which, with the cursor to resume from."""
+    """A page in an unknown or violated charset is a validation error naming it, with the cursor."""
 
     async def undecodable(_: web.Request) -> web.StreamResponse:
         return web.Response(body=body, headers={"Content-Type": content_type})
@@ -956,8 +952,7 @@ async def test_page_that_cannot_be_decoded_is_a_validation_error(
 
 
 async def test_error_in_an_unknown_charset_still_reads_as_its_status() -> None:
-    """A 500 whose body declares a charset nobody knows is still an InternalServerError with
-    the body's message."""
+    """A 500 declaring a charset nobody knows is still an InternalServerError with its message."""
     body = b'{"error": {"message": "upstream exploded", "type": "server_error"}}'
 
     async def failing(_: web.Request) -> web.StreamResponse:
@@ -972,8 +967,7 @@ async def test_error_in_an_unknown_charset_still_reads_as_its_status() -> None:
 
 
 async def test_endless_same_origin_redirects_stop_after_ten() -> None:
-    """A server that redirects to itself for ever is an APIConnectionError after 10 hops, not
-    retried and not a hang."""
+    """Redirects to itself for ever end after 10 hops in an APIConnectionError, not retried."""
 
     async def again(request: web.Request) -> web.StreamResponse:
         hop = int(request.query.get("hop", "0"))

@@ -175,8 +175,7 @@ def test_history_is_mostly_finished(living: FakeBatchesServer) -> None:
 
 
 def test_a_demo_shows_progress_within_seconds() -> None:
-    """At 60 times real speed, ten seconds (ten clock minutes) show transitions and arrivals,
-    and every poll of a second shows request counts moving."""
+    """At 60 times real speed, ten seconds show transitions, arrivals and request counts moving."""
     clock = ManualClock()
     server = FakeBatchesServer(count=250, clock=clock, arrival_every=90)
     seen = {batch["id"]: batch for batch in server.batches}
@@ -307,8 +306,7 @@ async def test_poll_after_is_sent_when_set(make_server: MakeServer) -> None:
 
 
 async def test_wait_driven_by_the_clock(make_server: MakeServer, clock: ManualClock) -> None:
-    """Under driving_sleeps a wait for batches finishing hours later returns at once, and the
-    clock moved by exactly the recorded delays."""
+    """Under driving_sleeps a wait of hours returns at once, the clock moved by the delays."""
     server = await make_server(count=250, seed=3, clock=clock)
     pending = [batch["id"] for batch in server.batches if batch["status"] not in FINISHED][:4]
     assert len(pending) == 4

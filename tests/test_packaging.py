@@ -25,8 +25,7 @@ def test_license_file_says_what_the_metadata_declares() -> None:
 
 
 def test_version_is_written_in_one_place() -> None:
-    """The version lives in pyproject alone: the package reads it from the installed metadata,
-    and no module spells it out."""
+    """The version lives in pyproject alone: read from installed metadata, spelled in no module."""
     version = PROJECT["version"]
     assert aiobatches.__version__ == importlib.metadata.version("aiobatches") == version
     spelled = re.compile(rf"(?<![\w.]){re.escape(version)}(?![\w.])")

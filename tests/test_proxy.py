@@ -213,8 +213,7 @@ async def test_netrc_with_a_proxy_still_sends_the_key(
 async def test_proxy_variable_that_does_not_parse_is_ignored(
     server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An HTTP_PROXY that is no URL at all is passed over, as if unset: the listing goes
-    straight to the server."""
+    """An HTTP_PROXY that is no URL at all is passed over: the listing goes straight there."""
     monkeypatch.setenv("HTTP_PROXY", "http://user:s3cr3t-pw@[proxy")
     got = await list_all(server)
     assert ids(got) == served_ids(server)

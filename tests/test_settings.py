@@ -34,8 +34,7 @@ KEY_SECRET: Final = "sk-abc123"
     ids=["newline", "crlf", "nul", "escape"],
 )
 def test_api_key_with_control_characters_is_refused(key: str) -> None:
-    """A key with a newline (as read from a secrets file) or another control character is a
-    ValueError naming api_key, and the message never holds the key."""
+    """A key with a newline or other control character is a ValueError naming api_key only."""
     with pytest.raises((ValueError, TypeError), match="api_key") as caught:
         aiobatches.Client(api_key=key, base_url=MOCK_BASE)
     assert KEY_SECRET not in refused(caught.value)
@@ -249,8 +248,7 @@ async def test_borrowed_session_closed_mid_stream_is_a_clear_error() -> None:
 
 
 def test_client_used_in_a_second_event_loop_says_so() -> None:
-    """A client used in one asyncio.run and again in another says it belongs to another loop,
-    and can still be closed there."""
+    """A client reused in a second asyncio.run says it belongs to another loop, and closes there."""
 
     async def first() -> tuple[aiobatches.Client, int]:
         async with FakeBatchesServer(count=5) as server:
@@ -312,8 +310,7 @@ def raises() -> Any:
     "provider", [returns_none, returns_empty, returns_int, returns_a_line, raises]
 )
 async def test_token_provider_returning_nonsense_is_a_clear_error(provider: Any) -> None:
-    """A provider returning None, "", 42 or a token with a newline, or raising, is an
-    AIOBatchesError naming the provider (never echoing the token), and nothing is sent."""
+    """A provider returning no usable token, or raising, is a clear error, and nothing is sent."""
     async with (
         FakeBatchesServer(count=5, azure_api_version=AZURE_VERSION) as azure,
         aiobatches.AzureClient(

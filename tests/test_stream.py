@@ -419,8 +419,7 @@ def with_invalid_third(count: int = 5) -> list[dict[str, Any]]:
 async def test_server_sending_more_than_asked_never_exceeds_max_items(
     server: FakeBatchesServer, client: aiobatches.Client
 ) -> None:
-    """A server that ignores `limit` and sends 5 batches still gives max_items=3 exactly 3,
-    and no further page is requested."""
+    """A server sending more than `limit` still gives max_items exactly, with no further request."""
     items = synthetic_batches(5)
     always_serving(server, items, has_more=True)
     got = await client.list_batches(limit=2, max_items=3).to_list()
@@ -438,8 +437,7 @@ async def test_skipped_batch_is_reported_only_when_the_listing_reached_it(
     kept: list[int],
     skipped: list[int],
 ) -> None:
-    """With on_invalid="skip", a malformed batch beyond max_items is neither handed out nor
-    reported as skipped; one within it is skipped and recorded."""
+    """A skipped batch is recorded only if max_items let the listing reach it."""
     items = with_invalid_third()
     always_serving(server, items, has_more=False)
     stream = client.list_batches(max_items=max_items, on_invalid="skip")
@@ -461,8 +459,7 @@ async def test_malformed_batch_beyond_max_items_raises_nothing(
 async def test_page_claiming_more_that_ends_without_an_id_is_a_pagination_error(
     server: FakeBatchesServer, client: aiobatches.Client
 ) -> None:
-    """A page that claims more but whose last item has no id (skipped as malformed) cannot be
-    continued: its valid batches arrive, then PaginationError instead of starting over."""
+    """A page claiming more with an id-less last item: its batches, then PaginationError."""
     [first] = synthetic_batches(1)
     always_serving(server, [first, {"object": "batch"}], has_more=True)
     stream = client.list_batches(on_invalid="skip")

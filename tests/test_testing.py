@@ -13,8 +13,7 @@ from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan
 
 
 async def test_close_cancels_an_answer_stalled_for_30_s(make_server: MakeServer) -> None:
-    """Closing while an answer stalls for 30 s cancels it: the client sees its connection drop
-    instead of the page, and nothing is left running."""
+    """Closing cancels an answer stalled for 30 s: the client sees its connection drop, no page."""
     server = await make_server(count=5, faults={0: Fault.stall(30)})
     async with aiobatches.Client(
         api_key=API_KEY, base_url=server.url, max_retries=0, timeout=60
