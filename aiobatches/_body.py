@@ -60,11 +60,20 @@ def text_of(body: bytes, charset: str | None) -> bytes | str:
 
 
 def loads(text: bytes | str) -> Any:
-    """Decode JSON fast; raises `BodyError` for anything that is not JSON."""
+    """Decode JSON fast; raises `BodyError` for anything that is not JSON.
+
+    orjson refuses some valid JSON (a lone surrogate escape such as `"\\ud800"`,
+    which one batch's text can carry): the stdlib decoder gets a second look
+    then, so that one odd string does not block a whole page.
+    """
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as error:
-        raise BodyError(f"it is not JSON ({error})") from None
+        refused = error
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise BodyError(f"it is not JSON ({refused})") from None
 
 
 def loads_exact(text: bytes | str) -> Any | None:

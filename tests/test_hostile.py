@@ -656,6 +656,18 @@ async def test_page_with_utf8_bom_is_read() -> None:
     assert ids(got) == [item["id"] for item in items]
 
 
+async def test_lone_surrogate_escape_does_not_block_the_page() -> None:
+    """A batch whose text holds a lone surrogate escape (valid JSON) lists with its page."""
+    items = [batch(1, metadata={"note": "PLACEHOLDER"}), batch(2)]
+    handler = listing(
+        items, encode=lambda page: json_bytes(page).replace(b"PLACEHOLDER", b"\\ud800 x")
+    )
+    async with TinyServer(handler) as server, client_for(server) as client:
+        got = await client.list_batches().to_list()
+    assert ids(got) == ["batch_0001", "batch_0002"]
+    assert got[0].metadata == {"note": "\ud800 x"}
+
+
 @pytest.mark.parametrize("charset", ["latin-1", "iso-8859-1"])
 async def test_page_in_declared_latin_1_is_decoded(charset: str) -> None:
     """A page declared `charset=latin-1` is decoded as such: metadata keeps its accents."""
