@@ -23,6 +23,7 @@ import attrs
 from attrs import frozen
 
 from . import _retry
+from ._config import MAX_PAGE_SIZE, check_count, check_seconds
 from ._errors import APIConnectionError, APIError, APIStatusError
 from ._models import Batch
 from ._response import Retrieved
@@ -91,17 +92,6 @@ def _unix(since: object) -> float | None:
     return float(since)
 
 
-def _check_interval(poll_interval: object) -> float:
-    if (
-        isinstance(poll_interval, bool)
-        or not isinstance(poll_interval, int | float)
-        or not math.isfinite(poll_interval)
-        or poll_interval < 0
-    ):
-        raise ValueError(f"poll_interval must be finite seconds >= 0, got {poll_interval!r}")
-    return float(poll_interval)
-
-
 def _is_transient(error: APIError) -> bool:
     """An error the retry policy would have retried: worth another cycle later."""
     if isinstance(error, APIConnectionError):
@@ -130,11 +120,11 @@ class BatchWatch:
         limit: int,
     ) -> None:
         self._source = source
-        self._interval = _check_interval(poll_interval)
+        self._interval = check_seconds("poll_interval", poll_interval)
         self._since = _unix(since)
         self._ids = None if ids is None else frozenset(_check_ids(ids))
         self._until_finished = until_finished
-        self._limit = _check_limit(limit)
+        self._limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
         # What the watch knows: unfinished batches in full, finished ones by place only
         # (they never change), all at or above the horizon.
         self._known: dict[str, Batch | None] = {}
@@ -178,6 +168,9 @@ class BatchWatch:
     async def aclose(self) -> None:
         """Stop watching: close the listing in flight; iteration then ends."""
         self._done = True
+        await self._close_listing()
+
+    async def _close_listing(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.aclose()
@@ -196,7 +189,9 @@ class BatchWatch:
             if not _is_transient(error):
                 raise
             logger.warning("a watch cycle failed; trying again after the interval: %s", error)
-            await self._abandon_cycle()
+            # The horizon stays and the cycle starts over after the interval: batches
+            # it already saw make no second event.
+            await self._close_listing()
             return
         if self._cycle_top is None and page.data:
             first = page.data[0]
@@ -254,9 +249,7 @@ class BatchWatch:
 
     async def _end_cycle(self) -> None:
         """Close the cycle's listing, move the horizon, and decide whether to go on."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await stream.aclose()
+        await self._close_listing()
         if self._cycles == 0:
             await self._find_missing_ids()
         self._cycles += 1
@@ -268,13 +261,6 @@ class BatchWatch:
         self._forget_below_horizon()
         if self._until_finished and not unfinished:
             self._done = True
-
-    async def _abandon_cycle(self) -> None:
-        """A cycle that failed transiently: the horizon stays, and the cycle starts over
-        after the interval (batches it already saw make no second event)."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await stream.aclose()
 
     async def _find_missing_ids(self) -> None:
         """Watched ids the first look did not reach: retrieved one by one (unknown: NotFound)."""
@@ -306,12 +292,6 @@ def _check_ids(ids: Iterable[object]) -> list[str]:
     return checked
 
 
-def _check_limit(limit: object) -> int:
-    if type(limit) is not int or not 1 <= limit <= 100:
-        raise ValueError(f"limit must be an int from 1 to 100, got {limit!r}")
-    return limit
-
-
 async def wait_for_batches(
     source: _Source,
     batch_ids: Sequence[str],
@@ -321,10 +301,11 @@ async def wait_for_batches(
     limit: int = 100,
 ) -> list[Batch]:
     """Poll until every batch is finished; the batches in the order given."""
-    waiter = _Waiter(source, _check_ids(batch_ids), _check_limit(limit))
-    interval = _check_interval(poll_interval)
+    limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
+    waiter = _Waiter(source, _check_ids(batch_ids), limit)
+    interval = check_seconds("poll_interval", poll_interval)
     if timeout is not None:
-        _check_interval(timeout)
+        check_seconds("timeout", timeout)
     async with asyncio.timeout(timeout):
         while True:
             await waiter.poll()

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from typing import TYPE_CHECKING, Final, TextIO, TypeVar
 
 from ._awaiting import BatchWatch
-from ._client import MAX_PAGE_SIZE, Client
+from ._client import Client
+from ._config import MAX_PAGE_SIZE
 from ._errors import AIOBatchesError, APIError
 from ._models import Batch
 from ._output import FORMATS, Progress, WaitProgress, event_json, field_names, make_writer

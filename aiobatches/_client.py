@@ -27,6 +27,7 @@ from ._config import (
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    MAX_PAGE_SIZE,
     ClientOptions,
     Proxies,
     azure_settings,
@@ -44,7 +45,6 @@ from ._stream import ON_INVALID, BatchStream, FetchedPage, OnInvalid
 from ._transport import Transport
 from ._version import version
 
-MAX_PAGE_SIZE: Final = 100
 DEFAULT_POLL_INTERVAL: Final = 15.0
 
 
@@ -213,12 +213,10 @@ class Client:
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStream:
         """Check the stream's arguments and register a new stream with this client."""
-        if not _is_int(limit) or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
-        if not _is_int(prefetch) or prefetch < 0:
-            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
-        if max_items is not None and (not _is_int(max_items) or max_items < 0):
-            raise ValueError(f"max_items must be None or an int >= 0, got {max_items!r}")
+        check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
+        check_count("prefetch", prefetch)
+        if max_items is not None:
+            check_count("max_items", max_items)
         if after is not None and not isinstance(after, str):
             raise TypeError(f"after must be a batch id (str) or None, got {after!r}")
         if on_invalid not in ON_INVALID:
@@ -418,10 +416,6 @@ def list_batches(
         on_invalid=on_invalid,
         on_close=client.aclose,
     )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 _USER_AGENT: Final = (

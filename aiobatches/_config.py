@@ -12,7 +12,7 @@ import math
 import os
 import urllib.request
 from collections.abc import Mapping
-from typing import Final, TypedDict
+from typing import Final, TypedDict, TypeGuard
 
 import aiohttp
 from attrs import frozen
@@ -24,6 +24,7 @@ DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_CONNECTION_LIMIT: Final = 100
+MAX_PAGE_SIZE: Final = 100
 
 
 class ClientOptions(TypedDict, total=False):
@@ -155,11 +156,24 @@ def check_timeout(timeout: object) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=float(timeout))  # type: ignore[arg-type]
 
 
-def check_count(setting: str, value: object) -> int:
-    """A whole number >= 0 (a `bool` is not one)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{setting} must be an int >= 0, got {value!r}")
+def check_count(setting: str, value: object, *, low: int = 0, high: int | None = None) -> int:
+    """A whole number from `low` (up to `high`); a `bool` is not one."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{setting} must be an int {bounds}, got {value!r}")
     return value
+
+
+def check_seconds(setting: str, value: object) -> float:
+    """Finite seconds, 0 or more."""
+    if not _seconds(value) or value < 0:
+        raise ValueError(f"{setting} must be finite seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def parse_base_url(setting: str, raw: object) -> URL:
@@ -232,10 +246,10 @@ class Proxies:
         return proxy if proxy.scheme in _PROXY_SCHEMES and proxy.host else None
 
 
+def _seconds(value: object) -> TypeGuard[int | float]:
+    """A finite number of seconds (a `bool` is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _finite_positive(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+    return _seconds(value) and value > 0
