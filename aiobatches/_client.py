@@ -132,6 +132,7 @@ class Client:
         self._headers = headers
         self._query: dict[str, str] = dict(default_query or {})
         self._list_url = list_url
+        self._list_what = self._redactor.text(str(list_url))  # named in retry logs, per page
         self._max_retries = check_count("max_retries", max_retries)
         self._transport = Transport(
             session=session,
@@ -257,8 +258,7 @@ class Client:
                 response, url=self._list_url, cursor=after, redactor=self._redactor
             )
 
-        what = self._redactor.text(str(self._list_url))
-        return await retrying(attempt, max_retries=self._max_retries, what=what)
+        return await retrying(attempt, max_retries=self._max_retries, what=self._list_what)
 
     async def wait_for_batches(
         self,
