@@ -3,7 +3,9 @@
 It runs apart from the client so that the client's CPU time is measured alone.
 Pages of precomputed batches are cached by cursor after their first request;
 with `--generated` batches are made on the fly from templates, so millions
-cost the server no memory. `?delay_ms=N` holds a page back N ms.
+cost the server no memory. `?delay_ms=N` holds a page back N ms;
+`?delay_ms=A,B,C` holds the first page back A ms, the second B, and so on
+in a cycle (pages counted from the top of the list, by `limit`).
 
 Run as `python -m benchmarks._server --count N [--generated]`; it prints its
 base URL on one line and serves until its standard input closes.
@@ -34,10 +36,13 @@ class PrecomputedPages:
         self._positions = {batch_id: index for index, batch_id in enumerate(self._ids)}
         self._cache: dict[tuple[str | None, int], bytes] = {}
 
+    def start(self, after: str | None) -> int:
+        return 0 if after is None else self._positions[after] + 1
+
     def page(self, after: str | None, limit: int) -> bytes:
         key = (after, limit)
         if key not in self._cache:
-            start = 0 if after is None else self._positions[after] + 1
+            start = self.start(after)
             end = min(start + limit, len(self._ids))
             self._cache[key] = _body(
                 self._encoded[start:end], self._ids[start:end], has_more=end < len(self._ids)
@@ -57,8 +62,11 @@ class GeneratedPages:
             )
             self._templates.append((prefix, suffix))
 
+    def start(self, after: str | None) -> int:
+        return _position(after)
+
     def page(self, after: str | None, limit: int) -> bytes:
-        start = 0 if after is None else int(after.removeprefix("batch_")) + 1
+        start = self.start(after)
         end = min(start + limit, self._count)
         ids = [f"batch_{index:024d}" for index in range(start, end)]
         encoded = [
@@ -98,8 +106,11 @@ class AwaitingPages:
         created = b"%d" % (1_763_000_000 - 10 * index)
         return b"%s%s%s%s%s" % (head, self._id(index).encode(), middle, created, tail)
 
+    def start(self, after: str | None) -> int:
+        return _position(after)
+
     def page(self, after: str | None, limit: int) -> bytes:
-        start = 0 if after is None else int(after.removeprefix("batch_")) + 1
+        start = self.start(after)
         end = min(start + limit, self._count)
         ids = [self._id(index) for index in range(start, end)]
         encoded = [self.batch(index) for index in range(start, end)]
@@ -108,6 +119,11 @@ class AwaitingPages:
     @staticmethod
     def _id(index: int) -> str:
         return f"batch_{index:024d}"
+
+
+def _position(after: str | None) -> int:
+    """Where the page after `after` starts, for ids that encode their position."""
+    return 0 if after is None else int(after.removeprefix("batch_")) + 1
 
 
 def _body(encoded: list[bytes], ids: list[str], *, has_more: bool) -> bytes:
@@ -124,10 +140,13 @@ async def serve(pages: PrecomputedPages | GeneratedPages | AwaitingPages) -> Non
     """Serve until standard input closes (the harness ending or dying)."""
 
     async def list_batches(request: web.Request) -> web.Response:
-        delay = int(request.query.get("delay_ms", "0"))
+        after = request.query.get("after")
+        limit = int(request.query.get("limit", "20"))
+        delays = [int(ms) for ms in request.query.get("delay_ms", "0").split(",")]
+        delay = delays[pages.start(after) // limit % len(delays)]
         if delay:
             await asyncio.sleep(delay / 1000)
-        body = pages.page(request.query.get("after"), int(request.query.get("limit", "20")))
+        body = pages.page(after, limit)
         return web.Response(body=body, content_type="application/json")
 
     async def retrieve_batch(request: web.Request) -> web.Response:
