@@ -1,0 +1,315 @@
+"""The README's FastAPI recipe, run as written on uvicorn: NDJSON, SSE, hang-ups, load, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import random
+import re
+import time
+import types
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import fastapi.routing
+import orjson
+import pytest
+import uvicorn
+from _helpers import API_KEY, MakeServer, eventually, served_ids, stream_tasks
+from _scripted import between_polls
+
+import aiobatches
+from aiobatches.testing import FakeBatchesServer, ManualClock
+
+README = Path(__file__).parent.parent / "README.md"
+LATENCY = 0.1
+"""Seconds the upstream takes per page where a test hangs up mid-stream."""
+
+
+def load_recipe() -> types.ModuleType:
+    """The README's FastAPI recipe, executed as a module: the test runs exactly what users read."""
+    match = re.search(
+        r"```python\n(# recipe: FastAPI NDJSON and SSE\n.*?)```", README.read_text(), re.S
+    )
+    assert match is not None, "the FastAPI recipe block is missing from README.md"
+    module = types.ModuleType("fastapi_recipe")
+    exec(compile(match.group(1), str(README), "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+class App:
+    """The recipe's app on a real uvicorn server on 127.0.0.1, run as a task of the test's loop."""
+
+    def __init__(self) -> None:
+        config = uvicorn.Config(
+            load_recipe().app, host="127.0.0.1", port=0, lifespan="on", log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.url = ""
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> App:
+        self._task = asyncio.create_task(self.server.serve())
+        assert await eventually(lambda: self.server.started or self._done())
+        assert self.server.started, "uvicorn did not start"
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    def _done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    @property
+    def client(self) -> aiobatches.Client:
+        """The recipe's client, as its lifespan put it in the state."""
+        client: aiobatches.Client = self.server.lifespan.state["batches"]
+        return client
+
+    @property
+    def requests_running(self) -> int:
+        """Requests uvicorn is still answering: a hung-up one ends once the app has let go."""
+        return len(self.server.server_state.tasks)
+
+
+@pytest.fixture
+async def upstream(make_server: MakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeBatchesServer:
+    """The OpenAI API as the recipe's client will see it (through the environment)."""
+    server = await make_server(count=1000, api_key=API_KEY)
+    aim_recipe_at(server, monkeypatch)
+    return server
+
+
+def aim_recipe_at(server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the recipe's `aiobatches.Client()` at `server`."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+
+
+@pytest.fixture
+async def app(upstream: FakeBatchesServer) -> AsyncIterator[App]:
+    """The recipe's app, served for the test and shut down after it."""
+    async with App() as running:
+        yield running
+
+
+async def read_event(content: aiohttp.StreamReader) -> dict[str, str]:
+    """The next block of a Server-Sent Events stream: an event's fields, or a comment."""
+    fields: dict[str, str] = {}
+    while True:
+        line = (await content.readline()).decode()
+        assert line, "the event stream ended"
+        line = line.rstrip("\n")
+        if not line:
+            if fields:
+                return fields
+            continue
+        name, _, value = line.partition(": ")
+        fields[name or "comment"] = value
+
+
+async def next_event(content: aiohttp.StreamReader) -> dict[str, str]:
+    """The next Server-Sent Event, past any keep-alive comment."""
+    while "comment" in (block := await read_event(content)):
+        pass
+    return block
+
+
+async def read_directly(upstream: FakeBatchesServer) -> list[dict[str, Any]]:
+    """Every upstream batch as aiobatches reads it, in the recipe's JSON."""
+    async with aiobatches.Client(api_key=API_KEY, base_url=upstream.url) as direct:
+        batches = await direct.list_batches().to_list()
+    return [json.loads(orjson.dumps(attrs.asdict(batch))) for batch in batches]
+
+
+async def test_ndjson_streams_every_batch_newest_first(
+    upstream: FakeBatchesServer, app: App
+) -> None:
+    """GET /batches returns every upstream batch, newest first, as aiobatches reads it; `after`
+    resumes and a bad `max_items` is refused."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{app.url}/batches") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "application/x-ndjson"
+            got = [json.loads(line) for line in (await response.text()).splitlines()]
+        after = upstream.batches[899]["id"]
+        params = {"after": after, "max_items": "60"}
+        async with session.get(f"{app.url}/batches", params=params) as response:
+            rest = [json.loads(line)["id"] for line in (await response.text()).splitlines()]
+        async with session.get(f"{app.url}/batches", params={"max_items": "0"}) as response:
+            refused = response.status
+    assert [batch["id"] for batch in got] == served_ids(upstream)
+    assert got == await read_directly(upstream)
+    assert rest == served_ids(upstream)[900:960]
+    assert refused == 422
+
+
+async def test_sse_forwards_the_first_look_then_changes(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /batches/events sends the first look's batches as `existing`, then what the living
+    upstream's clock changes as `created` and `updated`, each naming exactly what changed."""
+    clock = ManualClock()
+    upstream = await make_server(count=60, api_key=API_KEY, clock=clock, arrival_every=600)
+    aim_recipe_at(upstream, monkeypatch)
+    start = await read_directly(upstream)  # the clock moves only in the watch's pauses
+    pauses: list[float] = []
+    seen_enough, resting = asyncio.Event(), asyncio.Event()
+    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.05)  # FastAPI's test hook
+
+    async def tick(delay: float) -> None:
+        """A watch pause moves the clock on at once, until the test has seen enough: then the
+        watch rests, and the caller hangs up on a quiet stream, as a dashboard mostly does."""
+        if seen_enough.is_set():
+            resting.set()
+            await asyncio.Event().wait()
+        pauses.append(delay)
+        clock.advance(delay)
+        await asyncio.sleep(0)
+
+    # The app's tasks inherit the pauses: uvicorn's task is started within the block.
+    with between_polls(tick):
+        async with App() as app, aiohttp.ClientSession() as session, asyncio.timeout(60):
+            params = {"poll_interval": "60"}
+            async with session.get(f"{app.url}/batches/events", params=params) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/event-stream")
+                events = [await next_event(response.content) for _ in start]
+                while not {"created", "updated"} <= {event["event"] for event in events}:
+                    events.append(await next_event(response.content))
+                seen_enough.set()
+                await resting.wait()
+                while (await read_event(response.content)) != {"comment": "ping"}:
+                    pass  # the quiet watch's keep-alive: every event before it was delivered
+    assert [event["id"] for event in events] == [str(n) for n in range(1, len(events) + 1)]
+    first_look = events[: len(start)]
+    assert {event["event"] for event in first_look} == {"existing"}
+    looks = [json.loads(event["data"]) for event in first_look]
+    assert [look["batch"] for look in looks] == start
+    for look in looks:
+        assert look["changes"] == []
+        assert look["finished"] == (look["batch"]["status"] in aiobatches.FINISHED_STATUSES)
+    seen = {look["batch"]["id"]: look["batch"] for look in looks}
+    for event in events[len(start) :]:
+        data = json.loads(event["data"])
+        batch, before = data["batch"], seen.get(data["batch"]["id"])
+        if before is None:
+            assert (event["event"], data["changes"]) == ("created", [])
+        else:
+            assert event["event"] == "updated"
+            differ = {key for key in {*before, *batch} if before.get(key) != batch.get(key)}
+            assert set(data["changes"]) == differ != set()
+        ends = before is None or before["status"] not in aiobatches.FINISHED_STATUSES
+        assert data["finished"] == (batch["status"] in aiobatches.FINISHED_STATUSES and ends)
+        seen[batch["id"]] = batch
+    assert set(pauses) == {60.0}
+
+
+async def test_hanging_up_on_ndjson_stops_the_upstream_paging(
+    upstream: FakeBatchesServer, app: App
+) -> None:
+    """A caller who hangs up mid-stream costs no upstream page request once the app has seen it,
+    and at most the one prefetch started between the hang-up and that moment."""
+    upstream.latency = LATENCY
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(f"{app.url}/batches")
+        first = await response.content.readline()
+        assert json.loads(first)["id"] == upstream.batches[0]["id"]
+        response.close()  # hang up mid-stream
+    at_hang_up = len(upstream.page_requests)
+    assert await eventually(lambda: app.requests_running == 0)
+    at_seen = len(upstream.page_requests)
+    await asyncio.sleep(5 * LATENCY)  # five pages' time for a leaked stream to show itself
+    after = len(upstream.page_requests)
+    print(f"ndjson hang-up: requests {at_hang_up} at it, {at_seen} when seen, {after} later")
+    assert after == at_seen
+    assert at_seen - at_hang_up <= 1
+    assert at_hang_up <= 2  # the first page, and the prefetch of the second
+    assert stream_tasks() == []
+
+
+async def test_hanging_up_on_sse_stops_the_watch(upstream: FakeBatchesServer, app: App) -> None:
+    """A caller who hangs up on the event stream costs no upstream request once the app has seen
+    it, across many would-be poll intervals, and at most one cycle's request before then."""
+    interval = 0.05
+    async with aiohttp.ClientSession() as session:
+        params = {"poll_interval": str(interval)}
+        response = await session.get(f"{app.url}/batches/events", params=params)
+        for _ in upstream.batches:  # the whole first look: then the watch polls every interval
+            assert (await next_event(response.content))["event"] == "existing"
+        await asyncio.sleep(3 * interval)
+        response.close()  # hang up
+    at_hang_up = len(upstream.page_requests)
+    assert await eventually(lambda: app.requests_running == 0)
+    at_seen = len(upstream.page_requests)
+    await asyncio.sleep(20 * interval)
+    after = len(upstream.page_requests)
+    print(f"sse hang-up: requests {at_hang_up} at it, {at_seen} when seen, {after} later")
+    assert after == at_seen
+    assert at_seen - at_hang_up <= 1
+    assert at_hang_up > 10  # the first look's ten pages, then polls: the watch was live
+
+
+async def test_one_client_serves_200_concurrent_callers(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 concurrent callers each get exactly their batches through the app's one client,
+    whose upstream connections stay within its connection limit."""
+    upstream = await make_server(count=400, api_key=API_KEY, latency=0.005)
+    aim_recipe_at(upstream, monkeypatch)
+    all_ids = served_ids(upstream)
+    limit = inspect.signature(aiobatches.Client).parameters["connection_limit"].default
+    rng = random.Random(2026)
+
+    async def one(session: aiohttp.ClientSession, url: str) -> int:
+        start = rng.randrange(len(all_ids))
+        max_items = rng.choice([None, rng.randint(1, 300)])
+        params = {} if start == 0 else {"after": all_ids[start - 1]}
+        if max_items is not None:
+            params["max_items"] = str(max_items)
+        async with session.get(f"{url}/batches", params=params) as response:
+            got = [json.loads(line)["id"] for line in (await response.text()).splitlines()]
+        assert got == all_ids[start:][:max_items]
+        return len(got)
+
+    connector = aiohttp.TCPConnector(limit=200)
+    async with App() as app, aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(one(session, app.url) for _ in range(200)))
+        wall = time.perf_counter() - started
+    print(
+        f"200 callers: {sum(counts)} batches, {len(upstream.page_requests)} page requests, "
+        f"peak {upstream.peak_connections} upstream connections (limit {limit}), {wall:.2f} s"
+    )
+    assert 1 <= upstream.peak_connections <= limit
+    assert sum(counts) > 10_000
+
+
+async def test_shutdown_leaves_nothing_running(upstream: FakeBatchesServer) -> None:
+    """Once uvicorn has shut down, the lifespan closed the client and its connections, and no
+    task but the test's own is left."""
+    upstream.latency = 0.01
+    async with App() as app, aiohttp.ClientSession() as session:
+        async with session.get(f"{app.url}/batches", params={"max_items": "250"}) as response:
+            assert len((await response.text()).splitlines()) == 250
+        response = await session.get(f"{app.url}/batches")
+        await response.content.readline()
+        response.close()  # one caller hangs up mid-stream before the shutdown
+        client = app.client
+    assert await eventually(lambda: upstream.open_connections == 0)
+    with pytest.raises(RuntimeError, match="closed"):
+        client.list_batches()
+    assert await eventually(lambda: others() == [])
+
+
+def others() -> list[asyncio.Task[Any]]:
+    """The tasks of this loop other than the running one."""
+    return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
