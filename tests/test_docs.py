@@ -164,15 +164,3 @@ def test_the_docstring_check_passes_the_public_api() -> None:
     for path in hooks.PUBLIC_MODULES:
         module = griffe.load(path)
         assert hooks.undocumented(module) == [], path
-
-
-def test_the_getting_started_page_includes_the_readme_fresh_machine_block() -> None:
-    """index.md's line-range include of README.md still starts at its "On a fresh machine"
-    commands, so a README edit above them cannot shift the page onto other lines."""
-    include = re.search(r'^--8<-- "README\.md:(\d+):(\d+)"$', (DOCS / "index.md").read_text(), re.M)
-    assert include is not None
-    first, last = int(include.group(1)), int(include.group(2))
-    readme = (DOCS.parent / "README.md").read_text().splitlines()
-    assert readme[first - 3 : first] == ["## On a fresh machine", "", "```console"]
-    assert "```" in readme[first:last]
-    assert readme[last] == ""  # the paragraph after the commands ends the range
