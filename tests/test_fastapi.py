@@ -226,6 +226,7 @@ async def test_hanging_up_on_ndjson_stops_the_upstream_paging(
         response.close()  # hang up mid-stream
     at_hang_up = len(upstream.page_requests)
     assert await eventually(lambda: app.requests_running == 0)
+    assert stream_tasks() == []  # closed before the request ended, not left to the collector
     at_seen = len(upstream.page_requests)
     await asyncio.sleep(5 * LATENCY)  # five pages' time for a leaked stream to show itself
     after = len(upstream.page_requests)
@@ -233,7 +234,6 @@ async def test_hanging_up_on_ndjson_stops_the_upstream_paging(
     assert after == at_seen
     assert at_seen - at_hang_up <= 1
     assert at_hang_up <= 2  # the first page, and the prefetch of the second
-    assert stream_tasks() == []
 
 
 async def test_hanging_up_on_sse_stops_the_watch(upstream: FakeBatchesServer, app: App) -> None:
