@@ -343,12 +343,14 @@ class Client:
 
 
 class AzureClient(Client):
-    """A client for Azure OpenAI: `{endpoint}/openai/batches?api-version=...`.
+    """A client for Azure OpenAI: `{endpoint}/openai/batches?api-version=...` with an API
+    version, else Azure's v1 API, `{endpoint}/openai/v1/batches`, which takes none.
 
     Args:
         azure_endpoint: e.g. `https://my-resource.openai.azure.com`; falls back to
             `AZURE_OPENAI_ENDPOINT`.
-        api_version: sent on every page; falls back to `OPENAI_API_VERSION`.
+        api_version: sent on every request; falls back to `OPENAI_API_VERSION`. With
+            neither, the client uses the v1 API and sends no `api-version`.
         api_key: sent as `api-key`; falls back to `AZURE_OPENAI_API_KEY`.
         azure_ad_token: sent as `Authorization: Bearer`; falls back to `AZURE_OPENAI_AD_TOKEN`.
         azure_ad_token_provider: called (sync or async) for a fresh token on every request.
@@ -356,7 +358,7 @@ class AzureClient(Client):
             environment fallback here).
 
     A token (static or from the provider) wins over an API key, as in the official SDK.
-    Streams, errors and retries are exactly `Client`'s.
+    Streams, waits, watches, errors and retries are exactly `Client`'s, through either API.
     """
 
     def __init__(
@@ -385,9 +387,25 @@ class AzureClient(Client):
         else:
             assert settings.api_key is not None  # azure_settings found one credential
             auth = AzureKeyAuth(settings.api_key)
-        query = {**(client_kwargs.get("default_query") or {}), "api-version": settings.api_version}
-        options: ClientOptions = {**client_kwargs, "default_query": query}
-        self._setup(list_url=settings.endpoint / "openai" / "batches", auth=auth, **options)
+        self._api_version = settings.api_version  # None: the v1 API, which takes none
+        options: ClientOptions = {**client_kwargs}
+        openai = settings.endpoint / "openai"
+        if settings.api_version is None:
+            list_url = openai / "v1" / "batches"
+        else:
+            query = {
+                **(client_kwargs.get("default_query") or {}),
+                "api-version": settings.api_version,
+            }
+            options["default_query"] = query
+            list_url = openai / "batches"
+        self._setup(list_url=list_url, auth=auth, **options)
+
+    def __repr__(self) -> str:
+        if self._api_version is None:
+            return super().__repr__()
+        url = self._list_url.with_query({"api-version": self._api_version})
+        return f"<{type(self).__name__} {url} {self._state.value}>"
 
 
 def list_batches(

@@ -75,7 +75,8 @@ class AzureSettings:
     """Where and with which credential an `AzureClient` lists, after environment fallbacks."""
 
     endpoint: URL
-    api_version: str
+    api_version: str | None
+    """None: Azure's v1 API, which takes no `api-version`."""
     api_key: str | None
     ad_token: str | None
 
@@ -88,16 +89,15 @@ def azure_settings(
     *,
     has_provider: bool,
 ) -> AzureSettings:
-    """Arguments, else `AZURE_OPENAI_ENDPOINT`, `OPENAI_API_VERSION` and, when no credential
-    is given at all, `AZURE_OPENAI_API_KEY` / `AZURE_OPENAI_AD_TOKEN`."""
+    """Arguments, else `AZURE_OPENAI_ENDPOINT`, `OPENAI_API_VERSION` (none at all: the v1
+    API) and, when no credential is given at all, `AZURE_OPENAI_API_KEY` /
+    `AZURE_OPENAI_AD_TOKEN`."""
     endpoint = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
     if not endpoint:
         raise AIOBatchesError(
             "No Azure endpoint: pass azure_endpoint=... or set AZURE_OPENAI_ENDPOINT."
         )
-    version = api_version or os.environ.get("OPENAI_API_VERSION")
-    if not version:
-        raise AIOBatchesError("No API version: pass api_version=... or set OPENAI_API_VERSION.")
+    version = api_version or os.environ.get("OPENAI_API_VERSION") or None
     explicit = api_key or ad_token or has_provider
     key = api_key or (None if explicit else os.environ.get("AZURE_OPENAI_API_KEY"))
     token = ad_token or (None if explicit else os.environ.get("AZURE_OPENAI_AD_TOKEN"))
@@ -108,7 +108,7 @@ def azure_settings(
         )
     return AzureSettings(
         endpoint=parse_base_url("azure_endpoint", endpoint),
-        api_version=check_text("api_version", version),
+        api_version=None if version is None else check_text("api_version", version),
         api_key=key or None,
         ad_token=token or None,
     )

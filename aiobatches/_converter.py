@@ -6,7 +6,9 @@ which field of which batch is wrong (or builds what JSON never yields, such
 as a dict subclass). A class the generator refuses (validators, converters,
 post-init, a cached hash) is left to cattrs alone. Both read a null as the
 field's default, as an absent key. Scalars are checked, never coerced: `"5"`
-is not an `int`. Messages name classes as users import them, never by module.
+is not an `int`, save in a field marked `NUMERIC_STRING` (Azure OpenAI's
+`BatchError.line`); and a lone object where a list of objects belongs is a list
+of one. Messages name classes as users import them, never by module.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any, Final, NoReturn
 
 import attrs
 import cattrs
+import cattrs.gen
 from attrs import frozen
 
-from ._fast import Unsupported, Unusual, structure_function
-from ._models import Batch, BatchPage, BatchStatus
+from ._fast import Unsupported, Unusual, digits_value, structure_function
+from ._models import NUMERIC_STRING, Batch, BatchPage, BatchStatus
 
 
 class PayloadError(ValueError):
@@ -123,7 +126,11 @@ def _model_hook(cls: type, converter: cattrs.Converter) -> Any:
     cattrs reads any container with `in` and `[]` (a string would pass as an
     object whose fields are all absent), and takes a null as a value to check.
     """
-    generated: Any = converter.gen_structure_attrs_fromdict(cls)
+    digits = cattrs.gen.override(struct_hook=_int_or_digits)
+    overrides: dict[str, Any] = {
+        field.name: digits for field in attrs.fields(cls) if field.metadata.get(NUMERIC_STRING)
+    }
+    generated: Any = cattrs.gen.make_dict_structure_fn(cls, converter, **overrides)
     defaulted = frozenset(
         field.name for field in attrs.fields(cls) if field.default is not attrs.NOTHING
     )
@@ -153,8 +160,11 @@ def _list_hook(kind: Any, converter: cattrs.Converter) -> Any:
     (element,) = typing.get_args(kind)
     handler = converter.get_structure_hook(element)
     detailed = converter.detailed_validation
+    of_objects = attrs.has(element)
 
     def structure(value: object, _: object) -> list[Any]:
+        if of_objects and isinstance(value, dict):
+            value = [value]  # a lone object for a list of one, as Azure OpenAI sends `errors.data`
         if not isinstance(value, list):
             raise _WrongKindError(f"expected list, got {_kind(value)}")
         result = []
@@ -215,6 +225,15 @@ def _strict(kind: type[Any]) -> Any:
         raise _WrongKindError(f"expected {kind.__name__}, got {_kind(value)}")
 
     return structure
+
+
+def _int_or_digits(value: object, _: object) -> int:
+    if type(value) is int:
+        return value
+    number = digits_value(value)
+    if number is None:
+        raise _WrongKindError(f"expected int or a string of digits, got {_kind(value)}")
+    return number
 
 
 def _structure_status(value: object, _: object) -> BatchStatus | str:

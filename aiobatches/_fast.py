@@ -1,17 +1,20 @@
 """Structure functions generated once per model class, for the hot path.
 
-A generated function reads each required key by subscript and each
-optional one with `dict.get`, so an absent key costs what a present one
-does and a `null` means the field's default, as an absent key does. Every
-value must be of exactly its declared type; nested models are inlined into
-the same function. It fills each frozen instance through a mutable twin
-class with identical slots and then sets `__class__`, because attrs' frozen
-`__init__` (one `object.__setattr__` per field) would cost about as much as
-all the rest. A value of any other shape raises `Unusual`, and the caller
-takes the detailed cattrs path, which builds the value anyway or explains
-what is wrong. A class whose `__init__` does more than store its fields
-(validators, converters, `__attrs_post_init__`, a cached hash, ...) is
-refused with `Unsupported`: the twin would skip that work, so cattrs keeps it.
+A generated function reads each required key by subscript and each optional
+one with `dict.get`, so an absent key costs what a present one does and a
+`null` means the field's default, as an absent key does. Every value must be
+of exactly its declared type, save two shapes Azure OpenAI's published spec
+has: a lone object where a list of objects belongs (a list of one), and a
+string of digits in an `int` field marked `NUMERIC_STRING`. Nested models
+are inlined into the same function. It fills each frozen instance through a
+mutable twin class with identical slots and then sets `__class__`, because
+attrs' frozen `__init__` (one `object.__setattr__` per field) would cost
+about as much as all the rest. A value of any other shape raises `Unusual`,
+and the caller takes the detailed cattrs path, which builds the value anyway
+or explains what is wrong. A class whose `__init__` does more than store its
+fields (validators, converters, `__attrs_post_init__`, a cached hash, ...)
+is refused with `Unsupported`: the twin would skip that work, so cattrs
+keeps it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
+
+from ._models import NUMERIC_STRING
 
 Structure = Callable[[Any], Any]
 
@@ -165,7 +170,9 @@ class _Source:
         options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         nullable = type(None) in options
         lines = self._convert(
-            tuple(option for option in options if option is not type(None)), value
+            tuple(option for option in options if option is not type(None)),
+            value,
+            digits=bool(field.metadata.get(NUMERIC_STRING)),
         )
         default = field.default
         if default is attrs.NOTHING:
@@ -186,8 +193,9 @@ class _Source:
             fill = self.name(default)
         return read, [f"if {value} is None:", f"    {value} = {fill}", "else:", *_indent(lines)]
 
-    def _convert(self, options: tuple[Any, ...], value: str) -> list[str]:
-        """Statements that check a non-null `value` (and convert it in place)."""
+    def _convert(self, options: tuple[Any, ...], value: str, *, digits: bool = False) -> list[str]:
+        """Statements that check a non-null `value` (and convert it in place); with
+        `digits`, an `int` may also come as a string of digits."""
         option = options[0]
         origin = typing.get_origin(option) or option
         if len(options) == 2 and isinstance(origin, type) and issubclass(origin, enum.Enum):
@@ -205,8 +213,12 @@ class _Source:
         if origin is list:
             (item,) = typing.get_args(option)
             structure = self.name(structure_function(item))
+            # A lone object where the list belongs is a list of one (Azure OpenAI sends
+            # `errors.data` so); the common list pays nothing for the check.
             return [
-                f"if type({value}) is not list: raise Unusual",
+                f"if type({value}) is not list:",
+                f"    if type({value}) is not dict: raise Unusual",
+                f"    {value} = [{value}]",
                 f"{value} = [{structure}(x) for x in {value}]",
             ]
         if origin is dict:  # dict[str, str], checked inline: a call costs more than the loop
@@ -216,9 +228,32 @@ class _Source:
                 f"for {key}, {item} in {value}.items():",
                 f"    if type({key}) is not str or type({item}) is not str: raise Unusual",
             ]
+        if digits and origin is int:
+            return [f"if type({value}) is not int: {value} = {self.name(_digits)}({value})"]
         if origin in (str, int, bool, float):
             return [f"if type({value}) is not {self.name(origin)}: raise Unusual"]
         raise Unsupported(f"no fast structuring for {option!r}")
+
+
+def digits_value(value: object) -> int | None:
+    """The int a string of ASCII digits spells, or None for anything else.
+
+    Only `0-9`: `int()` would also take signs, spaces, underscores and other
+    scripts' digits, and a string of more digits than it reads is refused too.
+    """
+    if type(value) is not str or not (value.isascii() and value.isdigit()):
+        return None
+    try:
+        return int(value)
+    except ValueError:  # beyond `sys.get_int_max_str_digits()`
+        return None
+
+
+def _digits(value: object) -> int:
+    number = digits_value(value)
+    if number is None:
+        raise Unusual
+    return number
 
 
 def _indent(lines: list[str]) -> list[str]:

@@ -14,6 +14,10 @@ from typing import Final
 
 from attrs import field, frozen
 
+NUMERIC_STRING: Final = "aiobatches.numeric_string"
+"""Field metadata: an `int` that some servers send as a string of digits (Azure OpenAI's
+published spec has `BatchError.line` as `"1"`); it is read as that int."""
+
 # Every model is declared with `weakref_slot=False`: the converter builds
 # instances through a twin class with the same slots, which CPython allows
 # only when no `__weakref__` slot follows them.
@@ -43,7 +47,7 @@ class BatchError:
     """One error of a failed batch, e.g. a bad line of the input file; any part may be `None`."""
 
     code: str | None = None
-    line: int | None = None
+    line: int | None = field(default=None, metadata={NUMERIC_STRING: True})
     message: str | None = None
     param: str | None = None
 
@@ -51,6 +55,9 @@ class BatchError:
 @frozen(weakref_slot=False)
 class BatchErrors:
     """The errors a batch collected; `object` is `"list"` and `data` empty unless sent.
+
+    A lone error object where the list belongs (as Azure OpenAI's published spec has it)
+    is read as a list of that one error.
 
     Unhashable, whatever it holds: its `data` is a list.
     """

@@ -5,6 +5,7 @@ life; optional fields are sent as `null`, as the API does (so is `usage` of
 batches that never started). Keys are omitted where real servers omit them:
 older batches predate `model` and `usage`, and the official example response
 lacks both; some servers send a failed batch's `errors.object` as `null`.
+`as_azure_publishes` reshapes a batch as Azure OpenAI's published spec has it.
 Living batches (`_living`) draw their shapes from the same shares and pools.
 """
 
@@ -156,3 +157,21 @@ def _usage(rng: random.Random) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": rng.randint(0, output_tokens // 2)},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+def as_azure_publishes(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch as Azure OpenAI's published REST spec (2024-10-21) shapes it.
+
+    Its `BatchErrors.data` is one `BatchErrorData` object, not a list, so only the first
+    error is sent; and that object's `line` is a string.
+    """
+    errors = batch.get("errors")
+    if not isinstance(errors, dict):
+        return batch
+    data = errors.get("data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        return batch
+    first = data[0]
+    line = first.get("line")
+    lone = {**first, "line": str(line)} if type(line) is int else first
+    return {**batch, "errors": {**errors, "data": lone}}

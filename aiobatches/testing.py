@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 from attrs import field, frozen
 
-from . import _living
+from . import _living, _synthetic
 from ._living import AcceleratedClock, ManualClock
 from ._retry import recorded_sleeps
 from ._synthetic import synthetic_batches
@@ -44,6 +44,17 @@ __all__ = [
 _Response = TypeVar("_Response", bound=web.StreamResponse)
 _DEFAULT_LIMIT: Final = 20
 _MAX_LIMIT: Final = 100
+_AZURE_API_VERSION: Final = "2024-10-21"
+"""The latest GA version of Azure OpenAI's data-plane API with batches."""
+_AZURE_VERSIONED: Final = "/openai/batches"
+_AZURE_V1: Final = "/openai/v1/batches"
+_AZURE_CODES: Final = {400: "BadRequest", 401: "401", 404: "NotFound"}
+"""The `code` of Azure's errors by status; other statuses send the status itself."""
+_AZURE_DENIED: Final = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+    "provide a valid key for an active subscription and use a correct regional API "
+    "endpoint for your resource."
+)
 
 
 @frozen
@@ -127,7 +138,7 @@ class Fault:
 class FaultPlan:
     """Which requests to the list endpoint misbehave, and how.
 
-    Args:
+    Attributes:
         at: faults by the 0-based index of the page request (retries count too).
         rate: chance that any other request draws a fault from `pool`.
         pool: the faults drawn by chance.
@@ -163,6 +174,21 @@ class FakeBatchesServer:
     (an OpenAI-shaped 404 for an unknown id). Both check auth and are recorded; faults
     apply to list requests only (`page_requests`), never to retrievals (`retrieve_requests`).
 
+    With `azure=True` it is an Azure OpenAI endpoint (`url` is the endpoint) serving both
+    of Azure's API styles at once, each with list and retrieve:
+
+    - `/openai/batches`, which requires `api-version` to be `azure_api_version`, and
+      answers in the shapes of Azure's published REST spec (2024-10-21): a list of only
+      `object` and `data` (no `first_id`, `last_id` or `has_more`), and a failed batch's
+      `errors.data` as one object, its first error, whose `line` is a string of digits.
+    - `/openai/v1/batches`, the v1 API, which refuses any `api-version` and answers in
+      OpenAI's shapes.
+
+    Both take the key as `api-key` or Bearer, and answer errors in Azure's shape,
+    `{"error": {"code": ..., "message": ...}}` with no `type` or `param`: a refused key
+    (401, code `"401"`), an unknown batch (404, `"NotFound"`), a bad `api-version`, limit
+    or cursor (400, `"BadRequest"`), and an injected status fault (its status as code).
+
     Without a clock the batches never change. With one they live: each follows a seeded
     timeline (validating, in progress with growing request counts, finalizing, completed;
     or failed, expired or cancelled), and what a batch looks like is a function of the
@@ -178,8 +204,9 @@ class FakeBatchesServer:
         api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
         latency: seconds each list or retrieve request waits before it is answered.
         faults: a `FaultPlan`, or a mapping of page-request index to `Fault`.
-        azure_api_version: serve Azure OpenAI's `/openai/batches` instead, requiring this
-            `api-version` on every request and taking the key as `api-key` or Bearer.
+        azure: serve Azure OpenAI's two API styles instead of OpenAI's (see above).
+        azure_api_version: with `azure`, the `api-version` that `/openai/batches`
+            accepts (default `"2024-10-21"`).
         clock: a `ManualClock` or `AcceleratedClock` to make the batches live.
         arrival_every: with a clock, new batches appear on top at seeded times about
             this many clock seconds apart (0: none).
@@ -195,6 +222,7 @@ class FakeBatchesServer:
         api_key: str | None = None,
         latency: float = 0.0,
         faults: FaultPlan | Mapping[int, Fault] | None = None,
+        azure: bool = False,
         azure_api_version: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -206,6 +234,8 @@ class FakeBatchesServer:
             raise ValueError(f"arrival_every must be finite seconds >= 0, got {arrival_every!r}")
         if arrival_every and clock is None:
             raise ValueError("arrival_every needs a clock to arrive by")
+        if azure_api_version is not None and not azure:
+            raise ValueError("azure_api_version applies to an Azure server: pass azure=True too")
         self._static: list[Mapping[str, Any]] | None = None
         if clock is None:
             self._static = list(synthetic_batches(count, seed=seed) if batches is None else batches)
@@ -231,7 +261,9 @@ class FakeBatchesServer:
         self.api_key = api_key
         self.latency = latency
         self.faults = faults
-        self.azure_api_version = azure_api_version
+        self.azure = azure
+        self.azure_api_version = (azure_api_version or _AZURE_API_VERSION) if azure else None
+        """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
         self.requests: list[RecordedRequest] = []
         self.peak_connections = 0
         """The most client connections open at once, as seen at each request."""
@@ -277,23 +309,24 @@ class FakeBatchesServer:
     @property
     def page_requests(self) -> list[RecordedRequest]:
         """The requests made to the list endpoint, in order."""
-        return [request for request in self.requests if request.path == self._list_path]
+        return [request for request in self.requests if request.path in self._list_paths]
 
     @property
     def retrieve_requests(self) -> list[RecordedRequest]:
         """The requests made to retrieve one batch (`GET .../batches/{id}`), in order."""
-        prefix = self._list_path + "/"
-        return [request for request in self.requests if request.path.startswith(prefix)]
+        prefixes = tuple(path + "/" for path in self._list_paths)
+        return [request for request in self.requests if request.path.startswith(prefixes)]
 
     @property
-    def _list_path(self) -> str:
-        return "/v1/batches" if self.azure_api_version is None else "/openai/batches"
+    def _list_paths(self) -> tuple[str, ...]:
+        return (_AZURE_VERSIONED, _AZURE_V1) if self.azure else ("/v1/batches",)
 
     async def start(self) -> None:
         """Bind the port and start serving."""
         app = web.Application(middlewares=[self._in_flight])
-        app.router.add_get(self._list_path, self._list_batches)
-        app.router.add_get(self._list_path + "/{batch_id}", self._retrieve_batch)
+        for path in self._list_paths:
+            app.router.add_get(path, self._list_batches)
+            app.router.add_get(path + "/{batch_id}", self._retrieve_batch)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         app.on_shutdown.append(self._cancel_in_flight)
         runner = web.AppRunner(app, access_log=None)
@@ -302,7 +335,7 @@ class FakeBatchesServer:
         await site.start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
-        self._url = f"http://{host}:{port}" + ("/v1" if self.azure_api_version is None else "")
+        self._url = f"http://{host}:{port}" + ("" if self.azure else "/v1")
 
     async def close(self) -> None:
         """Stop serving and release the port; idempotent.
@@ -354,8 +387,8 @@ class FakeBatchesServer:
         if refusal is not None:
             return refusal
         limit = _parse_limit(request.query.get("limit"))
-        if isinstance(limit, web.Response):
-            return self._with_request_id(limit)
+        if isinstance(limit, _Refusal):
+            return self._error(400, limit.message, limit.param, limit.code)
         after = request.query.get("after")
         start = None
         if after is not None:
@@ -368,7 +401,7 @@ class FakeBatchesServer:
             await asyncio.sleep(self.latency)
         if fault is not None:
             return await self._misbehave(fault, request, start, limit)
-        return self._answer(self._population.page(start, limit))
+        return self._answer(self._page(request, start, limit))
 
     async def _retrieve_batch(self, request: web.Request) -> web.StreamResponse:
         self._record(request)
@@ -382,7 +415,17 @@ class FakeBatchesServer:
             await asyncio.sleep(self.latency)
         body = self._population.get(batch_id)
         assert body is not None  # batches are never removed
+        if _published_by_azure(request):
+            body = orjson.dumps(_synthetic.as_azure_publishes(orjson.loads(body)))
         return self._answer(body)
+
+    def _page(self, request: web.Request, start: int | None, limit: int) -> bytes:
+        """The list body of `limit` batches below place `start`, shaped as the path answers."""
+        body = self._population.page(start, limit)
+        if not _published_by_azure(request):
+            return body
+        data = [_synthetic.as_azure_publishes(batch) for batch in orjson.loads(body)["data"]]
+        return orjson.dumps({"object": "list", "data": data})
 
     def _answer(self, body: bytes) -> web.Response:
         """A successful answer, with the polling hint when one is set."""
@@ -399,7 +442,9 @@ class FakeBatchesServer:
             case FaultKind.STATUS:
                 body = fault.body
                 if body is None:
-                    body = _error_body(f"Injected fault: {fault.status}.", "server_error")
+                    body = self._error_body(
+                        fault.status, f"Injected fault: {fault.status}.", code="server_error"
+                    )
                 response = web.Response(status=fault.status, body=body, headers=fault.headers)
                 response.content_type = fault.content_type
                 return self._with_request_id(response)
@@ -407,7 +452,7 @@ class FakeBatchesServer:
                 _close(request)
                 return web.Response()
             case FaultKind.TRUNCATE:
-                body = self._population.page(start, limit)
+                body = self._page(request, start, limit)
                 truncated = web.StreamResponse()
                 truncated.content_type = "application/json"
                 truncated.content_length = len(body)
@@ -417,18 +462,26 @@ class FakeBatchesServer:
                 return truncated
             case FaultKind.STALL:
                 await asyncio.sleep(fault.seconds)
-                page = self._population.page(start, limit)
+                page = self._page(request, start, limit)
             case FaultKind.CYCLE:
-                page = self._population.page(None, limit)
+                page = self._page(request, None, limit)
             case FaultKind.EMPTY_HAS_MORE:
                 page = b'{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":true}'
         return self._with_request_id(web.Response(body=page, content_type="application/json"))
 
     def _check_api_version(self, request: web.Request) -> web.Response | None:
-        version = request.query.get("api-version")
-        if self.azure_api_version is None or version == self.azure_api_version:
+        """The 400 for an `api-version` the path does not take: the versioned path takes
+        only its own, the v1 path none at all."""
+        if not self.azure:
             return None
-        return self._error(400, f"Missing or unsupported api-version {version!r}.", "api-version")
+        version = request.query.get("api-version")
+        if _published_by_azure(request):
+            if version == self.azure_api_version:
+                return None
+            return self._error(400, "API version not supported")
+        if version is None:
+            return None
+        return self._error(400, "api-version query parameter is not allowed when using /v1 path")
 
     def _record(self, request: web.Request) -> None:
         transport = request.transport
@@ -447,9 +500,11 @@ class FakeBatchesServer:
     def _check_auth(self, request: web.Request) -> web.Response | None:
         if self.api_key is None:
             return None
-        if self.azure_api_version is not None and request.headers.get("api-key") == self.api_key:
-            return None
         header = request.headers.get("Authorization")
+        if self.azure:
+            if request.headers.get("api-key") == self.api_key or header == f"Bearer {self.api_key}":
+                return None
+            return self._error(401, _AZURE_DENIED)
         if header is None:
             return self._error(
                 401,
@@ -469,12 +524,28 @@ class FakeBatchesServer:
 
     async def _not_found(self, request: web.Request) -> web.Response:
         self._record(request)
+        if self.azure:
+            return self._error(404, "Resource not found")
         return self._error(404, f"Invalid URL ({request.method} {request.path})")
 
     def _error(
         self, status: int, message: str, param: str | None = None, code: str | None = None
     ) -> web.Response:
-        return self._with_request_id(_error_response(status, message, param, code))
+        body = self._error_body(status, message, param, code)
+        response = web.Response(status=status, body=body, content_type="application/json")
+        return self._with_request_id(response)
+
+    def _error_body(
+        self, status: int, message: str, param: str | None = None, code: str | None = None
+    ) -> bytes:
+        """An error body shaped as OpenAI's, or in Azure mode as Azure's (with its own codes)."""
+        if self.azure:
+            error = {"code": _AZURE_CODES.get(status, str(status)), "message": message}
+            return orjson.dumps({"error": error})
+        kind = "server_error" if code == "server_error" else "invalid_request_error"
+        return orjson.dumps(
+            {"error": {"message": message, "type": kind, "param": param, "code": code}}
+        )
 
     def _with_request_id(self, response: _Response) -> _Response:
         response.headers["x-request-id"] = f"req_{next(self._request_ids):032x}"
@@ -486,30 +557,36 @@ def _never() -> float:
     return 0.0
 
 
-def _parse_limit(raw: str | None) -> int | web.Response:
-    """The page size, or the 400 the real API answers for a bad one."""
+@frozen
+class _Refusal:
+    """What a 400 answer says about a bad request parameter."""
+
+    message: str
+    param: str
+    code: str
+
+
+def _parse_limit(raw: str | None) -> int | _Refusal:
+    """The page size, or what the real API's 400 says about a bad one."""
     if raw is None:
         return _DEFAULT_LIMIT
     try:
         limit = int(raw)
     except ValueError:
-        return _error_response(
-            400,
+        return _Refusal(
             f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
             "limit",
             "invalid_type",
         )
     if limit < 1:
-        return _error_response(
-            400,
+        return _Refusal(
             f"Invalid 'limit': integer below minimum value. Expected a value >= 1, "
             f"but got {limit} instead.",
             "limit",
             "integer_below_min_value",
         )
     if limit > _MAX_LIMIT:
-        return _error_response(
-            400,
+        return _Refusal(
             f"Invalid 'limit': integer above maximum value. Expected a value <= {_MAX_LIMIT}, "
             f"but got {limit} instead.",
             "limit",
@@ -518,18 +595,9 @@ def _parse_limit(raw: str | None) -> int | web.Response:
     return limit
 
 
-def _error_response(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> web.Response:
-    body = _error_body(message, code, param)
-    return web.Response(status=status, body=body, content_type="application/json")
-
-
-def _error_body(message: str, code: str | None, param: str | None = None) -> bytes:
-    """An error body shaped as OpenAI's."""
-    kind = "server_error" if code == "server_error" else "invalid_request_error"
-    error = {"message": message, "type": kind, "param": param, "code": code}
-    return orjson.dumps({"error": error})
+def _published_by_azure(request: web.Request) -> bool:
+    """Whether the request is to Azure's versioned path, which answers in its spec's shapes."""
+    return request.path.startswith(_AZURE_VERSIONED)
 
 
 def _close(request: web.Request) -> None:

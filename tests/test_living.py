@@ -459,7 +459,7 @@ async def test_azure_mode_retrieves_with_the_api_version(make_server: MakeServer
     """In Azure mode a batch is retrieved at /openai/batches/{id}, with the api-version."""
     clock = ManualClock()
     server = await make_server(
-        count=10, api_key=API_KEY, azure_api_version=AZURE_VERSION, clock=clock
+        count=10, api_key=API_KEY, azure=True, azure_api_version=AZURE_VERSION, clock=clock
     )
     batch_id = server.batches[2]["id"]
     async with aiobatches.AzureClient(

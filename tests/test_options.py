@@ -37,7 +37,7 @@ def test_one_shot_stream_takes_every_client_and_stream_setting() -> None:
 async def test_azure_client_takes_clients_settings() -> None:
     """AzureClient passes Client's settings through: they reach the server on every page."""
     async with (
-        FakeBatchesServer(count=5, azure_api_version="2024-10-21") as server,
+        FakeBatchesServer(count=5, azure=True, azure_api_version="2024-10-21") as server,
         aiobatches.AzureClient(
             azure_endpoint=server.url,
             api_version="2024-10-21",

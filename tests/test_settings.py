@@ -312,7 +312,7 @@ def raises() -> Any:
 async def test_token_provider_returning_nonsense_is_a_clear_error(provider: Any) -> None:
     """A provider returning no usable token, or raising, is a clear error, and nothing is sent."""
     async with (
-        FakeBatchesServer(count=5, azure_api_version=AZURE_VERSION) as azure,
+        FakeBatchesServer(count=5, azure=True, azure_api_version=AZURE_VERSION) as azure,
         aiobatches.AzureClient(
             azure_endpoint=azure.url, api_version=AZURE_VERSION, azure_ad_token_provider=provider
         ) as client,
