@@ -463,3 +463,66 @@ def test_messages_name_classes_as_users_import_them() -> None:
         assert not [message for message in messages if "aiobatches._" in message], item
         named_batch += any("Batch" in message for message in messages)
     assert named_batch > 150
+
+
+# --- Azure OpenAI's published shapes: a lone errors.data object, a numeric-string line ---------
+
+AZURE_ERROR = {"code": "invalid_json_line", "line": "12", "message": "Bad line.", "param": None}
+"""One `BatchErrorData` as Azure's published spec (2024-10-21) has it: `line` a string."""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [AZURE_ERROR, [AZURE_ERROR], {**AZURE_ERROR, "line": 12}],
+    ids=["lone object", "list", "lone object, int line"],
+)
+def test_azure_errors_data_is_a_list_of_one_on_both_paths(data: Any) -> None:
+    """A lone `errors.data` object is a one-element list, and a line of digits is its int."""
+    batch = _both_paths({**RICH, "errors": {"object": "list", "data": data}})
+    assert batch.errors == BatchErrors("list", [BatchError("invalid_json_line", 12, "Bad line.")])
+
+
+@pytest.mark.parametrize("line", ["0", "7", "007", "9" * 40])
+def test_a_line_of_ascii_digits_is_its_int(line: str) -> None:
+    """Any string of ASCII digits is read as the int it spells, on both paths."""
+    batch = _both_paths({**RICH, "errors": {"data": {"line": line}}})
+    assert batch.errors is not None
+    assert batch.errors.data[0].line == int(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["", "one", "-1", "+1", " 1", "1 ", "1.0", "1_000", "\uff11", "\u00b2", True, 1.0, ["1"]],
+)
+def test_a_line_that_is_no_number_names_the_field_and_the_batch(line: Any) -> None:
+    """A line that is neither an int nor ASCII digits is an invalid batch, naming where."""
+    item = {**RICH, "errors": {"data": {"line": line}}}
+    with pytest.raises(Unusual):
+        fast(item)
+    [invalid] = parse_page(_page(item)).invalid
+    assert invalid.batch_id == "batch_rich"
+    assert invalid.problem.startswith("batch 'batch_rich' is invalid: expected int or a string")
+    assert invalid.problem.endswith("@ data[0].errors.data[0].line")
+
+
+def test_a_line_of_more_digits_than_int_reads_is_invalid() -> None:
+    """A digit string beyond Python's int-from-string limit is refused, not a ValueError."""
+    item = {**RICH, "errors": {"data": {"line": "9" * 5000}}}
+    [invalid] = parse_page(_page(item)).invalid
+    assert "errors.data[0].line" in invalid.problem
+
+
+def test_digit_strings_stay_refused_in_every_other_int() -> None:
+    """Only `line` takes digits: a count or timestamp sent as a string is still invalid."""
+    for change in (
+        {"created_at": "1700000000"},
+        {"request_counts": {**RICH["request_counts"], "total": "10"}},
+    ):
+        [invalid] = parse_page(_page({**RICH, **change})).invalid
+        assert "expected int, got str" in invalid.problem
+
+
+def test_lone_object_is_read_only_where_a_list_of_objects_belongs() -> None:
+    """The page's own `data` must stay an array: a lone batch object there is no page."""
+    with pytest.raises(PayloadError, match="'data' is a JSON object"):
+        parse_page({"object": "list", "data": RICH})

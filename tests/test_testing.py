@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -90,3 +91,122 @@ async def test_missing_key_is_the_apis_401(server: FakeBatchesServer) -> None:
     assert response.status == 401
     assert body["error"]["code"] is None
     assert "You didn't provide an API key" in body["error"]["message"]
+
+
+# --- Azure mode: both API styles, Azure's shapes and errors ---------------------------------------
+
+
+AZ = "2024-10-21"
+"""The api-version an Azure-mode server takes by default."""
+
+
+async def get_json(url: str, **params: str) -> tuple[int, Any]:
+    """GET `url` with the Azure key, and its status and decoded body."""
+    async with (
+        aiohttp.ClientSession(headers={"api-key": API_KEY}) as session,
+        session.get(url, params=params) as response,
+    ):
+        return response.status, await response.json()
+
+
+@pytest.fixture
+async def azure(make_server: MakeServer) -> FakeBatchesServer:
+    """An Azure-mode server taking its default api-version, with failed batches among its 60."""
+    return await make_server(count=60, api_key=API_KEY, azure=True)
+
+
+async def test_azure_mode_serves_both_styles_and_counts_both(azure: FakeBatchesServer) -> None:
+    """List and retrieve answer on both paths; page and retrieve requests count both."""
+    batch_id = azure.batches[0]["id"]
+    base = azure.url
+    assert (await get_json(f"{base}/openai/batches", **{"api-version": AZ}))[0] == 200
+    assert (await get_json(f"{base}/openai/v1/batches"))[0] == 200
+    retrieved, _ = await get_json(f"{base}/openai/batches/{batch_id}", **{"api-version": AZ})
+    assert retrieved == 200
+    assert (await get_json(f"{base}/openai/v1/batches/{batch_id}"))[0] == 200
+    assert [r.path for r in azure.page_requests] == ["/openai/batches", "/openai/v1/batches"]
+    assert [r.path for r in azure.retrieve_requests] == [
+        f"/openai/batches/{batch_id}",
+        f"/openai/v1/batches/{batch_id}",
+    ]
+
+
+async def test_azure_versioned_path_answers_in_the_published_shapes(
+    azure: FakeBatchesServer,
+) -> None:
+    """The versioned list has only object and data; a failure's errors.data is one object."""
+    version = {"api-version": "2024-10-21"}
+    _, page = await get_json(f"{azure.url}/openai/batches", limit="100", **version)
+    _, v1_page = await get_json(f"{azure.url}/openai/v1/batches", limit="100")
+    assert set(page) == {"object", "data"}
+    assert {"first_id", "last_id", "has_more"} <= set(v1_page)
+    failed = [i for i, batch in enumerate(v1_page["data"]) if batch["errors"] is not None]
+    assert failed
+    for index in failed:
+        first = v1_page["data"][index]["errors"]["data"][0]
+        lone = page["data"][index]["errors"]["data"]
+        assert lone == {**first, "line": str(first["line"])}
+        batch_id = page["data"][index]["id"]
+        _, retrieved = await get_json(f"{azure.url}/openai/batches/{batch_id}", **version)
+        assert retrieved == page["data"][index]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code", "message"),
+    [
+        ("/openai/batches", {}, 400, "BadRequest", "API version not supported"),
+        ("/openai/batches", {"api-version": "1999-01-01"}, 400, "BadRequest", "API version"),
+        (
+            "/openai/v1/batches",
+            {"api-version": "2024-10-21"},
+            400,
+            "BadRequest",
+            "api-version query parameter is not allowed when using /v1 path",
+        ),
+        ("/openai/v1/batches", {"limit": "0"}, 400, "BadRequest", "Invalid 'limit'"),
+        ("/openai/v1/batches", {"after": "batch_nope"}, 400, "BadRequest", "Invalid 'after'"),
+        ("/openai/v1/batches/batch_nope", {}, 404, "NotFound", "batch_nope"),
+        ("/openai/files", {}, 404, "NotFound", "Resource not found"),
+    ],
+)
+async def test_azure_errors_have_azures_shape(
+    azure: FakeBatchesServer,
+    path: str,
+    params: dict[str, str],
+    *,
+    status: int,
+    code: str,
+    message: str,
+) -> None:
+    """Every refusal in Azure mode is `{"error": {"code", "message"}}`, with no type or param."""
+    got_status, body = await get_json(azure.url + path, **params)
+    assert got_status == status
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    assert message in body["error"]["message"]
+
+
+async def test_azure_refused_key_and_injected_fault_have_azures_shape(
+    azure: FakeBatchesServer,
+) -> None:
+    """A wrong key is Azure's 401 with code "401"; an injected 429 carries its status as code."""
+    async with (
+        aiohttp.ClientSession(headers={"api-key": "wrong"}) as session,
+        session.get(f"{azure.url}/openai/v1/batches") as response,
+    ):
+        denied = await response.json()
+    assert response.status == 401
+    assert denied["error"]["code"] == "401"
+    assert denied["error"]["message"].startswith("Access denied due to invalid subscription key")
+    azure.faults = {len(azure.page_requests): Fault.respond(429)}
+    status, body = await get_json(f"{azure.url}/openai/v1/batches")
+    assert (status, body) == (429, {"error": {"code": "429", "message": "Injected fault: 429."}})
+
+
+def test_an_azure_api_version_needs_azure_mode() -> None:
+    """Naming an api-version without azure=True is refused, rather than silently ignored."""
+    with pytest.raises(ValueError, match="azure=True"):
+        FakeBatchesServer(azure_api_version="2024-10-21")
+    assert FakeBatchesServer(azure=True).azure_api_version == "2024-10-21"
+    assert FakeBatchesServer().azure_api_version is None

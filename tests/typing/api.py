@@ -96,6 +96,10 @@ async def clients(session: aiohttp.ClientSession) -> None:
         return "token"
 
     aiobatches.AzureClient(azure_ad_token_provider=token, max_retries=0)
+    v1: aiobatches.Client = aiobatches.AzureClient(  # no api_version: Azure's v1 API
+        azure_endpoint="https://example.openai.azure.com", api_key="key", api_version=None
+    )
+    await v1.aclose()
     async with openai, azure:
         await stream_everything(openai)
         await pages_and_lists(azure)
