@@ -1,4 +1,4 @@
-"""Reading response bodies within bounds, and decoding them the way servers really send them.
+"""Reading response bodies within bounds, and JSON the way servers really send it.
 
 A page may be at most 16 MiB after decompression and an error body is read
 to 64 KiB, so a hostile server costs bounded memory; decoding honours a
@@ -74,6 +74,15 @@ def loads(text: bytes | str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise BodyError(f"it is not JSON ({refused})") from None
+
+
+def dumps(value: object) -> bytes:
+    """Encode JSON fast, exactly: the stdlib writes what orjson refuses (integers beyond
+    64 bits, a lone surrogate), so a value read from a server can always be sent on."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def loads_exact(text: bytes | str) -> Any | None:

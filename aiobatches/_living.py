@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 
-import orjson
 from attrs import frozen
 
 from . import _retry
+from ._body import dumps
 from ._models import FINISHED_STATUSES
 from ._synthetic import (
     ENDPOINTS,
@@ -455,7 +455,7 @@ class LivingBatches:
             self._members.append(member)
             # With repeated ids, `after` means the oldest one, as the list endpoint always did.
             self._places.setdefault(member.id, place)
-            self._encoded.append(orjson.dumps(member.at(t)) if member.settled_at <= t else None)
+            self._encoded.append(dumps(member.at(t)) if member.settled_at <= t else None)
 
     def _time(self) -> float:
         """The time now, with every batch created by then present."""
@@ -483,7 +483,7 @@ class LivingBatches:
             "has_more": bottom > 0,
         }
         data = b"[" + b",".join([self._encode(place, t) for place in places]) + b"]"
-        return b'{"data":' + data + b"," + orjson.dumps(envelope)[1:]
+        return b'{"data":' + data + b"," + dumps(envelope)[1:]
 
     def get(self, batch_id: str) -> bytes | None:
         """The encoded batch with this id as it is now, or None for an unknown id."""
@@ -500,7 +500,7 @@ class LivingBatches:
         encoded = self._encoded[place]
         if encoded is None:
             member = self._members[place]
-            encoded = orjson.dumps(member.at(t))
+            encoded = dumps(member.at(t))
             if member.settled_at <= t:
                 self._encoded[place] = encoded
         return encoded

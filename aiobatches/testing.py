@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import json
 import math
 import random
 import weakref
@@ -25,6 +26,7 @@ from aiohttp import web
 from attrs import field, frozen
 
 from . import _living, _synthetic
+from ._body import dumps
 from ._living import AcceleratedClock, ManualClock
 from ._retry import recorded_sleeps
 from ._synthetic import synthetic_batches
@@ -416,7 +418,7 @@ class FakeBatchesServer:
         body = self._population.get(batch_id)
         assert body is not None  # batches are never removed
         if _published_by_azure(request):
-            body = orjson.dumps(_synthetic.as_azure_publishes(orjson.loads(body)))
+            body = dumps(_synthetic.as_azure_publishes(json.loads(body)))  # exact integers
         return self._answer(body)
 
     def _page(self, request: web.Request, start: int | None, limit: int) -> bytes:
@@ -424,8 +426,8 @@ class FakeBatchesServer:
         body = self._population.page(start, limit)
         if not _published_by_azure(request):
             return body
-        data = [_synthetic.as_azure_publishes(batch) for batch in orjson.loads(body)["data"]]
-        return orjson.dumps({"object": "list", "data": data})
+        data = [_synthetic.as_azure_publishes(batch) for batch in json.loads(body)["data"]]
+        return dumps({"object": "list", "data": data})
 
     def _answer(self, body: bytes) -> web.Response:
         """A successful answer, with the polling hint when one is set."""

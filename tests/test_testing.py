@@ -10,7 +10,7 @@ import pytest
 from _helpers import API_KEY, MakeServer, eventually
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan
+from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, synthetic_batches
 
 
 async def test_close_cancels_an_answer_stalled_for_30_s(make_server: MakeServer) -> None:
@@ -91,6 +91,30 @@ async def test_missing_key_is_the_apis_401(server: FakeBatchesServer) -> None:
     assert response.status == 401
     assert body["error"]["code"] is None
     assert "You didn't provide an API key" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("azure", [False, True], ids=["openai", "azure-versioned"])
+async def test_counts_beyond_64_bits_are_served_exactly(
+    make_server: MakeServer, azure: bool
+) -> None:
+    """A batch whose count orjson cannot write is served exactly, listed and retrieved."""
+    huge = 2**70 + 1
+    batches = [
+        {**batch, "request_counts": {"total": huge, "completed": 0, "failed": huge}}
+        for batch in synthetic_batches(2, seed=3)
+    ]
+    server = await make_server(batches=batches, api_key=API_KEY, azure=azure)
+    client = (
+        aiobatches.AzureClient(azure_endpoint=server.url, api_key=API_KEY, api_version=AZ)
+        if azure
+        else aiobatches.Client(api_key=API_KEY, base_url=server.url)
+    )
+    async with client:
+        listed = await client.list_batches().to_list()
+        retrieved = await client.retrieve_batch(batches[1]["id"])
+    for batch in [*listed, retrieved]:
+        assert batch.request_counts == aiobatches.BatchRequestCounts(huge, 0, huge)
+    assert [batch.id for batch in listed] == [batch["id"] for batch in batches]
 
 
 # --- Azure mode: both API styles, Azure's shapes and errors ---------------------------------------
