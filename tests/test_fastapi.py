@@ -23,7 +23,7 @@ from _helpers import API_KEY, MakeServer, eventually, served_ids, stream_tasks
 from _scripted import between_polls
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer, ManualClock
+from aiobatches.testing import FakeBatchesServer, ManualClock, synthetic_batches
 
 README = Path(__file__).parent.parent / "README.md"
 LATENCY = 0.1
@@ -211,6 +211,25 @@ async def test_sse_forwards_the_first_look_then_changes(
         assert data["finished"] == (batch["status"] in aiobatches.FINISHED_STATUSES and ends)
         seen[batch["id"]] = batch
     assert set(pauses) == {60.0}
+
+
+async def test_counts_beyond_64_bits_reach_the_caller_exactly(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count too large for orjson reaches NDJSON and SSE callers exactly, not a broken stream."""
+    batches = synthetic_batches(3, seed=7)
+    huge = 2**70 + 1
+    batches[1] = {**batches[1], "request_counts": {"total": huge, "completed": huge, "failed": 0}}
+    upstream = await make_server(batches=batches, api_key=API_KEY)
+    aim_recipe_at(upstream, monkeypatch)
+    async with App() as app, aiohttp.ClientSession() as session:
+        async with session.get(f"{app.url}/batches") as response:
+            listed = [json.loads(line) for line in (await response.text()).splitlines()]
+        async with session.get(f"{app.url}/batches/events") as response:
+            looks = [json.loads((await next_event(response.content))["data"]) for _ in batches]
+    for got in (listed, [look["batch"] for look in looks]):
+        assert [batch["id"] for batch in got] == [batch["id"] for batch in batches]
+        assert got[1]["request_counts"] == {"total": huge, "completed": huge, "failed": 0}
 
 
 async def test_hanging_up_on_ndjson_stops_the_upstream_paging(

@@ -19,7 +19,7 @@ from _helpers import API_KEY, MakeServer, eventually, ids, stream_tasks
 from aiohttp.test_utils import TestServer
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer
+from aiobatches.testing import FakeBatchesServer, synthetic_batches
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -73,6 +73,30 @@ async def test_recipe_streams_every_batch_as_ndjson(
     ):
         rest = (await response.text()).splitlines()
     assert [json.loads(line)["id"] for line in rest] == [b["id"] for b in upstream.batches[900:]]
+
+
+async def test_counts_beyond_64_bits_reach_the_caller_exactly(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count too large for orjson reaches the caller exactly, not as a broken stream."""
+    batches = synthetic_batches(3, seed=7)
+    huge = 2**70 + 1
+    batches[1] = {**batches[1], "request_counts": {"total": huge, "completed": huge, "failed": 0}}
+    upstream = await make_server(batches=batches, api_key=API_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", upstream.url)
+    server = TestServer(load_recipe().make_app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(server.make_url("/batches")) as response,
+        ):
+            got = [json.loads(line) for line in (await response.text()).splitlines()]
+    finally:
+        await server.close()
+    assert [batch["id"] for batch in got] == [batch["id"] for batch in batches]
+    assert got[1]["request_counts"] == {"total": huge, "completed": huge, "failed": 0}
 
 
 async def test_caller_disconnect_stops_the_stream_and_its_prefetch(
