@@ -25,8 +25,7 @@ import orjson
 from aiohttp import web
 from attrs import field, frozen
 
-from . import _living, _synthetic
-from ._body import dumps
+from . import _body, _living, _synthetic
 from ._living import AcceleratedClock, ManualClock
 from ._retry import recorded_sleeps
 from ._synthetic import synthetic_batches
@@ -418,7 +417,7 @@ class FakeBatchesServer:
         body = self._population.get(batch_id)
         assert body is not None  # batches are never removed
         if _published_by_azure(request):
-            body = dumps(_synthetic.as_azure_publishes(json.loads(body)))  # exact integers
+            body = _body.dumps(_synthetic.as_azure_publishes(json.loads(body)))  # exact integers
         return self._answer(body)
 
     def _page(self, request: web.Request, start: int | None, limit: int) -> bytes:
@@ -427,7 +426,7 @@ class FakeBatchesServer:
         if not _published_by_azure(request):
             return body
         data = [_synthetic.as_azure_publishes(batch) for batch in json.loads(body)["data"]]
-        return dumps({"object": "list", "data": data})
+        return _body.dumps({"object": "list", "data": data})
 
     def _answer(self, body: bytes) -> web.Response:
         """A successful answer, with the polling hint when one is set."""
