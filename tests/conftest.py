@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,17 @@ from aioresponses import core as aioresponses_core
 import aiobatches
 from aiobatches._cli import main
 from aiobatches.testing import FakeBatchesServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the Ctrl-C tests reach their children however the suite was started.
+
+    A shell starts a background job with SIGINT ignored, every child inherits that,
+    and Python then installs no KeyboardInterrupt handler; a handled signal is reset
+    to the default in a child instead.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
