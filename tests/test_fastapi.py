@@ -23,7 +23,7 @@ from _helpers import API_KEY, MakeServer, eventually, served_ids, stream_tasks
 from _scripted import between_polls
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer, ManualClock, synthetic_batches
+from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
 README = Path(__file__).parent.parent / "README.md"
 LATENCY = 0.1
@@ -44,9 +44,14 @@ def load_recipe() -> types.ModuleType:
 class App:
     """The recipe's app on a real uvicorn server on 127.0.0.1, run as a task of the test's loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
         config = uvicorn.Config(
-            load_recipe().app, host="127.0.0.1", port=0, lifespan="on", log_level="warning"
+            load_recipe().app,
+            host="127.0.0.1",
+            port=0,
+            lifespan="on",
+            log_level="warning",
+            **settings,
         )
         self.server = uvicorn.Server(config)
         self.url = ""
@@ -213,6 +218,61 @@ async def test_sse_forwards_the_first_look_then_changes(
     assert set(pauses) == {60.0}
 
 
+async def test_upstream_refusals_become_the_responses_status(
+    upstream: FakeBatchesServer, app: App
+) -> None:
+    """An unknown `after` is the caller's 400, with the upstream's reason; an upstream that
+    refuses the app is a 502; a poll interval under 5 s is refused before any request."""
+    upstream.faults = {1: Fault.respond(403)}  # the second list request: the 502 case
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{app.url}/batches", params={"after": "batch_unknown"}) as r:
+            unknown = r.status, (await r.json())["detail"]
+        async with session.get(f"{app.url}/batches") as response:
+            refused = response.status
+        params = {"poll_interval": "1"}
+        async with session.get(f"{app.url}/batches/events", params=params) as response:
+            too_often = response.status
+    assert unknown[0] == 400
+    assert "batch_unknown" in unknown[1]
+    assert refused == 502
+    assert too_often == 422
+    assert len(upstream.page_requests) == 2
+
+
+async def test_a_failure_part_way_ends_the_body_with_where_to_resume(
+    upstream: FakeBatchesServer, app: App
+) -> None:
+    """An upstream failure after the first page ends the body with an `error` line whose
+    `after` resumes the listing with no gap and no repeat."""
+    upstream.faults = {1: Fault.respond(403)}  # the second page (not retried)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{app.url}/batches") as response:
+            status = response.status
+            *lines, last = [json.loads(line) for line in (await response.text()).splitlines()]
+        params = {"after": last["after"]}
+        async with session.get(f"{app.url}/batches", params=params) as response:
+            rest = [json.loads(line) for line in (await response.text()).splitlines()]
+    assert status == 200
+    assert "403" in last["error"]
+    assert [batch["id"] for batch in lines + rest] == served_ids(upstream)
+
+
+async def test_a_watch_that_gives_up_sends_an_error_event_and_ends(
+    upstream: FakeBatchesServer, app: App
+) -> None:
+    """A watch ended by an upstream refusal tells the event stream why, then ends it."""
+    upstream.faults = {0: Fault.respond(403)}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{app.url}/batches/events") as response,
+    ):
+        event = await next_event(response.content)
+        rest = await response.content.read()
+    assert event["event"] == "error"
+    assert "403" in json.loads(event["data"])["error"]
+    assert rest == b""
+
+
 async def test_counts_beyond_64_bits_reach_the_caller_exactly(
     make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,6 +397,26 @@ async def test_shutdown_leaves_nothing_running(upstream: FakeBatchesServer) -> N
     assert await eventually(lambda: upstream.open_connections == 0)
     with pytest.raises(RuntimeError, match="closed"):
         client.list_batches()
+    assert await eventually(lambda: others() == [])
+
+
+async def test_shutdown_with_an_open_event_stream_leaves_nothing_running(
+    upstream: FakeBatchesServer,
+) -> None:
+    """An event stream never ends by itself: with a graceful-shutdown bound, uvicorn cancels
+    it, the watch closes, and the lifespan closes the client; nothing is left running."""
+    async with aiohttp.ClientSession() as session:
+        async with App(timeout_graceful_shutdown=1) as app:
+            response = await session.get(f"{app.url}/batches/events")
+            for _ in upstream.batches:
+                assert (await next_event(response.content))["event"] == "existing"
+            client = app.client
+        with pytest.raises(aiohttp.ClientPayloadError):  # uvicorn returned: the stream was cut
+            await response.content.read()
+        response.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.list_batches()
+    assert await eventually(lambda: upstream.open_connections == 0)
     assert await eventually(lambda: others() == [])
 
 

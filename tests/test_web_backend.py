@@ -19,7 +19,7 @@ from _helpers import API_KEY, MakeServer, eventually, ids, stream_tasks
 from aiohttp.test_utils import TestServer
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer, synthetic_batches
+from aiobatches.testing import FakeBatchesServer, Fault, synthetic_batches
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -73,6 +73,39 @@ async def test_recipe_streams_every_batch_as_ndjson(
     ):
         rest = (await response.text()).splitlines()
     assert [json.loads(line)["id"] for line in rest] == [b["id"] for b in upstream.batches[900:]]
+
+
+async def test_upstream_refusals_become_the_responses_status(
+    upstream: FakeBatchesServer, app_url: str
+) -> None:
+    """An unknown `after` is the caller's 400, with the upstream's reason; an upstream that
+    refuses the app is a 502; neither sends a half body under a 200."""
+    upstream.faults = {1: Fault.respond(403)}  # the second list request: the 502 case
+    async with aiohttp.ClientSession() as session:
+        async with session.get(app_url, params={"after": "batch_unknown"}) as response:
+            unknown = response.status, await response.text()
+        async with session.get(app_url) as response:
+            refused = response.status
+    assert unknown[0] == 400
+    assert "batch_unknown" in unknown[1]
+    assert refused == 502
+
+
+async def test_a_failure_part_way_ends_the_body_with_where_to_resume(
+    upstream: FakeBatchesServer, app_url: str
+) -> None:
+    """An upstream failure after the first page ends the body with an `error` line whose
+    `after` resumes the listing with no gap and no repeat."""
+    upstream.faults = {1: Fault.respond(403)}  # the second page (not retried)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(app_url) as response:
+            status = response.status
+            *lines, last = [json.loads(line) for line in (await response.text()).splitlines()]
+        async with session.get(app_url, params={"after": last["after"]}) as response:
+            rest = [json.loads(line) for line in (await response.text()).splitlines()]
+    assert status == 200
+    assert "403" in last["error"]
+    assert [batch["id"] for batch in lines + rest] == [b["id"] for b in upstream.batches]
 
 
 async def test_counts_beyond_64_bits_reach_the_caller_exactly(
