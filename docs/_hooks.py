@@ -1,7 +1,15 @@
 """MkDocs hook: a public name without a docstring fails `mkdocs build --strict`.
 
-mkdocstrings renders an undocumented name as a bare signature and says nothing;
-this hook logs a WARNING for each one, which `--strict` turns into a failure.
+mkdocstrings renders an undocumented function or class as a bare signature, and leaves
+an undocumented attribute out altogether (`show_if_no_docstring: false`); this hook logs
+a WARNING for each one, which `--strict` turns into a failure.
+
+What it checks: every exported name, and, in each exported class and in each public class
+nested in one, every public method, property, attribute (model fields, enum members,
+exception context such as `APIStatusError.status_code`) and nested class. A docstring
+counts only if its text is not blank. An attribute also counts as documented when its
+class's docstring names it in an `Attributes:` section, which mkdocstrings renders as a
+list; a mention in the class's prose does not count, since it renders no entry.
 """
 
 from __future__ import annotations
@@ -18,23 +26,58 @@ PUBLIC_MODULES: Final = ("aiobatches", "aiobatches.testing")
 log: Final = logging.getLogger("mkdocs.hooks.docstrings")
 
 
+def has_text(obj: griffe.Object | griffe.Alias) -> bool:
+    """Whether the object has a docstring with something in it besides whitespace."""
+    return obj.docstring is not None and obj.docstring.value.strip() != ""
+
+
+def listed_attributes(cls: griffe.Object | griffe.Alias) -> set[str]:
+    """The names that the class docstring's `Attributes:` section describes."""
+    if cls.docstring is None:
+        return set()
+    return {
+        attribute.name
+        for section in cls.docstring.parse("google")
+        if isinstance(section, griffe.DocstringSectionAttributes)
+        for attribute in section.value
+        if attribute.description.strip()
+    }
+
+
+def undocumented_members(cls: griffe.Object | griffe.Alias, path: str) -> list[str]:
+    """Paths of the class's public methods, properties, attributes and nested classes, and
+    of their own members, that have no docstring."""
+    missing: list[str] = []
+    listed = listed_attributes(cls)
+    for member in cls.members.values():
+        if member.name.startswith("_"):
+            continue
+        member_path = f"{path}.{member.name}"
+        if member.is_attribute:
+            if not has_text(member) and member.name not in listed:
+                missing.append(member_path)
+        elif member.is_function:
+            if not has_text(member):
+                missing.append(member_path)
+        elif member.is_class:
+            if not has_text(member):
+                missing.append(member_path)
+            missing.extend(undocumented_members(member, member_path))
+    return missing
+
+
 def undocumented(module: griffe.Module) -> list[str]:
-    """Paths of the module's exported names, and of their classes' public methods and
-    properties, that have no docstring."""
+    """Paths of the module's exported names, and of their classes' public members at any
+    depth, that have no docstring, in sorted order."""
     missing: list[str] = []
     for name in sorted(str(export) for export in module.exports or ()):
         obj = module[name]
-        if not obj.docstring:
-            missing.append(f"{module.path}.{name}")
+        path = f"{module.path}.{name}"
+        if not has_text(obj):
+            missing.append(path)
         if obj.is_class:
-            missing.extend(
-                f"{module.path}.{name}.{member.name}"
-                for member in obj.members.values()
-                if not member.name.startswith("_")
-                and (member.is_function or "property" in member.labels)
-                and not member.docstring
-            )
-    return missing
+            missing.extend(undocumented_members(obj, path))
+    return sorted(missing)
 
 
 def on_pre_build(config: Any) -> None:

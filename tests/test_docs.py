@@ -20,6 +20,12 @@ from aiobatches.testing import ManualClock
 
 DOCS: Final = Path(__file__).parent.parent / "docs"
 PYTHON_BLOCK: Final = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+RUN_FENCE: Final = "```python"
+"""The one opening line of a Python block that `examples()` finds and the harness runs."""
+FENCE: Final = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+"""A line that opens or closes a fenced block, at any indent, as Superfences reads one."""
+PYTHON_LANGUAGE: Final = re.compile(r"py(thon)?3?|pyi|pycon", re.IGNORECASE)
+"""The languages that Superfences highlights as Python code or a Python session."""
 HOUR: Final = 3_600.0
 """How far the docs' server clock jumps at each sleep, so waits on day-long batches end in
 a few dozen polls."""
@@ -51,10 +57,118 @@ def examples() -> list[Example]:
 EXAMPLES: Final = examples()
 
 
+def fence_language(info: str) -> str:
+    """The language of a fence's info string: `python title="x.py"` and `{ .python }` both
+    give `python`."""
+    info = info.strip()
+    if info.startswith("{"):
+        found = re.search(r"\.([\w+-]+)", info)
+        return found.group(1) if found else ""
+    found = re.match(r"[\w+-]*", info)
+    return found.group() if found else ""
+
+
+def unrun_python_fences(markdown: str) -> list[int]:
+    """The lines, counted from 1, that open a Python block in any form but the one the harness
+    runs; fences inside another block are its text, not blocks."""
+    unrun: list[int] = []
+    opened: str | None = None  # the fence of the block we are in, if any
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        fence = FENCE.match(line)
+        if opened is not None:
+            closes = (
+                fence is not None
+                and fence["fence"][0] == opened[0]
+                and len(fence["fence"]) >= len(opened)
+                and not fence["info"].strip()
+            )
+            if closes:
+                opened = None
+            continue
+        if fence is None:
+            continue
+        opened = fence["fence"]
+        if PYTHON_LANGUAGE.fullmatch(fence_language(fence["info"])) and line != RUN_FENCE:
+            unrun.append(number)
+    return unrun
+
+
 def test_the_docs_have_python_examples() -> None:
     """The pages users read most carry runnable examples, so the harness never runs nothing."""
     pages = {example.page for example in EXAMPLES}
     assert {"index.md", "streaming.md", "awaiting.md", "testing.md", "errors.md"} <= pages
+
+
+def test_every_python_block_of_the_docs_is_one_the_harness_runs() -> None:
+    """No docs page writes Python in a fence the harness skips (indented, titled, `py`,
+    `~~~`, ...), where a broken example would pass unseen."""
+    unrun = [
+        f"{path.relative_to(DOCS)}:{number}: {path.read_text().splitlines()[number - 1]}"
+        for path in sorted(DOCS.rglob("*.md"))
+        for number in unrun_python_fences(path.read_text())
+    ]
+    assert unrun == [], f"write these as a column-0 {RUN_FENCE} block"
+
+
+FENCE_FORMS: Final = """\
+```python
+runs
+```
+
+```python title="example.py"
+```
+
+``` python
+```
+
+```py
+```
+
+```Python
+```
+
+```pycon
+>>> 1
+```
+
+~~~python
+~~~
+
+````python
+````
+
+```{ .python .numbered }
+```
+
+- In a list:
+
+    ```python
+    ```
+
+!!! note
+
+    ```python
+    ```
+
+````markdown
+```python title="shown as text, not a block"
+```
+````
+
+```console
+$ python -m aiobatches
+```
+
+```text
+```
+"""
+
+
+def test_the_fence_check_names_each_python_block_the_harness_skips() -> None:
+    """Every skipped form of a Python fence is named by its line; the one form the harness
+    runs, fences shown inside another block, and other languages are not."""
+    assert unrun_python_fences(FENCE_FORMS) == [5, 8, 11, 14, 17, 21, 24, 27, 32, 37]
+    assert [block.group(1) for block in PYTHON_BLOCK.finditer(FENCE_FORMS)] == ["runs\n"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
@@ -105,7 +219,7 @@ def load_hooks() -> ModuleType:
 SYNTHETIC: Final = '''
 """A module."""
 
-__all__ = ["Documented", "bare", "documented", "Partly"]
+__all__ = ["Documented", "bare", "documented", "Partly", "empty", "Blank", "Outer"]
 
 
 def documented():
@@ -143,18 +257,73 @@ class Partly:
     @property
     def fine(self):
         """Has one."""
+
+
+def empty():
+    """"""
+
+
+class Blank:
+    """   """
+
+
+class Outer:
+    """Has one, and its `Attributes:` section describes `listed`.
+
+    Attributes:
+        listed: Described here, so it needs no docstring of its own.
+    """
+
+    listed: int
+    own: int
+    """Has one."""
+    bare_field: int
+    blank_field: int
+    """ """
+
+    class Inner:
+        """Has one, unlike its members."""
+
+        def method(self):
+            pass
+
+        @property
+        def value(self):
+            pass
+
+        field: int
+
+        class Deepest:
+            pass
+
+    class Hollow:
+        """  """
+
+    class _Private:
+        def method(self):
+            pass
 '''
 
 
 def test_the_docstring_check_names_each_undocumented_public_name() -> None:
-    """The build's hook names exported functions, classes, methods and properties without a
-    docstring, and nothing private or unexported."""
+    """The build's hook names exported functions and classes, and their classes' methods,
+    properties, attributes and nested classes at any depth, whose docstring is missing, empty
+    or blank, and nothing private or unexported."""
     hooks = load_hooks()
     module = griffe.visit("synthetic", Path("synthetic.py"), SYNTHETIC)
     assert hooks.undocumented(module) == [
+        "synthetic.Blank",
+        "synthetic.Outer.Hollow",
+        "synthetic.Outer.Inner.Deepest",
+        "synthetic.Outer.Inner.field",
+        "synthetic.Outer.Inner.method",
+        "synthetic.Outer.Inner.value",
+        "synthetic.Outer.bare_field",
+        "synthetic.Outer.blank_field",
         "synthetic.Partly.method",
         "synthetic.Partly.value",
         "synthetic.bare",
+        "synthetic.empty",
     ]
 
 
