@@ -47,9 +47,13 @@ class BatchEvent:
     """
 
     kind: EventKind
+    """`"existing"`, `"created"` or `"updated"`, as above."""
     batch: Batch
+    """The batch as it is now."""
     previous: Batch | None = None
+    """The batch as it was last seen, on an `"updated"` event; None on the others."""
     changes: tuple[str, ...] = ()
+    """The names of the fields that differ from `previous`; empty unless `"updated"`."""
 
     @property
     def finished(self) -> bool:

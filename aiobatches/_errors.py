@@ -30,7 +30,9 @@ class APIError(AIOBatchesError):
     """A request to the API did not yield a usable page."""
 
     message: str
+    """What went wrong, credentials redacted; also `str(error)`."""
     cursor: str | None
+    """The `after` of the page that failed: `list_batches(after=cursor)` resumes there."""
     partial: list[Batch] | None
     """What `to_list()` had collected when this error stopped it; None elsewhere."""
 
@@ -53,12 +55,21 @@ class APIStatusError(APIError):
     """The API answered with a non-success status; `body` is its decoded `error` object."""
 
     status_code: int
+    """The HTTP status of the response."""
     request_id: str | None
+    """The response's `x-request-id`, which OpenAI support asks for; None if absent."""
     body: object
+    """The body's `error` object (or all of its JSON), its text if not JSON, None if empty;
+    credentials redacted."""
     code: str | None
+    """The error object's `code`, e.g. `"invalid_api_key"`; None if absent."""
     type: str | None
+    """The error object's `type`, e.g. `"invalid_request_error"`; None if absent."""
     param: str | None
+    """The error object's `param`: the request parameter at fault; None if absent."""
     retry_after: float | None
+    """The delay in seconds the server asked for (`retry-after-ms` or `retry-after`); None if
+    it asked for none."""
 
     def __init__(
         self,
@@ -121,8 +132,11 @@ class APIResponseValidationError(APIError):
     """
 
     status_code: int
+    """The HTTP status of the response, a success one."""
     request_id: str | None
+    """The response's `x-request-id`, which OpenAI support asks for; None if absent."""
     batch_id: str | None
+    """The id of the malformed batch, when one batch is at fault and has a usable id."""
 
     def __init__(
         self,

@@ -123,6 +123,7 @@ class AcceleratedClock:
         if finite_seconds("speed", speed) <= 0:
             raise ValueError(f"speed must be finite and positive, got {speed!r}")
         self.speed = float(speed)
+        """How many clock seconds pass in each real second."""
         self._start = finite_seconds("start", start)
         self._origin = time.monotonic()
 

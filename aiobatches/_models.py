@@ -27,13 +27,21 @@ class BatchStatus(enum.StrEnum):
     """The eight documented batch states; a state added later arrives as a plain `str`."""
 
     VALIDATING = "validating"
+    """The input file is being checked before the batch can start."""
     FAILED = "failed"
+    """The input file failed validation; `errors` says why. Finished."""
     IN_PROGRESS = "in_progress"
+    """The batch's requests are running."""
     FINALIZING = "finalizing"
+    """The requests are done and the output files are being written."""
     COMPLETED = "completed"
+    """The output files are ready. Finished."""
     EXPIRED = "expired"
+    """The completion window ran out first; what completed is in the output file. Finished."""
     CANCELLING = "cancelling"
+    """A cancellation was asked for and is under way."""
     CANCELLED = "cancelled"
+    """The batch was cancelled. Finished."""
 
 
 FINISHED_STATUSES: Final = frozenset(
@@ -47,9 +55,13 @@ class BatchError:
     """One error of a failed batch, e.g. a bad line of the input file; any part may be `None`."""
 
     code: str | None = None
+    """A machine-readable error code, e.g. `"invalid_json_line"`."""
     line: int | None = field(default=None, metadata={NUMERIC_STRING: True})
+    """The line of the input file the error is about (a numeric string is read as a number)."""
     message: str | None = None
+    """What went wrong, for a person to read."""
     param: str | None = None
+    """The parameter the error is about."""
 
 
 @frozen(weakref_slot=False)
@@ -63,7 +75,9 @@ class BatchErrors:
     """
 
     object: str = "list"
+    """The object type, `"list"`."""
     data: list[BatchError] = field(factory=list)
+    """The errors, in the order the API sent them."""
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -73,8 +87,11 @@ class BatchRequestCounts:
     """How many of the batch's requests there are, and how many completed or failed."""
 
     total: int
+    """How many requests the input file holds."""
     completed: int
+    """How many requests have completed."""
     failed: int
+    """How many requests have failed."""
 
 
 @frozen(weakref_slot=False)
@@ -82,6 +99,7 @@ class InputTokensDetails:
     """Breakdown of input tokens: how many came from the prompt cache."""
 
     cached_tokens: int
+    """How many of the input tokens came from the prompt cache."""
 
 
 @frozen(weakref_slot=False)
@@ -89,6 +107,7 @@ class OutputTokensDetails:
     """Breakdown of output tokens: how many were spent on reasoning."""
 
     reasoning_tokens: int
+    """How many of the output tokens were spent on reasoning."""
 
 
 @frozen(weakref_slot=False)
@@ -96,10 +115,15 @@ class BatchUsage:
     """Token usage of a batch; only batches created after 2025-09-07 carry it, once started."""
 
     input_tokens: int
+    """Tokens read, over all of the batch's requests."""
     input_tokens_details: InputTokensDetails
+    """What the input tokens were made of."""
     output_tokens: int
+    """Tokens written, over all of the batch's requests."""
     output_tokens_details: OutputTokensDetails
+    """What the output tokens were spent on."""
     total_tokens: int
+    """Input and output tokens together."""
 
 
 @frozen(weakref_slot=False)
@@ -113,27 +137,49 @@ class Batch:
     """
 
     id: str
+    """The batch's id, e.g. `"batch_abc123"`; the `after` cursor to resume past it."""
     object: str
+    """The object type, `"batch"`."""
     endpoint: str
+    """The API endpoint the batch's requests go to, e.g. `"/v1/chat/completions"`."""
     input_file_id: str
+    """The id of the uploaded file of requests."""
     completion_window: str
+    """The time the batch has to finish in, e.g. `"24h"`."""
     status: BatchStatus | str
+    """Where the batch is in its life; a state this version does not know stays a `str`."""
     created_at: int
+    """When the batch was created, in Unix seconds."""
     model: str | None = None
+    """The model the batch's requests ran on."""
     errors: BatchErrors | None = None
+    """Why the batch failed, e.g. its input file's bad lines."""
     output_file_id: str | None = None
+    """The id of the file of successful responses."""
     error_file_id: str | None = None
+    """The id of the file of requests that failed."""
     in_progress_at: int | None = None
+    """When the batch started running, in Unix seconds."""
     expires_at: int | None = None
+    """When the batch's completion window ends, in Unix seconds."""
     finalizing_at: int | None = None
+    """When the batch started finalizing, in Unix seconds."""
     completed_at: int | None = None
+    """When the batch completed, in Unix seconds."""
     failed_at: int | None = None
+    """When the batch failed, in Unix seconds."""
     expired_at: int | None = None
+    """When the batch expired, in Unix seconds."""
     cancelling_at: int | None = None
+    """When the batch's cancellation was asked for, in Unix seconds."""
     cancelled_at: int | None = None
+    """When the batch was cancelled, in Unix seconds."""
     request_counts: BatchRequestCounts | None = None
+    """How many of the batch's requests completed or failed so far."""
     metadata: dict[str, str] | None = None
+    """The key-value pairs the batch was created with."""
     usage: BatchUsage | None = None
+    """The tokens the batch used."""
 
     def __hash__(self) -> int:
         # Equal batches have equal ids, so this agrees with `==`; unlike a hash of every
@@ -154,10 +200,15 @@ class BatchPage:
     """
 
     data: list[Batch]
+    """The page's batches, in the order the API sent them."""
     first_id: str | None
+    """The id of the page's first batch; `None` if the page is empty."""
     last_id: str | None
+    """The id of the page's last batch: the `after` cursor of the next page."""
     has_more: bool
+    """Whether more batches follow this page."""
     object: str = "list"
+    """The object type, `"list"`."""
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -63,9 +63,13 @@ class RecordedRequest:
     """One request the fake server received."""
 
     method: str
+    """The HTTP method, e.g. `"GET"`."""
     path: str
+    """The URL path, e.g. `"/v1/batches"`."""
     query: Mapping[str, str]
+    """The query parameters, e.g. `{"limit": "20", "after": "batch_abc123"}`."""
     headers: Mapping[str, str]
+    """The request headers, `Authorization` included."""
 
 
 class FaultKind(enum.Enum):
@@ -90,11 +94,17 @@ class Fault:
     """One misbehaviour for one request; build it with the class methods."""
 
     kind: FaultKind
+    """How the request goes wrong."""
     status: int = 500
+    """The status to answer with, for `FaultKind.STATUS`."""
     headers: Mapping[str, str] = field(factory=dict)
+    """Headers to add to the answer, for `FaultKind.STATUS`."""
     body: bytes | None = None
+    """The body to answer with, for `FaultKind.STATUS`; None for an OpenAI-shaped error."""
     content_type: str = "application/json"
+    """The answer's `Content-Type`, for `FaultKind.STATUS`."""
     seconds: float = 0.0
+    """How long to hold the answer back, for `FaultKind.STALL`."""
 
     @classmethod
     def respond(
@@ -257,15 +267,20 @@ class FakeBatchesServer:
                 members, now=clock.now, arrivals=arrivals if arrival_every else None
             )
         self.clock = clock
+        """The clock that makes the batches live; None for batches that never change."""
         self.poll_after_ms = poll_after_ms
         """Sent as `openai-poll-after-ms` on list and retrieve answers when not None."""
         self.api_key = api_key
+        """The key requests must carry (as a bearer token, or Azure's `api-key`); None: any."""
         self.latency = latency
+        """Seconds each list or retrieve request waits before it is answered."""
         self.faults = faults
         self.azure = azure
+        """Whether the server speaks Azure OpenAI's two API styles instead of OpenAI's."""
         self.azure_api_version = (azure_api_version or _AZURE_API_VERSION) if azure else None
         """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
         self.requests: list[RecordedRequest] = []
+        """Every request received, in order, including those refused or not found."""
         self.peak_connections = 0
         """The most client connections open at once, as seen at each request."""
         self._connections: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
