@@ -31,6 +31,7 @@ from ._config import (
     ClientOptions,
     Proxies,
     azure_settings,
+    check_batch_id,
     check_count,
     check_headers,
     check_text,
@@ -276,6 +277,7 @@ class Client:
         unknown id: `NotFoundError` at once.
         """
         self._check_open()
+        batch_ids = _checked_ids("batch_ids", batch_ids)
         return await wait_for_batches(self, batch_ids, poll_interval=poll_interval, timeout=timeout)
 
     def watch_batches(
@@ -306,7 +308,7 @@ class Client:
             self,
             poll_interval=poll_interval,
             since=since,
-            ids=ids,
+            ids=None if ids is None else _checked_ids("ids", ids),
             until_finished=until_finished,
             limit=limit,
         )
@@ -317,12 +319,7 @@ class Client:
 
     async def _retrieve(self, batch_id: str) -> Retrieved:
         """The batch and the server's polling hint, retrying per policy."""
-        if not isinstance(batch_id, str):
-            raise TypeError(f"batch_id must be a str, got {type(batch_id).__name__}")
-        if not batch_id or "/" in check_text("batch_id", batch_id):
-            raise ValueError(
-                f"batch_id must be a batch id such as 'batch_abc123', got {batch_id!r}"
-            )
+        check_batch_id("batch_id", batch_id)
         self._check_open()
         url = self._list_url / batch_id
 
@@ -347,10 +344,14 @@ class AzureClient(Client):
     version, else Azure's v1 API, `{endpoint}/openai/v1/batches`, which takes none.
 
     Args:
-        azure_endpoint: e.g. `https://my-resource.openai.azure.com`; falls back to
-            `AZURE_OPENAI_ENDPOINT`.
+        azure_endpoint: e.g. `https://my-resource.openai.azure.com`, or with a path prefix
+            (API Management); falls back to `AZURE_OPENAI_ENDPOINT`. A trailing `/openai`
+            is Azure's own path and dropped; a trailing `/openai/v1` is dropped too and
+            means the v1 API (`OPENAI_API_VERSION` is then not used; an `api_version`
+            argument with it is a ValueError). No query or fragment.
         api_version: sent on every request; falls back to `OPENAI_API_VERSION`. With
-            neither, the client uses the v1 API and sends no `api-version`.
+            neither, or an empty or blank one, the client uses the v1 API and sends no
+            `api-version`.
         api_key: sent as `api-key`; falls back to `AZURE_OPENAI_API_KEY`.
         azure_ad_token: sent as `Authorization: Bearer`; falls back to `AZURE_OPENAI_AD_TOKEN`.
         azure_ad_token_provider: called (sync or async) for a fresh token on every request.
@@ -406,6 +407,19 @@ class AzureClient(Client):
             return super().__repr__()
         url = self._list_url.with_query({"api-version": self._api_version})
         return f"<{type(self).__name__} {url} {self._state.value}>"
+
+
+def _checked_ids(setting: str, ids: Iterable[str]) -> Sequence[str]:
+    """The ids as a list, each checked as `retrieve_batch` checks one, so that a bad id fails
+    before any request instead of when its turn to be retrieved comes. A lone str and
+    items that are no str are left to awaiting's own checks, which name them."""
+    if isinstance(ids, str):
+        return ids
+    listed = list(ids)
+    for index, batch_id in enumerate(listed):
+        if isinstance(batch_id, str):
+            check_batch_id(f"{setting}[{index}]", batch_id)
+    return listed
 
 
 def list_batches(

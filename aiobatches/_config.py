@@ -75,6 +75,7 @@ class AzureSettings:
     """Where and with which credential an `AzureClient` lists, after environment fallbacks."""
 
     endpoint: URL
+    """Without Azure's own `/openai` or `/openai/v1`: the client adds the API style's path."""
     api_version: str | None
     """None: Azure's v1 API, which takes no `api-version`."""
     api_key: str | None
@@ -91,13 +92,27 @@ def azure_settings(
 ) -> AzureSettings:
     """Arguments, else `AZURE_OPENAI_ENDPOINT`, `OPENAI_API_VERSION` (none at all: the v1
     API) and, when no credential is given at all, `AZURE_OPENAI_API_KEY` /
-    `AZURE_OPENAI_AD_TOKEN`."""
+    `AZURE_OPENAI_AD_TOKEN`.
+
+    An endpoint ending in `/openai/v1` (as Microsoft's v1 docs give it to the OpenAI SDK)
+    asks for the v1 API: `OPENAI_API_VERSION` is then not used, and an `api_version`
+    argument contradicts it (a ValueError). An empty or blank version, argument or
+    variable, is no version: the v1 API.
+    """
     endpoint = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
     if not endpoint:
         raise AIOBatchesError(
             "No Azure endpoint: pass azure_endpoint=... or set AZURE_OPENAI_ENDPOINT."
         )
-    version = api_version or os.environ.get("OPENAI_API_VERSION") or None
+    base, names_v1 = _azure_base(parse_base_url("azure_endpoint", endpoint))
+    version = _api_version(api_version)
+    if names_v1:
+        if api_version is not None and version is not None:
+            raise ValueError(
+                "api_version is for Azure's versioned API, but azure_endpoint ends in"
+                " /openai/v1, the v1 API, which takes none: drop one of them"
+            )
+        version = None
     explicit = api_key or ad_token or has_provider
     key = api_key or (None if explicit else os.environ.get("AZURE_OPENAI_API_KEY"))
     token = ad_token or (None if explicit else os.environ.get("AZURE_OPENAI_AD_TOKEN"))
@@ -107,15 +122,38 @@ def azure_settings(
             " or set AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
         )
     return AzureSettings(
-        endpoint=parse_base_url("azure_endpoint", endpoint),
-        api_version=None if version is None else check_text("api_version", version),
-        api_key=key or None,
-        ad_token=token or None,
+        endpoint=base, api_version=version, api_key=key or None, ad_token=token or None
     )
+
+
+_AZURE_V1_PATH: Final = ("openai", "v1")
+_AZURE_PATHS: Final = (_AZURE_V1_PATH, ("openai",))
+
+
+def _azure_base(endpoint: URL) -> tuple[URL, bool]:
+    """The endpoint without Azure's own path at its end, and whether that path was the v1
+    API's; any other path (an API Management prefix, say) is kept."""
+    segments = endpoint.raw_path.rstrip("/").split("/")
+    lowered = tuple(segment.lower() for segment in segments)
+    for tail in _AZURE_PATHS:
+        if lowered[-len(tail) :] == tail:
+            kept = "/".join(segments[: -len(tail)])
+            return endpoint.with_path(kept, encoded=True), tail == _AZURE_V1_PATH
+    return endpoint, False
+
+
+def _api_version(argument: object) -> str | None:
+    """The argument, else `OPENAI_API_VERSION`, without surrounding spaces; empty or blank
+    is no version (so `api_version=""` chooses the v1 API whatever the environment says)."""
+    raw = argument if argument is not None else os.environ.get("OPENAI_API_VERSION")
+    if raw is None:
+        return None
+    return check_text("api_version", raw).strip() or None
 
 
 _CONTROL: Final = frozenset(chr(code) for code in (*range(0x20), 0x7F))
 _PROXY_SCHEMES: Final = ("http", "https")
+_NOT_IDS: Final = frozenset({"", ".", ".."})
 
 
 def check_text(setting: str, value: object, *, secret: bool = False) -> str:
@@ -177,7 +215,8 @@ def check_seconds(setting: str, value: object) -> float:
 
 
 def parse_base_url(setting: str, raw: object) -> URL:
-    """An absolute http(s) URL without credentials (the key goes in headers, never the URL)."""
+    """An absolute http(s) URL without credentials (the key goes in headers, never the URL),
+    query or fragment (the client adds paths to it, which would drop them unseen)."""
     text = check_text(setting, raw)
     try:
         url = URL(text.rstrip("/"))
@@ -185,9 +224,24 @@ def parse_base_url(setting: str, raw: object) -> URL:
         raise ValueError(f"{setting} is not a URL") from None
     if url.user is not None or url.password is not None:
         raise ValueError(f"{setting} must not contain credentials; pass them as api_key")
+    if url.raw_query_string or url.raw_fragment:
+        # Not shown: a query is where a key would be pasted.
+        raise ValueError(
+            f"{setting} must not have a query or fragment; pass query parameters as default_query"
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"{setting} must be an absolute http(s) URL, got {text!r}")
     return url
+
+
+def check_batch_id(setting: str, value: object) -> str:
+    """A batch id that is one path segment: not empty, no `/`, and not `.` or `..`, which
+    URL normalisation would turn into the parent path."""
+    if not isinstance(value, str):
+        raise TypeError(f"{setting} must be a str, got {type(value).__name__}")
+    if value in _NOT_IDS or "/" in check_text(setting, value):
+        raise ValueError(f"{setting} must be a batch id such as 'batch_abc123', got {value!r}")
+    return value
 
 
 def parse_proxy(raw: object) -> URL:

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
-from _helpers import stream_tasks
+from _helpers import API_KEY, stream_tasks
 from _scripted import (
     FINISHED,
     UNFINISHED,
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import aiobatches
 from aiobatches._converter import make_converter
+from aiobatches.testing import FakeBatchesServer
 
 CONVERTER = make_converter()
 
@@ -66,6 +67,42 @@ async def test_retrieve_batch_returns_it_and_an_unknown_id_is_not_found() -> Non
             await client.retrieve_batch("../batches")
     assert batch == as_batch(server.batches[1])
     assert server.retrievals == ["batch_000001", "batch_missing"]
+
+
+@pytest.mark.parametrize("batch_id", [".", "..", "", "batch_1/.."])
+async def test_retrieve_refuses_an_id_that_is_not_one_path_segment(
+    server: FakeBatchesServer, batch_id: str
+) -> None:
+    """`.`, `..`, an empty id or one with `/` is a ValueError before any request."""
+    async with aiobatches.Client(api_key=API_KEY, base_url=server.url) as client:
+        with pytest.raises(ValueError, match="batch_id must be a batch id"):
+            await client.retrieve_batch(batch_id)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("bad", [".", "..", "", "batch_1/.."])
+async def test_wait_and_watch_check_each_id_before_any_request(bad: str) -> None:
+    """wait_for_batches and watch_batches(ids=...) refuse an id as retrieve_batch does, at once."""
+    async with (
+        ScriptedServer(history(["in_progress", "completed"])) as server,
+        server.client() as client,
+    ):
+        with pytest.raises(ValueError, match=r"batch_ids\[1\] must be a batch id"):
+            await client.wait_for_batches(["batch_000000", bad])
+        with pytest.raises(ValueError, match=r"ids\[1\] must be a batch id"):
+            client.watch_batches(ids=iter(["batch_000001", bad]))
+    assert server.lists == []
+    assert server.retrievals == []
+
+
+async def test_ids_given_as_an_iterator_are_all_watched() -> None:
+    """An iterator of ids is watched as a list of them would be (checking does not use it up)."""
+    async with ScriptedServer(history(["completed"] * 4)) as server, server.client() as client:
+        watch = client.watch_batches(
+            ids=iter(["batch_000001", "batch_000002"]), until_finished=True
+        )
+        events = [(event.kind, event.batch.id) async for event in watch]
+    assert events == [("existing", "batch_000001"), ("existing", "batch_000002")]
 
 
 async def test_first_look_reports_every_batch_once() -> None:

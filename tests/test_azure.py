@@ -257,6 +257,118 @@ def test_no_version_is_no_error() -> None:
     assert repr(client) == f"<AzureClient {ENDPOINT}/openai/v1/batches unopened>"
 
 
+@pytest.mark.parametrize("suffix", ["/openai", "/openai/", "/OpenAI"])
+@pytest.mark.parametrize("style", STYLES)
+async def test_endpoint_ending_in_openai_is_not_doubled(
+    azure: FakeBatchesServer, style: str, suffix: str
+) -> None:
+    """An endpoint ending in Azure's own `/openai` lists and retrieves at the style's path."""
+    async with aiobatches.AzureClient(
+        azure_endpoint=azure.url + suffix,
+        api_version=AZURE_VERSION if style == "versioned" else None,
+        api_key=API_KEY,
+    ) as client:
+        assert len(await client.list_batches().to_list()) == 45
+        await client.retrieve_batch(served_ids(azure)[0])
+    assert_style(azure.requests, style)
+
+
+@pytest.mark.parametrize("suffix", ["/openai/v1", "/openai/v1/", "/OpenAI/V1"])
+async def test_endpoint_ending_in_openai_v1_means_the_v1_api(
+    azure: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """An endpoint ending in `/openai/v1` lists the v1 API, even with OPENAI_API_VERSION set."""
+    monkeypatch.setenv("OPENAI_API_VERSION", AZURE_VERSION)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", API_KEY)
+    async with aiobatches.AzureClient(azure_endpoint=azure.url + suffix) as client:
+        assert len(await client.list_batches().to_list()) == 45
+        await client.retrieve_batch(served_ids(azure)[0])
+    assert_style(azure.requests, "v1")
+
+
+def test_api_version_argument_with_a_v1_endpoint_is_refused() -> None:
+    """An `api_version` argument with an endpoint ending in `/openai/v1` is a ValueError."""
+    with pytest.raises(ValueError, match=r"api_version .* azure_endpoint ends in /openai/v1"):
+        aiobatches.AzureClient(
+            azure_endpoint=f"{ENDPOINT}/openai/v1/", api_version=AZURE_VERSION, api_key="k"
+        )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "lists"),
+    [
+        (
+            "https://apim.azure-api.net/team-a",
+            "https://apim.azure-api.net/team-a/openai/v1/batches",
+        ),
+        (
+            "https://apim.azure-api.net/team-a/",
+            "https://apim.azure-api.net/team-a/openai/v1/batches",
+        ),
+        (
+            "https://apim.azure-api.net/team-a/openai/v1/",
+            "https://apim.azure-api.net/team-a/openai/v1/batches",
+        ),
+        (
+            "https://apim.azure-api.net/team-a/openai",
+            "https://apim.azure-api.net/team-a/openai/v1/batches",
+        ),
+        (
+            "https://apim.azure-api.net/my-openai",
+            "https://apim.azure-api.net/my-openai/openai/v1/batches",
+        ),
+        ("https://apim.azure-api.net/v1", "https://apim.azure-api.net/v1/openai/v1/batches"),
+    ],
+)
+def test_a_path_prefix_on_the_endpoint_is_kept(endpoint: str, lists: str) -> None:
+    """A path prefix (API Management) is kept; only Azure's own path at its end is dropped."""
+    client = aiobatches.AzureClient(azure_endpoint=endpoint, api_key="k")
+    assert repr(client) == f"<AzureClient {lists} unopened>"
+
+
+@pytest.mark.parametrize("blank", ["", " ", "   "], ids=["empty", "space", "spaces"])
+@pytest.mark.parametrize("source", ["argument", "environment"])
+async def test_blank_api_version_means_the_v1_api(
+    azure: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch, source: str, blank: str
+) -> None:
+    """An empty or blank version, argument (over the environment's) or variable, is the v1 API."""
+    monkeypatch.setenv("OPENAI_API_VERSION", AZURE_VERSION if source == "argument" else blank)
+    version = blank if source == "argument" else None
+    async with aiobatches.AzureClient(
+        azure_endpoint=azure.url, api_version=version, api_key=API_KEY
+    ) as client:
+        assert repr(client) == f"<AzureClient {azure.url}/openai/v1/batches open>"
+        assert len(await client.list_batches().to_list()) == 45
+    assert_style(azure.requests, "v1")
+
+
+@pytest.mark.parametrize("source", ["argument", "environment"])
+async def test_api_version_is_sent_without_surrounding_spaces(
+    azure: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """A version with spaces around it is sent as the version alone, never as `+...+`."""
+    padded = f" {AZURE_VERSION}  "
+    monkeypatch.setenv("OPENAI_API_VERSION", padded)
+    version = padded if source == "argument" else None
+    async with aiobatches.AzureClient(
+        azure_endpoint=azure.url, api_version=version, api_key=API_KEY
+    ) as client:
+        assert len(await client.list_batches().to_list()) == 45
+    assert_style(azure.requests, "versioned")
+
+
+@pytest.mark.parametrize("batch_id", [".", "..", "batch_1/..", "/"])
+@pytest.mark.parametrize("style", STYLES)
+async def test_retrieve_refuses_an_id_that_is_not_one_path_segment(
+    azure: FakeBatchesServer, style: str, batch_id: str
+) -> None:
+    """`.`, `..` or an id with `/` is a ValueError before any request, in either style."""
+    async with azure_client(azure, style) as client:
+        with pytest.raises(ValueError, match="batch_id must be a batch id"):
+            await client.retrieve_batch(batch_id)
+    assert azure.requests == []
+
+
 @pytest.mark.parametrize("style", STYLES)
 async def test_fake_servers_errors_map_as_clients(azure: FakeBatchesServer, style: str) -> None:
     """A wrong key is AuthenticationError, Azure's code, no type or param; the key stays hidden."""

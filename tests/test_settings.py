@@ -178,6 +178,60 @@ def test_url_that_does_not_parse_is_refused(setting: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "tail", ["?api-key=s3cr3t-pw", "/?api-version=s3cr3t-pw", "#s3cr3t-pw", "/openai/v1?s3cr3t-pw"]
+)
+@pytest.mark.parametrize("setting", ["base_url", "azure_endpoint"])
+def test_url_with_a_query_or_fragment_is_refused(setting: str, tail: str) -> None:
+    """A query or fragment on a base URL or Azure endpoint is a ValueError naming the setting
+    (a path is added to the URL, which would drop them unseen); it is not echoed."""
+    with pytest.raises(ValueError, match=f"{setting} must not have a query or fragment") as caught:
+        if setting == "base_url":
+            aiobatches.Client(api_key=API_KEY, base_url=f"https://api.example.test/v1{tail}")
+        else:
+            aiobatches.AzureClient(
+                azure_endpoint=f"https://x.openai.azure.com{tail}", api_key=API_KEY
+            )
+    assert "s3cr3t-pw" not in refused(caught.value)
+
+
+def test_azure_endpoint_with_a_query_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AZURE_OPENAI_ENDPOINT with a query is refused too, naming azure_endpoint."""
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com/?api-version=preview")
+    with pytest.raises(ValueError, match="azure_endpoint must not have a query or fragment"):
+        aiobatches.AzureClient(api_key=API_KEY)
+
+
+@pytest.mark.parametrize(
+    "version", [f"{AZURE_VERSION}\n", "\t", f"{AZURE_VERSION}\x1b[2J", "\r\n"], ids=repr
+)
+@pytest.mark.parametrize("source", ["argument", "environment"])
+def test_api_version_with_control_characters_is_refused(
+    monkeypatch: pytest.MonkeyPatch, source: str, version: str
+) -> None:
+    """An API version with a control character, argument or variable, is a ValueError naming it."""
+    if source == "environment":
+        monkeypatch.setenv("OPENAI_API_VERSION", version)
+    with pytest.raises(ValueError, match="api_version contains a control character"):
+        aiobatches.AzureClient(
+            azure_endpoint="https://x.openai.azure.com",
+            api_version=version if source == "argument" else None,
+            api_key=API_KEY,
+        )
+
+
+def test_api_version_that_is_not_text_is_a_type_error() -> None:
+    """A number where the API version belongs is a TypeError naming api_version."""
+    with pytest.raises(TypeError, match="api_version must be a str"):
+        aiobatches.AzureClient(
+            azure_endpoint="https://x.openai.azure.com",
+            api_version=20241021,  # type: ignore[arg-type]
+            api_key=API_KEY,
+        )
+
+
+@pytest.mark.parametrize(
     ("proxy", "says"),
     [
         ("http://user:s3cr3t-pw@[proxy", "proxy is not a URL"),
