@@ -23,7 +23,7 @@ import attrs
 from attrs import frozen
 
 from . import _retry
-from ._config import MAX_PAGE_SIZE, check_count, check_seconds
+from ._config import MAX_PAGE_SIZE, check_batch_id, check_count, check_seconds
 from ._errors import APIConnectionError, APIError, APIStatusError
 from ._models import Batch
 from ._response import Retrieved
@@ -126,7 +126,7 @@ class BatchWatch:
         self._source = source
         self._interval = check_seconds("poll_interval", poll_interval)
         self._since = _unix(since)
-        self._ids = None if ids is None else frozenset(_check_ids(ids))
+        self._ids = None if ids is None else frozenset(_check_ids("ids", ids))
         self._until_finished = until_finished
         self._limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
         # What the watch knows: unfinished batches in full, finished ones by place only
@@ -285,15 +285,12 @@ class BatchWatch:
         self._known = {i: self._known[i] for i in self._places}
 
 
-def _check_ids(ids: Iterable[object]) -> list[str]:
+def _check_ids(setting: str, ids: Iterable[object]) -> list[str]:
+    """The ids as a list, each checked as `retrieve_batch` checks one, so that a bad id
+    fails before any request instead of when its turn to be retrieved comes."""
     if isinstance(ids, str):
-        raise TypeError("batch ids must be a sequence of ids, not one str")
-    checked = []
-    for batch_id in ids:
-        if not isinstance(batch_id, str) or not batch_id:
-            raise ValueError(f"batch ids must be non-empty str, got {batch_id!r}")
-        checked.append(batch_id)
-    return checked
+        raise TypeError(f"{setting} must be a sequence of batch ids, not one str")
+    return [check_batch_id(f"{setting}[{index}]", batch_id) for index, batch_id in enumerate(ids)]
 
 
 async def wait_for_batches(
@@ -306,7 +303,7 @@ async def wait_for_batches(
 ) -> list[Batch]:
     """Poll until every batch is finished; the batches in the order given."""
     limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
-    waiter = _Waiter(source, _check_ids(batch_ids), limit)
+    waiter = _Waiter(source, _check_ids("batch_ids", batch_ids), limit)
     interval = check_seconds("poll_interval", poll_interval)
     if timeout is not None:
         check_seconds("timeout", timeout)

@@ -277,7 +277,6 @@ class Client:
         unknown id: `NotFoundError` at once.
         """
         self._check_open()
-        batch_ids = _checked_ids("batch_ids", batch_ids)
         return await wait_for_batches(self, batch_ids, poll_interval=poll_interval, timeout=timeout)
 
     def watch_batches(
@@ -308,7 +307,7 @@ class Client:
             self,
             poll_interval=poll_interval,
             since=since,
-            ids=None if ids is None else _checked_ids("ids", ids),
+            ids=ids,
             until_finished=until_finished,
             limit=limit,
         )
@@ -407,19 +406,6 @@ class AzureClient(Client):
             return super().__repr__()
         url = self._list_url.with_query({"api-version": self._api_version})
         return f"<{type(self).__name__} {url} {self._state.value}>"
-
-
-def _checked_ids(setting: str, ids: Iterable[str]) -> Sequence[str]:
-    """The ids as a list, each checked as `retrieve_batch` checks one, so that a bad id fails
-    before any request instead of when its turn to be retrieved comes. A lone str and
-    items that are no str are left to awaiting's own checks, which name them."""
-    if isinstance(ids, str):
-        return ids
-    listed = list(ids)
-    for index, batch_id in enumerate(listed):
-        if isinstance(batch_id, str):
-            check_batch_id(f"{setting}[{index}]", batch_id)
-    return listed
 
 
 def list_batches(
