@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, TextIO, TypeVar
 
 from ._awaiting import BatchWatch
 from ._client import Client
-from ._config import MAX_PAGE_SIZE
+from ._config import MAX_PAGE_SIZE, check_batch_id
 from ._errors import AIOBatchesError, APIError
 from ._models import Batch
 from ._output import FORMATS, Progress, WaitProgress, event_json, field_names, make_writer
@@ -773,12 +773,18 @@ def _seconds(*, zero: bool) -> Callable[[str], float]:
 
 
 def _batch_id(raw: str) -> str:
-    """An argparse type: something that can be a batch id (the API's, or a fake server's)."""
-    if not raw or "/" in raw or for_terminal(raw) != raw or raw != raw.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected a batch id such as batch_abc123, got {for_terminal(repr(raw))}"
-        )
-    return raw
+    """An argparse type: something that can be a batch id (the API's, or a fake server's),
+    as `retrieve_batch` checks one, and nothing a terminal would act on."""
+    try:
+        check_batch_id("ID", raw)
+    except ValueError:
+        pass
+    else:
+        if for_terminal(raw) == raw and raw == raw.strip():
+            return raw
+    raise argparse.ArgumentTypeError(
+        f"expected a batch id such as batch_abc123, got {for_terminal(repr(raw))}"
+    )
 
 
 def _fields(raw: str) -> list[str]:

@@ -201,6 +201,8 @@ async def test_piped_stderr_gets_no_progress(scripted: ScriptedServer, cli: RunC
         (),
         ("",),
         ("batch_a/../files",),
+        ("..",),
+        (".",),
         ("batch_\x1b[2J",),
         ("--interval", "-1", "batch_a"),
         ("--interval", "nan", "batch_a"),
