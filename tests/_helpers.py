@@ -6,8 +6,12 @@ import asyncio
 import os
 import re
 import sys
+import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
+
+import pytest
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer
@@ -122,3 +126,23 @@ def unsafe_for_terminal(*allowed: str) -> re.Pattern[str]:
     if not allowed:
         return re.compile(unsafe)
     return re.compile(f"(?![{re.escape(''.join(allowed))}]){unsafe}")
+
+
+README: Final = Path(__file__).parent.parent / "README.md"
+
+
+def readme_recipe(first_line: str) -> types.ModuleType:
+    """The README's python block that starts with `first_line`, executed as a module: the
+    test runs exactly what users read."""
+    pattern = rf"```python\n({re.escape(first_line)}\n.*?)```"
+    match = re.search(pattern, README.read_text(), re.S)
+    assert match is not None, f"no python block of README.md starts with {first_line!r}"
+    module = types.ModuleType("recipe")
+    exec(compile(match.group(1), str(README), "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def aim_recipe_at(server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point a recipe's `aiobatches.Client()` at `server`, through the environment."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from _helpers import API_KEY, MakeServer, RunCli, stream_tasks
+from _helpers import API_KEY, MakeServer, RunCli, aim_recipe_at, stream_tasks
 from _scripted import ScriptedServer, watched_batches
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
@@ -55,6 +55,14 @@ async def make_server() -> AsyncIterator[MakeServer]:
             return await started.enter_async_context(FakeBatchesServer(*args, **kwargs))
 
         yield make
+
+
+@pytest.fixture
+async def upstream(make_server: MakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeBatchesServer:
+    """1000 batches as a README recipe's `aiobatches.Client()` sees them (the environment)."""
+    server = await make_server(count=1000, api_key=API_KEY)
+    aim_recipe_at(server, monkeypatch)
+    return server
 
 
 @pytest.fixture

@@ -6,11 +6,8 @@ import asyncio
 import inspect
 import json
 import random
-import re
 import time
-import types
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,26 +16,23 @@ import fastapi.routing
 import orjson
 import pytest
 import uvicorn
-from _helpers import API_KEY, MakeServer, eventually, served_ids, stream_tasks
+from _helpers import (
+    API_KEY,
+    MakeServer,
+    aim_recipe_at,
+    eventually,
+    readme_recipe,
+    served_ids,
+    stream_tasks,
+)
 from _scripted import between_polls
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
-README = Path(__file__).parent.parent / "README.md"
+FASTAPI_RECIPE = "# recipe: FastAPI NDJSON and SSE"
 LATENCY = 0.1
 """Seconds the upstream takes per page where a test hangs up mid-stream."""
-
-
-def load_recipe() -> types.ModuleType:
-    """The README's FastAPI recipe, executed as a module: the test runs exactly what users read."""
-    match = re.search(
-        r"```python\n(# recipe: FastAPI NDJSON and SSE\n.*?)```", README.read_text(), re.S
-    )
-    assert match is not None, "the FastAPI recipe block is missing from README.md"
-    module = types.ModuleType("fastapi_recipe")
-    exec(compile(match.group(1), str(README), "exec"), module.__dict__)  # noqa: S102
-    return module
 
 
 class App:
@@ -46,7 +40,7 @@ class App:
 
     def __init__(self, **settings: Any) -> None:
         config = uvicorn.Config(
-            load_recipe().app,
+            readme_recipe(FASTAPI_RECIPE).app,
             host="127.0.0.1",
             port=0,
             lifespan="on",
@@ -83,20 +77,6 @@ class App:
     def requests_running(self) -> int:
         """Requests uvicorn is still answering: a hung-up one ends once the app has let go."""
         return len(self.server.server_state.tasks)
-
-
-@pytest.fixture
-async def upstream(make_server: MakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeBatchesServer:
-    """The OpenAI API as the recipe's client will see it (through the environment)."""
-    server = await make_server(count=1000, api_key=API_KEY)
-    aim_recipe_at(server, monkeypatch)
-    return server
-
-
-def aim_recipe_at(server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the recipe's `aiobatches.Client()` at `server`."""
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
 
 
 @pytest.fixture

@@ -6,48 +6,33 @@ import asyncio
 import inspect
 import json
 import random
-import re
 import time
-import types
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from _helpers import API_KEY, MakeServer, eventually, ids, stream_tasks
+from _helpers import (
+    API_KEY,
+    MakeServer,
+    aim_recipe_at,
+    eventually,
+    ids,
+    readme_recipe,
+    stream_tasks,
+)
 from aiohttp.test_utils import TestServer
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer, Fault, synthetic_batches
 
-README = Path(__file__).parent.parent / "README.md"
-
-
-def load_recipe() -> types.ModuleType:
-    """The README's web recipe, executed as a module: the test runs exactly what users read."""
-    match = re.search(
-        r"```python\n(# recipe: aiohttp\.web NDJSON endpoint\n.*?)```", README.read_text(), re.S
-    )
-    assert match is not None, "the recipe block is missing from README.md"
-    module = types.ModuleType("recipe")
-    exec(compile(match.group(1), str(README), "exec"), module.__dict__)  # noqa: S102
-    return module
-
-
-@pytest.fixture
-async def upstream(make_server: MakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeBatchesServer:
-    """The OpenAI API as the recipe's client will see it (through the environment)."""
-    server = await make_server(count=1000, api_key=API_KEY)
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-    return server
+AIOHTTP_RECIPE = "# recipe: aiohttp.web NDJSON endpoint"
 
 
 @pytest.fixture
 async def app_url(upstream: FakeBatchesServer) -> AsyncIterator[str]:
     """The recipe's app served over real HTTP on 127.0.0.1."""
-    server = TestServer(load_recipe().make_app(), host="127.0.0.1")
+    server = TestServer(readme_recipe(AIOHTTP_RECIPE).make_app(), host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("/batches"))
@@ -116,9 +101,8 @@ async def test_counts_beyond_64_bits_reach_the_caller_exactly(
     huge = 2**70 + 1
     batches[1] = {**batches[1], "request_counts": {"total": huge, "completed": huge, "failed": 0}}
     upstream = await make_server(batches=batches, api_key=API_KEY)
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", upstream.url)
-    server = TestServer(load_recipe().make_app(), host="127.0.0.1")
+    aim_recipe_at(upstream, monkeypatch)
+    server = TestServer(readme_recipe(AIOHTTP_RECIPE).make_app(), host="127.0.0.1")
     await server.start_server()
     try:
         async with (
