@@ -231,9 +231,11 @@ def _int_or_digits(value: object, _: object) -> int:
     if type(value) is int:
         return value
     number = digits_value(value)
-    if number is None:
-        raise _WrongKindError(f"expected int or a string of digits, got {_kind(value)}")
-    return number
+    if number is not None:
+        return number
+    if type(value) is str and value.isascii() and value.isdigit():
+        raise _WrongKindError(f"expected int or a string of digits, got {len(value)} digits")
+    raise _WrongKindError(f"expected int or a string of digits, got {_kind(value)}")
 
 
 def _structure_status(value: object, _: object) -> BatchStatus | str:

@@ -506,10 +506,12 @@ def test_a_line_that_is_no_number_names_the_field_and_the_batch(line: Any) -> No
 
 
 def test_a_line_of_more_digits_than_int_reads_is_invalid() -> None:
-    """A digit string beyond Python's int-from-string limit is refused, not a ValueError."""
+    """A digit string beyond Python's int-from-string limit is refused, not a ValueError, and
+    the message says how many digits it had rather than calling it no string of digits."""
     item = {**RICH, "errors": {"data": {"line": "9" * 5000}}}
     [invalid] = parse_page(_page(item)).invalid
     assert "errors.data[0].line" in invalid.problem
+    assert "got 5000 digits" in invalid.problem
 
 
 def test_digit_strings_stay_refused_in_every_other_int() -> None:
