@@ -16,7 +16,9 @@ import aiobatches
 from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, recorded_sleeps
 
 LIMIT = 10
-TIMEOUT = 0.2
+TIMEOUT = 0.4
+"""Seconds per attempt: short, so that stalls time out quickly, yet far above what a
+loaded machine takes to answer a local page (at 0.2 s a starved loop timed one out)."""
 
 pytestmark = pytest.mark.server(count=50)  # each test assigns its fault plan
 
@@ -63,7 +65,7 @@ BEYOND_BUDGET = {
     ),
     "drop": (Fault.drop(), aiobatches.APIConnectionError, 3),
     "truncate": (Fault.truncate(), aiobatches.APIConnectionError, 3),
-    "stall": (Fault.stall(1.0), aiobatches.APITimeoutError, 3),
+    "stall": (Fault.stall(2 * TIMEOUT), aiobatches.APITimeoutError, 3),
     "200 html": (
         Fault.respond(200, body="<html>maintenance</html>", content_type="text/html"),
         aiobatches.APIResponseValidationError,
@@ -278,7 +280,7 @@ RETRYABLE = st.sampled_from(
         Fault.respond(400, {"x-should-retry": "true"}),
         Fault.drop(),
         Fault.truncate(),
-        Fault.stall(1.0),  # well past the 0.3 s timeout below, even on a loaded machine
+        Fault.stall(2 * TIMEOUT),  # well past the attempt's timeout, even on a loaded machine
     ]
 )
 PAGES = 5
@@ -310,7 +312,9 @@ async def test_faults_within_budget_deliver_every_batch_exactly_once(
     """Random retryable faults within the budget never lose, repeat or reorder a batch."""
     async with FakeBatchesServer(count=PAGES * LIMIT - 3, faults=plan) as server:
         with recorded_sleeps():
-            async with aiobatches.Client(api_key="k", base_url=server.url, timeout=0.3) as client:
+            async with aiobatches.Client(
+                api_key="k", base_url=server.url, timeout=TIMEOUT
+            ) as client:
                 got = await client.list_batches(limit=LIMIT, prefetch=prefetch).to_list()
         assert ids(got) == [batch["id"] for batch in server.batches]
         assert len(server.page_requests) == PAGES + len(plan)
