@@ -109,7 +109,7 @@ class ManualClock:
             delays.append(delay)
             await asyncio.sleep(0)
 
-        with _retry.sleeping_through(drive):
+        with _retry.sleeping_through(drive, clock=self.now):
             yield delays
 
     def __repr__(self) -> str:

@@ -40,6 +40,9 @@ Sleeper = Callable[[float], Awaitable[None]]
 _sleeper: contextvars.ContextVar[Sleeper] = contextvars.ContextVar(
     "aiobatches_sleeper", default=asyncio.sleep
 )
+_clock: contextvars.ContextVar[Callable[[], float] | None] = contextvars.ContextVar(
+    "aiobatches_clock", default=None
+)
 
 
 @frozen
@@ -130,6 +133,12 @@ async def sleep(delay: float) -> None:
     await _sleeper.get()(delay)
 
 
+def now() -> float:
+    """The time deadlines are measured in: the clock driving the sleeps, else the loop's."""
+    clock = _clock.get()
+    return asyncio.get_running_loop().time() if clock is None else clock()
+
+
 @contextlib.contextmanager
 def recorded_sleeps() -> Iterator[list[float]]:
     """Within the block, retries record their delays in the yielded list and do not wait."""
@@ -147,12 +156,17 @@ def recorded_sleeps() -> Iterator[list[float]]:
 
 
 @contextlib.contextmanager
-def sleeping_through(sleeper: Sleeper) -> Iterator[None]:
-    """Within the block, aiobatches' sleeps go through `sleeper` (a clock driving them, say)."""
+def sleeping_through(
+    sleeper: Sleeper, *, clock: Callable[[], float] | None = None
+) -> Iterator[None]:
+    """Within the block, aiobatches' sleeps go through `sleeper`, and deadlines (a wait's
+    `timeout`) are read from `clock` when given: the clock those sleeps advance, say."""
     token = _sleeper.set(sleeper)
+    clock_token = _clock.set(clock)
     try:
         yield
     finally:
+        _clock.reset(clock_token)
         _sleeper.reset(token)
 
 
