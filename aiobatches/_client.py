@@ -42,7 +42,7 @@ from ._models import Batch
 from ._redact import Redactor
 from ._response import Retrieved, batch_or_failure, page_or_failure
 from ._retry import Failure, retrying
-from ._stream import ON_INVALID, BatchStream, FetchedPage, OnInvalid
+from ._stream import BatchStream, FetchedPage, InvalidPolicy, OnInvalid, check_on_invalid
 from ._transport import Transport
 from ._version import version
 
@@ -211,7 +211,7 @@ class Client:
         after: str | None,
         prefetch: int,
         max_items: int | None,
-        on_invalid: OnInvalid = "raise",
+        on_invalid: InvalidPolicy = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStream:
         """Check the stream's arguments and register a new stream with this client."""
@@ -221,8 +221,8 @@ class Client:
             check_count("max_items", max_items)
         if after is not None and not isinstance(after, str):
             raise TypeError(f"after must be a batch id (str) or None, got {after!r}")
-        if on_invalid not in ON_INVALID:
-            raise ValueError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
+        if not callable(on_invalid):
+            check_on_invalid(on_invalid)
         self._check_open()
         stream = BatchStream(
             self._fetch_page,
@@ -328,7 +328,7 @@ class Client:
             )
             if isinstance(response, Failure):
                 return response
-            return batch_or_failure(response, url=url, redactor=self._redactor)
+            return batch_or_failure(response, url=url, batch_id=batch_id, redactor=self._redactor)
 
         what = self._redactor.text(str(url))
         return await retrying(attempt, max_retries=self._max_retries, what=what)

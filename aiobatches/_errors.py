@@ -35,12 +35,17 @@ class APIError(AIOBatchesError):
     """The `after` of the page that failed: `list_batches(after=cursor)` resumes there."""
     partial: list[Batch] | None
     """What `to_list()` had collected when this error stopped it; None elsewhere."""
+    retryable: bool
+    """Whether the retry policy calls this failure transient (a connection error, 408, 409,
+    429, 5xx, or `x-should-retry: true`): trying the request again later may succeed.
+    Waits and watches go on after such an error; any other ends them."""
 
     def __init__(self, message: str, *, cursor: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.cursor = cursor
         self.partial = None
+        self.retryable = False
 
 
 class APIConnectionError(APIError):

@@ -8,8 +8,7 @@ with the retry policy's verdict. Every message is redacted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from attrs import frozen
 from yarl import URL
@@ -60,8 +59,11 @@ def page_or_failure(
     return FetchedPage(parsed, errors, _retry.poll_after(response.headers))
 
 
-def batch_or_failure(response: Response, *, url: URL, redactor: Redactor) -> Retrieved | Failure:
-    """The batch a final response to `GET /batches/{id}` holds, or the failure it stands for."""
+def batch_or_failure(
+    response: Response, *, url: URL, batch_id: str, redactor: Redactor
+) -> Retrieved | Failure:
+    """The batch a final response to `GET /batches/{batch_id}` holds, or the failure it
+    stands for; a batch with another id is a failure too, never a silent substitute."""
     if response.status >= 300:
         return _status_failure(response, None, redactor)
     failed = _invalid(response, url, None, redactor)
@@ -76,8 +78,11 @@ def batch_or_failure(response: Response, *, url: URL, redactor: Redactor) -> Ret
     except (BodyError, PayloadError) as error:
         return failed(str(error))
     if parsed.invalid:
-        return failed(parsed.invalid[0].problem.replace(" @ data[0]", " @ batch"))
-    return Retrieved(parsed.batches[0], _retry.poll_after(response.headers))
+        return failed(parsed.invalid[0].problem.replace(" @ data[0]", " @ batch"), batch_id)
+    batch = parsed.batches[0]
+    if batch.id != batch_id:
+        return failed(f"the answer is batch {batch.id!r}, not the one asked for")
+    return Retrieved(batch, _retry.poll_after(response.headers))
 
 
 def _text(response: Response) -> bytes | str:
@@ -90,17 +95,23 @@ def _text(response: Response) -> bytes | str:
     return text_of(response.body, response.charset)
 
 
-def _invalid(
-    response: Response, url: URL, cursor: str | None, redactor: Redactor
-) -> Callable[[str], Failure]:
-    """Builds the failure for a success response that holds no valid answer."""
+class _Failed(Protocol):
+    """The failure for a reason, naming the malformed batch when there is one."""
 
-    def failed(reason: str) -> Failure:
+    def __call__(self, reason: str, batch_id: str | None = None) -> Failure: ...
+
+
+def _invalid(response: Response, url: URL, cursor: str | None, redactor: Redactor) -> _Failed:
+    """Builds the failure for a success response that holds no valid answer; `batch_id`
+    names the batch when the answer is that batch, malformed."""
+
+    def failed(reason: str, batch_id: str | None = None) -> Failure:
         error = APIResponseValidationError(
             redactor.text(f"invalid response from {url}: {reason}"),
             status_code=response.status,
             request_id=response.request_id,
             cursor=cursor,
+            batch_id=batch_id,
         )
         return Failure(error, retry=False)
 
@@ -126,9 +137,5 @@ def _status_failure(response: Response, cursor: str | None, redactor: Redactor) 
         cursor=cursor,
         retry_after=delay,
     )
-    retry = (
-        status >= 400
-        and _retry.should_retry(status, headers)
-        and (delay is None or delay <= _retry.MAX_SERVER_DELAY)
-    )
+    retry = status >= 400 and _retry.should_retry(status, headers)
     return Failure(error, retry=retry, delay=delay)

@@ -51,6 +51,7 @@ class Failure:
 
     error: APIError
     retry: bool
+    """The policy's verdict: whether the failure is transient, worth another try."""
     delay: float | None = None
     """The server's requested delay, when it gave a usable one."""
 
@@ -64,9 +65,11 @@ async def retrying(
         outcome = await attempt(retries)
         if not isinstance(outcome, Failure):
             return outcome
-        if not outcome.retry or retries >= max_retries:
-            raise outcome.error
         delay = outcome.delay if outcome.delay is not None else backoff(retries)
+        if not outcome.retry or retries >= max_retries or delay > MAX_SERVER_DELAY:
+            # The verdict travels with the error: a poller tries again later on it.
+            outcome.error.retryable = outcome.retry
+            raise outcome.error
         logger.info(
             "retrying %s after %s (retry %d of %d) in %.3fs",
             what,
@@ -119,6 +122,12 @@ def poll_after(headers: Mapping[str, str]) -> float | None:
     """The pause the server asks pollers for (`openai-poll-after-ms`), in seconds, if usable."""
     millis = _positive_float(headers.get("openai-poll-after-ms"))
     return None if millis is None else millis / 1000
+
+
+def pause(interval: float, hint: float | None) -> float:
+    """How long a poller rests: its interval, or longer when the server asked for more
+    (`Retry-After`, `openai-poll-after-ms`), though never above `MAX_SERVER_DELAY`."""
+    return interval if hint is None else max(interval, min(hint, MAX_SERVER_DELAY))
 
 
 def backoff(retries_done: int, *, jitter: float | None = None) -> float:

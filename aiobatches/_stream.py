@@ -27,7 +27,16 @@ from ._models import Batch, BatchPage
 logger: Final = logging.getLogger("aiobatches")
 
 OnInvalid = Literal["raise", "skip"]
-ON_INVALID: Final = ("raise", "skip")
+InvalidPolicy = OnInvalid | Callable[[str | None], OnInvalid]
+"""What to do with a malformed batch: one answer for all, or one per batch id (None when
+the batch has no usable id), as a watch skips the batches it does not follow."""
+
+
+def check_on_invalid(on_invalid: object) -> OnInvalid:
+    """`on_invalid` as given, if it is one of the two answers; else a ValueError."""
+    if on_invalid == "raise" or on_invalid == "skip":  # noqa: PLR1714 - narrows to the Literal
+        return on_invalid
+    raise ValueError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
 
 
 @frozen
@@ -51,8 +60,9 @@ class _Queued:
 
     page: BatchPage
     invalid: tuple[tuple[InvalidBatch, APIResponseValidationError], ...]
+    """The invalid items handed over with the page: skipped, except the last when `raises`."""
     raises: bool
-    """Whether the first invalid item ends the stream (after the page's batches)."""
+    """Whether the last invalid item ends the stream (after the page's batches)."""
 
 
 class BatchStream:
@@ -71,7 +81,7 @@ class BatchStream:
         after: str | None,
         prefetch: int,
         max_items: int | None,
-        on_invalid: OnInvalid = "raise",
+        on_invalid: InvalidPolicy = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._fetch = fetch
@@ -265,17 +275,16 @@ class BatchStream:
         if not queued.invalid:
             return page
         cut = len(page.data) < len(queued.page.data) or self._to_hand_out == 0
-        if queued.raises:
-            if not cut:  # the caller reaches the malformed batch: it ends the stream
-                error = queued.invalid[0][1]
-                error.cursor = page.data[-1].id if page.data else self.cursor
-                self._error = error
-            return page
+        skipped = queued.invalid[:-1] if queued.raises else queued.invalid
         boundary = _raw_index(len(page.data), queued.invalid) if cut else None
-        for invalid, error in queued.invalid:
+        for invalid, error in skipped:
             if boundary is None or invalid.index < boundary:
                 logger.warning("skipped a malformed batch: %s", error.message)
                 self.skipped.append(invalid.batch_id)
+        if queued.raises and not cut:  # the caller reaches the malformed batch: it ends here
+            error = queued.invalid[-1][1]
+            error.cursor = page.data[-1].id if page.data else self.cursor
+            self._error = error
         return page
 
     def _refuse_if_stopped_early(self) -> None:
@@ -346,10 +355,13 @@ class BatchStream:
         invalid = tuple(zip(parsed.invalid, fetched.errors, strict=True))
         # A server that omits `has_more` (Azure's spec, some others) has more while pages are full.
         more = parsed.has_more if parsed.has_more is not None else parsed.count >= limit
-        raises = bool(invalid) and self._on_invalid == "raise"
+        raising = next((k for k, (item, _) in enumerate(invalid) if self._raises(item)), None)
+        raises = raising is not None
         batches = parsed.batches
-        if raises:
-            batches = batches[: invalid[0][0].index]  # every item before the first invalid is valid
+        if raising is not None:
+            invalid = invalid[: raising + 1]
+            # Of the items before the raising one, `raising` are invalid and the rest valid.
+            batches = batches[: invalid[raising][0].index - raising]
             self._more = False
         elif more and parsed.count and (parsed.last_item_id or parsed.last_id) is None:
             # Nothing to continue after: hand out the page's batches, then say why it ends.
@@ -369,6 +381,11 @@ class BatchStream:
             last_id = parsed.last_id or (batches[-1].id if batches else None)
         page = BatchPage(batches, first_id, last_id, more and not raises)
         return _Queued(page, invalid, raises)
+
+    def _raises(self, item: InvalidBatch) -> bool:
+        """Whether this malformed batch ends the stream rather than being skipped."""
+        policy = self._on_invalid
+        return (policy if isinstance(policy, str) else policy(item.batch_id)) == "raise"
 
     def _advance_cursor(self, parsed: ParsedPage, after: str | None, *, more: bool) -> None:
         """Move the request cursor to the page's last item id, refusing chains that cannot end."""
