@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from ._auth import Auth, AzureKeyAuth, BearerAuth, TokenProvider, TokenProviderAuth
-from ._awaiting import BatchWatch, wait_for_batches
+from ._awaiting import BatchWatch
 from ._closing import CloseOnce
 from ._config import (
     DEFAULT_CONNECTION_LIMIT,
@@ -45,6 +45,7 @@ from ._retry import Failure, retrying
 from ._stream import BatchStream, FetchedPage, InvalidPolicy, OnInvalid, check_on_invalid
 from ._transport import Transport
 from ._version import version
+from ._wait import wait_for_batches
 
 DEFAULT_POLL_INTERVAL: Final = 15.0
 
@@ -267,17 +268,24 @@ class Client:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | None = None,  # noqa: ASYNC109 - the contract's name for the deadline
+        on_invalid: OnInvalid = "raise",
     ) -> list[Batch]:
         """Wait until every batch is finished; returns them in the order given.
 
         Each poll costs at most as many requests as the cheaper of retrieving
         each unfinished batch and relisting down to the oldest one. Polls are
         `poll_interval` seconds apart, or further when the server asks
-        (`openai-poll-after-ms`). After `timeout` seconds: `TimeoutError`; an
-        unknown id: `NotFoundError` at once.
+        (`openai-poll-after-ms`, capped at 120 s, for the next poll only). A poll
+        failing transiently (per the retry policy) is logged and tried again at
+        the next one. After `timeout` seconds: `TimeoutError`; an unknown id:
+        `NotFoundError` at once. A malformed batch that is not waited for is
+        skipped; one that is raises (`"raise"`) or is skipped (`"skip"`).
         """
-        self._check_open()
-        return await wait_for_batches(self, batch_ids, poll_interval=poll_interval, timeout=timeout)
+        if batch_ids:
+            self._check_open()
+        return await wait_for_batches(
+            self, batch_ids, poll_interval=poll_interval, timeout=timeout, on_invalid=on_invalid
+        )
 
     def watch_batches(
         self,
@@ -287,20 +295,25 @@ class Client:
         ids: Iterable[str] | None = None,
         until_finished: bool = False,
         limit: int = MAX_PAGE_SIZE,
+        on_invalid: OnInvalid = "raise",
     ) -> BatchWatch:
         """Watch batches change: an async iterator of `BatchEvent`, and an async context manager.
 
         The first cycle lists down to `since` (everything when None) and yields
-        `"existing"` events; later cycles list only down to the oldest batch
-        that was unfinished, since finished batches never change, and yield
-        `"created"` and `"updated"` events.
+        `"existing"` events; later cycles list only down to the creation second
+        of the oldest batch that was unfinished (past every batch of that second),
+        since finished batches never change, and yield `"created"` and
+        `"updated"` events. An unfinished batch the listing stops showing is
+        retrieved instead (dropped with a WARNING once it is gone).
 
         Args:
             poll_interval: seconds between cycles (longer if the server asks).
-            since: Unix seconds or an aware datetime; the first look's horizon.
+            since: Unix seconds or an aware datetime: only batches created at or after it.
             ids: watch only these batches.
             until_finished: end after the cycle in which no watched batch is unfinished.
             limit: page size of each listing.
+            on_invalid: a malformed watched batch raises (`"raise"`) or is skipped with a
+                WARNING (`"skip"`); a malformed batch not watched is always skipped.
         """
         self._check_open()
         return BatchWatch(
@@ -310,6 +323,7 @@ class Client:
             ids=ids,
             until_finished=until_finished,
             limit=limit,
+            on_invalid=on_invalid,
         )
 
     async def retrieve_batch(self, batch_id: str) -> Batch:

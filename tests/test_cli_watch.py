@@ -86,7 +86,7 @@ async def test_piped_events_are_json_lines_over_the_polls(
     assert summary(events(out)) == [
         ("existing", "batch_000001", [], False),
         ("existing", "batch_000002", [], False),
-        ("existing", "batch_000003", [], True),
+        ("existing", "batch_000003", [], False),  # finished already: not news
         ("created", "batch_000000", [], False),
         ("updated", "batch_000001", ["request_counts"], False),
         ("updated", "batch_000000", changed, True),
@@ -233,10 +233,11 @@ async def test_on_a_living_server_every_event_says_what_changed(
             assert event["kind"] == "updated"
             differ = {k for k in {*before, *item} if before.get(k) != item.get(k)}
             assert set(event["changes"]) == differ != set()
+        # Only the event that reports a finish says so; an "existing" one never does.
         assert event["finished"] == (
-            item["status"] in FINISHED and (before is None or before["status"] not in FINISHED)
+            before is not None and item["status"] in FINISHED and before["status"] not in FINISHED
         )
-        if event["finished"]:
+        if event["finished"] or (before is None and item["status"] in FINISHED):
             finished.append(item["id"])
         last[item["id"]] = item
     assert sorted(finished) == sorted(last)

@@ -1,0 +1,154 @@
+"""Waiting for named batches to finish, each poll at the cost of the cheaper way to look.
+
+A poll either retrieves each unfinished id or relists newest first down to the
+deepest of them. With `u` unfinished ids `p` pages deep, the cheaper costs
+`min(u, p)`; the first poll learns `p` by listing while a page costs no more than
+the retrievals it saves (at most `2 * min(u, p) + 1` requests). Where each id was
+found (or that it lies deeper than the pages listed) is kept, so later polls
+choose at once (at most `min(u, p) + 1`: one page more, for batches created since).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from . import _retry
+from ._awaiting import Source, check_ids, hint_of, outcomes, skips
+from ._config import MAX_PAGE_SIZE, check_count, check_seconds
+from ._errors import APIError
+from ._models import Batch
+from ._response import Retrieved
+from ._stream import OnInvalid, check_on_invalid
+
+logger: Final = logging.getLogger("aiobatches")
+
+
+async def wait_for_batches(
+    source: Source,
+    batch_ids: Sequence[str],
+    *,
+    poll_interval: float,
+    timeout: float | None,  # noqa: ASYNC109 - the public contract's name for the deadline
+    on_invalid: OnInvalid = "raise",
+    limit: int = MAX_PAGE_SIZE,
+) -> list[Batch]:
+    """Poll until every batch is finished; the batches in the order given.
+
+    A poll failing with an error the retry policy calls transient is logged and
+    tried again at the next poll; any other error ends the wait. The deadline is
+    read from the clock that drives aiobatches' sleeps (the loop's by default).
+    """
+    ids = check_ids("batch_ids", batch_ids)
+    interval = check_seconds("poll_interval", poll_interval)
+    if timeout is not None:
+        check_seconds("timeout", timeout)
+    waiter = _Waiter(
+        source, ids, check_count("limit", limit, low=1, high=MAX_PAGE_SIZE), on_invalid
+    )
+    if not ids:
+        return []
+    deadline = None if timeout is None else _retry.now() + timeout
+    # The loop's own timeout bounds a request in flight; the deadline bounds the rests.
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                hint = await waiter.poll()
+            except APIError as error:
+                if not error.retryable:
+                    raise
+                logger.warning("a wait's poll failed; trying again at the next poll: %s", error)
+                hint = hint_of(error)
+            if waiter.done:
+                return waiter.results()
+            pause = _retry.pause(interval, hint)
+            if deadline is not None and pause >= (left := deadline - _retry.now()):
+                await _retry.sleep(max(left, 0.0))
+                raise TimeoutError
+            await _retry.sleep(pause)
+
+
+class _Waiter:
+    """One wait: the latest of each batch, and how deep each unfinished one lies."""
+
+    def __init__(self, source: Source, ids: list[str], limit: int, on_invalid: object) -> None:
+        self._source = source
+        self._order = ids
+        self._limit = limit
+        self._on_invalid = check_on_invalid(on_invalid)
+        self._latest: dict[str, Batch] = {}
+        self._depth: dict[str, int] = {}
+        """Per id, the page it was last listed on, or one past the pages a listing read
+        without finding it: how many pages a relist needs, at least."""
+        self._hint: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return all(self._finished(i) for i in self._order)
+
+    def results(self) -> list[Batch]:
+        return [self._latest[i] for i in self._order]
+
+    def _finished(self, batch_id: str) -> bool:
+        batch = self._latest.get(batch_id)
+        return batch is not None and batch.is_finished
+
+    async def poll(self) -> float | None:
+        """One poll, by the cheaper way; returns the pause the server asked for, if any."""
+        self._hint = None
+        pending = list(dict.fromkeys(i for i in self._order if not self._finished(i)))
+        if all(i in self._depth for i in pending):
+            depth = max(self._depth[i] for i in pending)
+            # Known depth: retrieve each when that is no dearer, else relist one page past it
+            # (new batches may have pushed the ids down) and retrieve any not yet found.
+            missing = pending if depth >= len(pending) else await self._relist(pending, depth + 1)
+        elif len(pending) == 1:
+            missing = pending  # no listing can beat one request
+        else:
+            missing = await self._relist(pending, None)
+        await self._retrieve(missing)
+        return self._hint
+
+    async def _relist(self, pending: list[str], most: int | None) -> list[str]:
+        """List newest first until every pending id is found, or `most` pages, or (with no
+        `most`, depth unknown) until the pages read reach the retrievals still needed;
+        returns the ids not found, noting how deep they lie at least."""
+        wanted = set(pending)
+        pages = 0
+        stream = self._source._open_stream(
+            limit=self._limit, after=None, prefetch=0, max_items=None, on_invalid=self._verdict
+        )
+        async with stream:
+            async for page in stream.pages():
+                pages += 1
+                for batch in page.data:
+                    if batch.id in wanted:
+                        wanted.discard(batch.id)
+                        self._latest[batch.id] = batch
+                        self._depth[batch.id] = pages
+                for skipped in stream.skipped:  # malformed, and skipped: nothing learnt
+                    if skipped in wanted:
+                        wanted.discard(skipped)
+                        self._depth[skipped] = pages
+                self._hint = stream._poll_after or self._hint
+                if not wanted or pages >= (len(wanted) if most is None else most):
+                    break
+        for batch_id in wanted:
+            self._depth[batch_id] = pages + 1
+        return [batch_id for batch_id in pending if batch_id in wanted]
+
+    def _verdict(self, batch_id: str | None) -> OnInvalid:
+        """A malformed batch the wait is not waiting for never blocks it: always skipped."""
+        return self._on_invalid if batch_id in self._order else "skip"
+
+    async def _retrieve(self, batch_ids: list[str]) -> None:
+        """Retrieve each id concurrently; the first failure not skipped ends the poll."""
+        results = await outcomes([self._source._retrieve(i) for i in batch_ids])
+        for result in results:
+            if isinstance(result, Retrieved):
+                self._latest[result.batch.id] = result.batch
+                self._hint = result.poll_after or self._hint
+            elif not skips(result, self._on_invalid):
+                raise result
