@@ -49,6 +49,12 @@ class ScriptedServer:
         self.poll_after_ms: int | None = None
         self.fail_lists = 0
         """How many coming list requests answer 503 before serving again."""
+        self.list_faults: list[tuple[int, dict[str, str]]] = []
+        """Statuses and headers the coming list requests answer with, one each, in order."""
+        self.retrieve_faults: list[tuple[int, dict[str, str]]] = []
+        """Statuses and headers the coming retrievals answer with, one each, in order."""
+        self.answer_as: dict[str, str] = {}
+        """Retrievals of a key answered with the batch of its value (a server's mix-up)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -79,6 +85,8 @@ class ScriptedServer:
 
     async def _list(self, request: web.Request) -> web.Response:
         self.lists.append(dict(request.query))
+        if self.list_faults:
+            return _fault(*self.list_faults.pop(0))
         if self.fail_lists:
             self.fail_lists -= 1
             return web.json_response({"error": {"message": "busy"}}, status=503)
@@ -101,8 +109,11 @@ class ScriptedServer:
     async def _retrieve(self, request: web.Request) -> web.Response:
         batch_id = request.match_info["batch_id"]
         self.retrievals.append(batch_id)
+        if self.retrieve_faults:
+            return _fault(*self.retrieve_faults.pop(0))
+        served = self.answer_as.get(batch_id, batch_id)
         for batch in self.batches:
-            if batch["id"] == batch_id:
+            if batch["id"] == served:
                 return web.Response(
                     body=orjson.dumps(batch),
                     content_type="application/json",
@@ -111,6 +122,12 @@ class ScriptedServer:
         message = f"No batch found with id '{batch_id}'."
         error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
         return web.json_response({"error": error}, status=404)
+
+
+def _fault(status: int, headers: dict[str, str]) -> web.Response:
+    """An OpenAI-shaped error answer with this status and these headers."""
+    error = {"message": f"scripted {status}", "type": "server_error", "param": None, "code": None}
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 @contextlib.contextmanager

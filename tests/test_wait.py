@@ -1,0 +1,214 @@
+"""Waiting honestly: no hang a server can cause, no end a transient failure can cause,
+and each poll at the cost of the cheaper way to look."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _scripted import ScriptedServer, between_polls, make_batch, nothing
+
+import aiobatches
+from aiobatches.testing import FakeBatchesServer, ManualClock
+
+
+def history(statuses: list[str]) -> list[dict[str, Any]]:
+    """Batches newest first with these statuses, created ten seconds apart."""
+    return [
+        make_batch(index, status=status, created_at=1_000_000 - 10 * index)
+        for index, status in enumerate(statuses)
+    ]
+
+
+async def test_an_empty_wait_returns_at_once_without_a_request() -> None:
+    """Waiting for no batch at all is done before it starts: no request is made."""
+    async with ScriptedServer(history(["in_progress"])) as server, server.client() as client:
+        assert await client.wait_for_batches([]) == []
+    assert (server.lists, server.retrievals) == ([], [])
+
+
+async def test_retrieve_refuses_an_answer_about_another_batch() -> None:
+    """A server answering a retrieve with another batch is a validation error, not a substitute;
+    a wait on it ends with that error instead of polling for ever."""
+    async with ScriptedServer(history(["in_progress", "completed"])) as server:
+        server.answer_as["batch_000000"] = "batch_000001"
+        async with server.client() as client:
+            with pytest.raises(aiobatches.APIResponseValidationError, match="batch_000001"):
+                await client.retrieve_batch("batch_000000")
+            with between_polls(nothing), pytest.raises(aiobatches.APIResponseValidationError):
+                await client.wait_for_batches(["batch_000000"])
+
+
+async def test_a_poll_after_hint_is_capped_and_counts_for_one_poll() -> None:
+    """An absurd openai-poll-after-ms waits 120 s, not years, and only before the next poll."""
+    async with ScriptedServer(history(["in_progress"])) as server:
+        server.poll_after_ms = 10**12
+        polls = 0
+
+        async def later(_: float) -> None:
+            nonlocal polls
+            polls += 1
+            server.poll_after_ms = None  # the server stops asking
+            if polls == 3:
+                server.batches[0]["status"] = "completed"
+
+        with between_polls(later) as delays:
+            async with server.client() as client:
+                await client.wait_for_batches(["batch_000000"], poll_interval=30)
+    assert delays == [120.0, 30.0, 30.0]
+
+
+async def test_a_transient_outage_never_ends_a_wait(caplog: pytest.LogCaptureFixture) -> None:
+    """Polls failing with 503 after their retries are logged and tried again; the wait goes on."""
+    async with ScriptedServer(history(["in_progress"])) as server:
+        polls = 0
+
+        async def outage(_: float) -> None:
+            nonlocal polls
+            polls += 1
+            if polls == 1:
+                server.retrieve_faults = [(503, {})] * 2  # two polls' worth (no retries)
+            if polls == 3:
+                server.batches[0]["status"] = "completed"
+
+        with caplog.at_level(logging.WARNING, "aiobatches"), between_polls(outage) as delays:
+            async with server.client() as client:
+                (batch,) = await client.wait_for_batches(["batch_000000"], poll_interval=5)
+    assert batch.status == "completed"
+    assert delays == [5, 5, 5]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("503" in message for message in warnings)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "pause"),
+    [
+        (400, {"x-should-retry": "true"}, 15.0),  # the server says try again: the policy agrees
+        (429, {"retry-after": "300"}, 120.0),  # too long for a request's retry, not for a poll's
+        (503, {"retry-after": "40"}, 40.0),
+    ],
+)
+async def test_a_wait_goes_on_after_what_the_retry_policy_calls_transient(
+    status: int, headers: dict[str, str], pause: float
+) -> None:
+    """The wait acts on the retry policy's verdict and its delay (capped at 120 s)."""
+    async with ScriptedServer(history(["in_progress"])) as server:
+        server.retrieve_faults = [(status, headers)]
+
+        async def finish(_: float) -> None:
+            server.batches[0]["status"] = "failed"
+
+        with between_polls(finish) as delays:
+            async with server.client() as client:
+                (batch,) = await client.wait_for_batches(["batch_000000"])
+    assert (batch.status, delays) == ("failed", [pause])
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error"),
+    [
+        (503, {"x-should-retry": "false"}, aiobatches.InternalServerError),
+        (401, {}, aiobatches.AuthenticationError),
+    ],
+)
+async def test_a_wait_ends_on_what_the_retry_policy_calls_final(
+    status: int, headers: dict[str, str], error: type[Exception]
+) -> None:
+    """An error the policy will not retry (`x-should-retry: false` included) ends the wait."""
+    async with ScriptedServer(history(["in_progress"])) as server:
+        server.retrieve_faults = [(status, headers)]
+        with between_polls(nothing) as delays:
+            async with server.client() as client:
+                with pytest.raises(error):
+                    await client.wait_for_batches(["batch_000000"])
+    assert delays == []
+
+
+async def test_a_deep_wait_learns_its_depth_once() -> None:
+    """Three ids 40 pages deep: the first poll probes 3 pages and retrieves 3 (at most
+    2 * 3 + 1); every later poll retrieves the 3 at once (at most 3 + 1), never probing again."""
+    batches = [make_batch(i, status="completed", created_at=2_000_000 - i) for i in range(4_100)]
+    deep = [3_950, 3_960, 3_970]
+    for index in deep:
+        batches[index]["status"] = "in_progress"
+    async with ScriptedServer(batches) as server:
+        costs: list[int] = []
+
+        async def poll_done(_: float) -> None:
+            costs.append(len(server.lists) + len(server.retrievals) - sum(costs))
+            if len(costs) == 3:
+                for index in deep:
+                    batches[index]["status"] = "completed"
+
+        with between_polls(poll_done):
+            async with server.client() as client:
+                await client.wait_for_batches([batches[i]["id"] for i in deep])
+    costs.append(len(server.lists) + len(server.retrievals) - sum(costs))
+    assert costs == [6, 3, 3, 3]
+
+
+async def test_a_malformed_neighbour_never_breaks_a_wait(caplog: pytest.LogCaptureFixture) -> None:
+    """A malformed batch on the page that is not waited for is skipped with a WARNING."""
+    batches = history(["in_progress", "completed", "in_progress"])
+    batches[1]["created_at"] = "yesterday"
+    async with ScriptedServer(batches) as server:
+
+        async def finish(_: float) -> None:
+            batches[0]["status"] = batches[2]["status"] = "completed"
+
+        with caplog.at_level(logging.WARNING, "aiobatches"), between_polls(finish):
+            async with server.client() as client:
+                done = await client.wait_for_batches(["batch_000000", "batch_000002"])
+    assert [batch.status for batch in done] == ["completed", "completed"]
+    assert any("batch_000001" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_malformed_waited_batch_raises_or_is_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A malformed batch that is waited for raises by default; with "skip" it is logged and
+    the wait goes on until it is well formed and finished."""
+    batches = history(["in_progress", "in_progress"])
+    batches[1]["created_at"] = "yesterday"
+    async with ScriptedServer(batches) as server, server.client() as client:
+        with between_polls(nothing), pytest.raises(aiobatches.APIResponseValidationError):
+            await client.wait_for_batches(["batch_000000", "batch_000001"])
+
+        async def mend(_: float) -> None:
+            batches[1]["created_at"] = 999_990
+            batches[0]["status"] = batches[1]["status"] = "completed"
+
+        with caplog.at_level(logging.WARNING, "aiobatches"), between_polls(mend) as delays:
+            ids = ["batch_000000", "batch_000001"]
+            done = await client.wait_for_batches(ids, on_invalid="skip")
+    assert [batch.status for batch in done] == ["completed", "completed"]
+    assert len(delays) == 1
+    assert any("skipped a malformed batch" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_manual_clock_drives_a_waits_timeout() -> None:
+    """Under `ManualClock.driving_sleeps`, the timeout is read from that clock: the wait ends
+    with TimeoutError once the clock passes it, after the polls that fit."""
+    clock = ManualClock()
+    async with FakeBatchesServer(history(["in_progress"]), clock=clock) as server:
+        async with aiobatches.Client(api_key="sk-test", base_url=server.url) as client:
+            with clock.driving_sleeps(_at_most(50)) as delays, pytest.raises(TimeoutError):
+                await client.wait_for_batches(["batch_000000"], poll_interval=60, timeout=600)
+    assert delays == [60.0] * 10  # polls at 0, 60, ..., 540 s; then the deadline
+    assert clock.now() == clock.start + 600
+
+
+def _at_most(sleeps: int) -> Callable[[float], None]:
+    """A `before_each` that fails the test once a wait has slept that many times."""
+    count = 0
+
+    def count_one(_: float) -> None:
+        nonlocal count
+        count += 1
+        if count > sleeps:
+            raise AssertionError(f"more than {sleeps} sleeps: the timeout is not driven")
+
+    return count_one
