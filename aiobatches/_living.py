@@ -4,23 +4,30 @@ A timeline fixes at a batch's creation when it will pass each status and how
 its request counts will grow, so what the batch looks like at time t is a pure
 function of its timeline and t, and once finished it never changes again.
 `LivingBatches` keeps batches oldest first, adds seeded arrivals on top as its
-clock moves, and encodes each batch once it can no longer change.
+clock moves, holds each batch as its bytes once it can no longer change, and
+lets go of batches older than its retention, so its memory stays bounded
+however long it lives and however far its clock jumps.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import bisect
 import contextlib
+import heapq
+import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
 
+import orjson
 from attrs import frozen
 
 from . import _retry
-from ._body import dumps
+from ._body import dumps, loads_exact
 from ._models import FINISHED_STATUSES
 from ._synthetic import (
     ENDPOINTS,
@@ -61,6 +68,12 @@ _STAMPS: Final = {
 _LATER_STAMPS: Final = tuple(name for name in _STAMPS.values() if name != "in_progress_at")
 """The timestamps the API sends after `expires_at`, in its order."""
 _CURVE_KNOTS: Final = 4
+_BLOCK: Final = 1_024
+"""Arrivals per block of time, on average. Each block draws from a seed of its own, so a
+clock jump skips the blocks too old to be served; the first block's arrivals are those
+every seed gave before there were blocks."""
+RETENTION: Final = 7 * DAY
+"""How long a living server serves the batches it drew, unless told otherwise."""
 
 TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
     "validating": frozenset({"in_progress", "failed", "cancelling"}),
@@ -145,34 +158,6 @@ def finite_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be finite seconds, got {value!r}")
     return float(value)
-
-
-class _Member(Protocol):
-    """A batch the server holds: its look at any time, and when it stops changing."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def settled_at(self) -> float: ...
-
-    def at(self, t: float) -> Mapping[str, Any]: ...
-
-
-@frozen
-class Fixed:
-    """A batch given as is: it looks the same at every time."""
-
-    batch: Mapping[str, Any]
-    settled_at: float = -math.inf
-
-    @property
-    def id(self) -> str:
-        batch_id: str = self.batch["id"]
-        return batch_id
-
-    def at(self, t: float) -> Mapping[str, Any]:
-        return self.batch
 
 
 @frozen
@@ -392,78 +377,169 @@ def _curve(rng: random.Random) -> tuple[float, ...]:
     return tuple(points)
 
 
-def history(count: int, *, seed: int, before: float) -> list[Timeline]:
-    """`count` batches created before `before`, oldest first; same seed, same batches.
+def history(count: int, *, seed: int, before: float) -> Iterator[Timeline]:
+    """`count` batches created before `before`, newest first; same seed, same batches.
 
     Only batches of the last day can still be unfinished, so how many are does not
-    grow with `count`: a long history is finished but for its top.
+    grow with `count`: a long history is finished but for its top. Drawn one at a
+    time, so a caller can stop at the oldest it keeps.
     """
     rng = random.Random(f"{seed}-history")  # noqa: S311 - reproducible test data, not secrets
     created = math.floor(before)
-    timelines = []
     for _ in range(count):
         created -= _whole(rng, *_HISTORY_GAP)
-        timelines.append(draw_timeline(rng, created))
-    timelines.reverse()
-    return timelines
+        yield draw_timeline(rng, created)
 
 
 class Arrivals:
-    """New batches at seeded times about `every` seconds apart after `start`, in order."""
+    """New batches at seeded times about `every` seconds apart after `start`, in order.
+
+    Time after `start` is cut into blocks of about `_BLOCK` arrivals, each drawn from
+    a seed of its own (the first from the seed every arrival once shared), so the
+    arrivals of a late span are drawn without those before it: a clock jump draws
+    only the blocks still served, never every arrival of the span it jumps.
+    """
 
     def __init__(self, *, seed: int, start: float, every: float) -> None:
-        self._rng = random.Random(f"{seed}-arrivals")  # noqa: S311 - reproducible test data
+        self._seed = seed
+        self._start = start
         self._every = every
-        self._next = start + self._gap()
+        self._span = every * _BLOCK
+        self._open(0)
+
+    def _open(self, block: int) -> None:
+        """Start drawing `block`: its own seed, its first arrival a gap after its start."""
+        name = f"{self._seed}-arrivals" + (f"-{block}" if block else "")
+        self._rng = random.Random(name)  # noqa: S311 - reproducible test data, not secrets
+        self._block = block
+        self._end = self._start + (block + 1) * self._span
+        self._next = self._start + block * self._span + self._gap()
 
     def _gap(self) -> float:
         return self._every * self._rng.uniform(0.5, 1.5)
 
-    def until(self, t: float) -> list[Timeline]:
-        """The batches created after the last call, up to `t`, oldest first."""
-        arrived = []
-        while self._next <= t:
-            arrived.append(draw_timeline(self._rng, math.floor(self._next)))
-            self._next += self._gap()
-        return arrived
+    def until(self, t: float, *, since: float = -math.inf) -> Iterator[Timeline]:
+        """The batches created after the last call, up to `t`, oldest first, leaving out
+        those created before `since` (the blocks wholly before it are never drawn).
+
+        Each is drawn as it is taken, so a caller can encode it before the next; take
+        them all before calling again.
+        """
+        while True:
+            if self._end <= since:  # what is left of this block is too old to be served
+                skipped = math.floor((since - self._start) / self._span)
+                self._open(max(self._block + 1, skipped))
+            while self._next <= t and self._next < self._end:
+                timeline = draw_timeline(self._rng, math.floor(self._next))
+                self._next += self._gap()
+                if timeline.created_at >= since:
+                    yield timeline
+            if t < self._end:
+                return
+            self._open(self._block + 1)
 
 
 class LivingBatches:
     """The batches a server holds, oldest first, as they look at its clock's time.
 
-    A batch's place is its index from the oldest, so places stay valid as arrivals
-    are appended; the newest-first list is read from the end. A batch that can no
-    longer change is encoded once; only the others are recomputed per request.
+    A batch's place is its index from the oldest ever held, so places stay valid as
+    arrivals are appended on top and old batches vanish beneath them. Given batches
+    lie at the bottom and never change nor vanish; drawn ones (the history and the
+    arrivals) vanish once created more than `retention` seconds ago. A batch that can
+    no longer change is held only as its encoded bytes; only the others are kept as
+    timelines, and recomputed per request.
     """
 
     def __init__(
         self,
-        members: Sequence[_Member],
+        given: Iterable[Mapping[str, Any]] = (),
+        past: Iterable[Timeline] = (),
         *,
         now: Callable[[], float],
         arrivals: Arrivals | None = None,
+        retention: float = math.inf,
     ) -> None:
-        self._members: list[_Member] = []
-        self._encoded: list[bytes | None] = []
-        self._places: dict[str, int] = {}
+        """Hold `given` and `past`, each newest first, the past back to `retention` ago."""
         self._now = now
         self._arrivals = arrivals
-        self._append(members, now())
+        self._retention = retention
+        self._given_ids: list[str] = []
+        self._given: list[bytes] = []
+        for batch in given:
+            self._given_ids.append(batch["id"])
+            self._given.append(_held(batch))
+        self._given_ids.reverse()
+        self._given.reverse()
+        self._places: dict[str, int] = {}
+        # With repeated ids, `after` means the oldest one, as the list endpoint always did.
+        for place, batch_id in enumerate(self._given_ids):
+            self._places.setdefault(batch_id, place)
+        # The drawn batches, oldest first, from place `_floor` up; a finished one as its bytes.
+        self._floor = len(self._given)
+        self._ids: list[str] = []
+        self._cells: list[bytes | Timeline] = []
+        self._created = array.array("q")
+        self._unsettled: list[tuple[int, int]] = []  # a heap of (settled_at, place)
+        t = now()
+        since = t - retention
+        # Newest first, each finished one encoded as it is drawn, so that a long past is
+        # never held as timelines all at once; then turned oldest first.
+        for timeline in itertools.takewhile(lambda drawn: drawn.created_at >= since, past):
+            self._ids.append(timeline.id)
+            self._created.append(timeline.created_at)
+            self._cells.append(_cell(timeline, t))
+        self._ids.reverse()
+        self._created.reverse()
+        self._cells.reverse()
+        for index, cell in enumerate(self._cells):
+            place = self._floor + index
+            self._places.setdefault(self._ids[index], place)
+            if isinstance(cell, Timeline):
+                self._unsettled.append((cell.settled_at, place))
+        heapq.heapify(self._unsettled)
 
-    def _append(self, members: Sequence[_Member], t: float) -> None:
-        for member in members:
-            place = len(self._members)
-            self._members.append(member)
-            # With repeated ids, `after` means the oldest one, as the list endpoint always did.
-            self._places.setdefault(member.id, place)
-            self._encoded.append(dumps(member.at(t)) if member.settled_at <= t else None)
+    def _append(self, timelines: Iterable[Timeline], t: float) -> None:
+        """Hold `timelines` (oldest first, none older than those held) on top."""
+        for timeline in timelines:
+            place = self._floor + len(self._ids)
+            self._ids.append(timeline.id)
+            self._places.setdefault(timeline.id, place)
+            self._created.append(timeline.created_at)
+            cell = _cell(timeline, t)
+            self._cells.append(cell)
+            if isinstance(cell, Timeline):
+                heapq.heappush(self._unsettled, (cell.settled_at, place))
 
     def _time(self) -> float:
-        """The time now, with every batch created by then present."""
+        """The time now, with every batch created by then present, and none too old."""
         t = self._now()
+        since = t - self._retention
         if self._arrivals is not None:
-            self._append(self._arrivals.until(t), t)
+            self._append(self._arrivals.until(t, since=since), t)
+        self._forget(since)
+        self._settle(t)
         return t
+
+    def _forget(self, since: float) -> None:
+        """Let go of the drawn batches created before `since`: they are no longer served."""
+        gone = bisect.bisect_left(self._created, since)
+        if not gone:
+            return
+        for index, batch_id in enumerate(self._ids[:gone]):
+            if self._places.get(batch_id) == self._floor + index:
+                del self._places[batch_id]
+        del self._ids[:gone], self._cells[:gone], self._created[:gone]
+        self._floor += gone
+
+    def _settle(self, t: float) -> None:
+        """Encode the batches finished by `t` once, and let go of their timelines."""
+        while self._unsettled and self._unsettled[0][0] <= t:
+            _, place = heapq.heappop(self._unsettled)
+            index = place - self._floor
+            if index >= 0:  # else it grew too old before it finished
+                cell = self._cells[index]
+                assert isinstance(cell, Timeline)  # each place is pushed once, when unsettled
+                self._cells[index] = _held(cell.at(t))
 
     def place(self, batch_id: str) -> int | None:
         """Where a batch sits (stable as batches arrive), or None for an unknown id."""
@@ -473,35 +549,65 @@ class LivingBatches:
     def page(self, after: int | None, limit: int) -> bytes:
         """A list response body: `limit` batches below place `after` (None: from the top)."""
         t = self._time()
-        top = len(self._members) if after is None else after
-        bottom = max(top - limit, 0)
-        places = range(top - 1, bottom - 1, -1)
-        ids = [self._members[place].id for place in places]
+        top = self._floor + len(self._ids) if after is None else after
+        places = list(itertools.islice(self._below(top), limit + 1))
+        has_more = len(places) > limit
+        del places[limit:]
+        ids = [self._id(place) for place in places]
         envelope = {
             "object": "list",
             "first_id": ids[0] if ids else None,
             "last_id": ids[-1] if ids else None,
-            "has_more": bottom > 0,
+            "has_more": has_more,
         }
-        data = b"[" + b",".join([self._encode(place, t) for place in places]) + b"]"
+        data = b"[" + b",".join([self._body(place, t) for place in places]) + b"]"
         return b'{"data":' + data + b"," + dumps(envelope)[1:]
 
     def get(self, batch_id: str) -> bytes | None:
         """The encoded batch with this id as it is now, or None for an unknown id."""
         t = self._time()
         place = self._places.get(batch_id)
-        return None if place is None else self._encode(place, t)
+        return None if place is None else self._body(place, t)
 
     def snapshot(self) -> list[Mapping[str, Any]]:
-        """Every batch as it is now, newest first."""
+        """Every batch served now, newest first."""
         t = self._time()
-        return [member.at(t) for member in reversed(self._members)]
+        drawn = [
+            _decode(cell) if isinstance(cell, bytes) else cell.at(t)
+            for cell in reversed(self._cells)
+        ]
+        return drawn + [_decode(body) for body in reversed(self._given)]
 
-    def _encode(self, place: int, t: float) -> bytes:
-        encoded = self._encoded[place]
-        if encoded is None:
-            member = self._members[place]
-            encoded = dumps(member.at(t))
-            if member.settled_at <= t:
-                self._encoded[place] = encoded
-        return encoded
+    def _below(self, top: int) -> Iterator[int]:
+        """The places beneath `top`, newest first: the drawn batches, then the given ones."""
+        yield from range(top - 1, self._floor - 1, -1)
+        yield from range(min(top, len(self._given)) - 1, -1, -1)
+
+    def _id(self, place: int) -> str:
+        """The id of the batch at `place`."""
+        given = len(self._given)
+        return self._given_ids[place] if place < given else self._ids[place - self._floor]
+
+    def _body(self, place: int, t: float) -> bytes:
+        """The batch at `place` encoded as it is at `t`."""
+        if place < len(self._given):
+            return self._given[place]
+        cell = self._cells[place - self._floor]
+        return cell if isinstance(cell, bytes) else dumps(cell.at(t))
+
+
+def _cell(timeline: Timeline, t: float) -> bytes | Timeline:
+    """How a drawn batch is held at `t`: as its bytes once finished, else as its timeline."""
+    return _held(timeline.at(t)) if timeline.settled_at <= t else timeline
+
+
+def _held(batch: Mapping[str, Any]) -> bytes:
+    """`batch` encoded to be held for good: a copy of exactly its length, as orjson's own
+    result keeps a buffer of about 8 KiB whatever its length."""
+    return bytes(memoryview(dumps(batch)))
+
+
+def _decode(body: bytes) -> Any:
+    """A held batch as a dict again, integers beyond 64 bits exact."""
+    exact = loads_exact(body)
+    return orjson.loads(body) if exact is None else exact

@@ -12,6 +12,7 @@ Living batches (`_living`) draw their shapes from the same shares and pools.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any, Final
 
 EPOCH: Final = 1_763_000_000
@@ -45,19 +46,23 @@ _FAILURES: Final = (
 
 def synthetic_batches(count: int, *, seed: int = 0, newest: int = EPOCH) -> list[dict[str, Any]]:
     """`count` batches as the API would send them, newest first; same seed, same batches."""
+    return list(draw_batches(count, seed=seed, newest=newest))
+
+
+def draw_batches(count: int, *, seed: int = 0, newest: int = EPOCH) -> Iterator[dict[str, Any]]:
+    """The batches of `synthetic_batches`, one at a time: a server encodes each and lets it
+    go, instead of holding them all as dicts."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     # Which keys are left out is drawn from a stream of its own, so that every
     # value stays what the same seed gave before keys were ever omitted.
     shapes = random.Random(f"{seed}-shapes")  # noqa: S311 - as above
     statuses = list(_STATUS_WEIGHTS)
     weights = list(_STATUS_WEIGHTS.values())
-    batches = []
     created = newest
     for _ in range(count):
         status = rng.choices(statuses, weights)[0]
-        batches.append(_omit_keys(shapes, _batch(rng, status, created)))
+        yield _omit_keys(shapes, _batch(rng, status, created))
         created -= rng.randint(30, 3_600)
-    return batches
 
 
 def _omit_keys(rng: random.Random, batch: dict[str, Any]) -> dict[str, Any]:

@@ -2,15 +2,17 @@
 
 `FakeBatchesServer` serves seeded synthetic batches newest first, validates
 `limit` and `after` with OpenAI-shaped 400 errors, serves `GET /v1/batches/{id}`,
-checks Bearer auth when a key is configured, records every request it sees, and
-misbehaves on demand: a `FaultPlan` picks per list request (by index or seeded
-chance) a `Fault` to serve. On a clock (`ManualClock` for tests, `AcceleratedClock`
-for demos) its batches live: they move through their statuses and new ones arrive.
+checks Bearer auth when a key is configured, counts every request and records the
+latest, and misbehaves on demand: a `FaultPlan` picks per list request (by index or
+seeded chance) a `Fault` to serve. On a clock (`ManualClock` for tests,
+`AcceleratedClock` for demos) its batches live: they move through their statuses,
+new ones arrive, and old ones vanish, so it can run for hours in bounded memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import itertools
 import json
@@ -44,6 +46,9 @@ __all__ = [
 
 _Response = TypeVar("_Response", bound=web.StreamResponse)
 _DEFAULT_LIMIT: Final = 20
+_RECORDED: Final = 10_000
+"""How many of the latest requests a server keeps by default: enough for any test's
+reading, and a bound for a server left running."""
 _MAX_LIMIT: Final = 100
 _AZURE_API_VERSION: Final = "2024-10-21"
 """The latest GA version of Azure OpenAI's data-plane API with batches."""
@@ -182,8 +187,9 @@ class FakeBatchesServer:
     """The batches endpoints on 127.0.0.1 (port 0 by default); an async context manager.
 
     `GET /v1/batches` lists newest first; `GET /v1/batches/{id}` retrieves one batch
-    (an OpenAI-shaped 404 for an unknown id). Both check auth and are recorded; faults
-    apply to list requests only (`page_requests`), never to retrievals (`retrieve_requests`).
+    (an OpenAI-shaped 404 for an unknown id). Both check auth and are counted, and the
+    latest `record_requests` requests are recorded; faults apply to list requests only
+    (`page_request_count` is the index a `FaultPlan` goes by), never to retrievals.
 
     With `azure=True` it is an Azure OpenAI endpoint (`url` is the endpoint) serving both
     of Azure's API styles at once, each with list and retrieve:
@@ -207,6 +213,13 @@ class FakeBatchesServer:
     were created before the clock's start, most of them finished, those of the last day
     possibly not.
 
+    A living server has a retention window: a synthetic batch created more than
+    `retention` clock seconds ago is no longer served (it vanishes from the list, its
+    retrieval is a 404 and its id no longer a valid `after`), as old batches can vanish
+    from real servers; batches given as `batches` never vanish. So memory stays bounded
+    however long the server runs, and a clock jump of a month or a year draws only the
+    arrivals still within the window, never every arrival of the span it jumps.
+
     Args:
         batches: the batches to serve, newest first; by default `count` synthetic ones.
             With a clock they are served as given, beneath the arrivals.
@@ -222,6 +235,10 @@ class FakeBatchesServer:
         arrival_every: with a clock, new batches appear on top at seeded times about
             this many clock seconds apart (0: none).
         poll_after_ms: when set, list and retrieve answers carry `openai-poll-after-ms`.
+        retention: with a clock, how many clock seconds a synthetic batch is served after
+            its creation (default 7 days); the initial batches created earlier are left out.
+        record_requests: how many of the latest requests `requests` keeps (default
+            10,000; 0 records none, for a server left running). The counters count all.
     """
 
     def __init__(
@@ -240,32 +257,28 @@ class FakeBatchesServer:
         clock: ManualClock | AcceleratedClock | None = None,
         arrival_every: float = 0.0,
         poll_after_ms: int | None = None,
+        retention: float | None = None,
+        record_requests: int = _RECORDED,
     ) -> None:
         if _living.finite_seconds("arrival_every", arrival_every) < 0:
             raise ValueError(f"arrival_every must be finite seconds >= 0, got {arrival_every!r}")
         if arrival_every and clock is None:
             raise ValueError("arrival_every needs a clock to arrive by")
+        if retention is not None:
+            if _living.finite_seconds("retention", retention) <= 0:
+                raise ValueError(f"retention must be finite seconds > 0, got {retention!r}")
+            if clock is None:
+                raise ValueError("retention needs a clock to age batches by")
+        if record_requests < 0:
+            raise ValueError(f"record_requests must be >= 0, got {record_requests!r}")
         if azure_api_version is not None and not azure:
             raise ValueError("azure_api_version applies to an Azure server: pass azure=True too")
-        self._static: list[Mapping[str, Any]] | None = None
-        if clock is None:
-            self._static = list(synthetic_batches(count, seed=seed) if batches is None else batches)
-            self._population = _living.LivingBatches(
-                [_living.Fixed(b) for b in reversed(self._static)], now=_never
-            )
-        else:
-            # From the clock's start, not from now: the same batches however late the server
-            # is made, on every run of a demo.
-            start = math.floor(clock.start)
-            members = (
-                _living.history(count, seed=seed, before=start)
-                if batches is None
-                else [_living.Fixed(batch) for batch in reversed(batches)]
-            )
-            arrivals = _living.Arrivals(seed=seed, start=start, every=arrival_every)
-            self._population = _living.LivingBatches(
-                members, now=clock.now, arrivals=arrivals if arrival_every else None
-            )
+        # Without a clock, given batches read back as the very list given; synthetic ones
+        # are held only encoded, and decoded once, when first asked for.
+        self._static = None if batches is None or clock is not None else list(batches)
+        self._population = _populate(
+            batches, count=count, seed=seed, clock=clock, every=arrival_every, retention=retention
+        )
         self.clock = clock
         """The clock that makes the batches live; None for batches that never change."""
         self.poll_after_ms = poll_after_ms
@@ -279,8 +292,15 @@ class FakeBatchesServer:
         """Whether the server speaks Azure OpenAI's two API styles instead of OpenAI's."""
         self.azure_api_version = (azure_api_version or _AZURE_API_VERSION) if azure else None
         """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
-        self.requests: list[RecordedRequest] = []
-        """Every request received, in order, including those refused or not found."""
+        self._recorded: collections.deque[RecordedRequest] = collections.deque(
+            maxlen=record_requests
+        )
+        self.request_count = 0
+        """Every request received, recorded or not, including those refused or not found."""
+        self.page_request_count = 0
+        """The requests made to the list endpoint: the next one's index in a `FaultPlan`."""
+        self.retrieve_request_count = 0
+        """The requests made to retrieve one batch (`GET .../batches/{id}`)."""
         self.peak_connections = 0
         """The most client connections open at once, as seen at each request."""
         self._connections: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
@@ -317,21 +337,36 @@ class FakeBatchesServer:
 
     @property
     def batches(self) -> list[Mapping[str, Any]]:
-        """Every batch, newest first: as given without a clock, else as they are now."""
-        if self._static is not None:
-            return self._static
-        return self._population.snapshot()
+        """Every batch served, newest first: as given without a clock, else as they are now."""
+        if self.clock is not None:
+            return self._population.snapshot()
+        if self._static is None:
+            self._static = self._population.snapshot()
+        return self._static
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The latest requests received (up to `record_requests`), in order, including
+        those refused or not found."""
+        return list(self._recorded)
 
     @property
     def page_requests(self) -> list[RecordedRequest]:
-        """The requests made to the list endpoint, in order."""
-        return [request for request in self.requests if request.path in self._list_paths]
+        """The recorded requests made to the list endpoint, in order."""
+        return [request for request in self._recorded if self._is_page(request.path)]
 
     @property
     def retrieve_requests(self) -> list[RecordedRequest]:
-        """The requests made to retrieve one batch (`GET .../batches/{id}`), in order."""
-        prefixes = tuple(path + "/" for path in self._list_paths)
-        return [request for request in self.requests if request.path.startswith(prefixes)]
+        """The recorded requests made to retrieve one batch (`GET .../batches/{id}`), in order."""
+        return [request for request in self._recorded if self._is_retrieve(request.path)]
+
+    def _is_page(self, path: str) -> bool:
+        """Whether a request to `path` counts as a page request (whatever its method)."""
+        return path in self._list_paths
+
+    def _is_retrieve(self, path: str) -> bool:
+        """Whether a request to `path` counts as a retrieval: any path below the list's."""
+        return path.startswith(tuple(listed + "/" for listed in self._list_paths))
 
     @property
     def _list_paths(self) -> tuple[str, ...]:
@@ -397,7 +432,7 @@ class FakeBatchesServer:
         await self.close()
 
     async def _list_batches(self, request: web.Request) -> web.StreamResponse:
-        fault = self._picker.pick(len(self.page_requests))
+        fault = self._picker.pick(self.page_request_count)
         self._record(request)
         refusal = self._check_auth(request) or self._check_api_version(request)
         if refusal is not None:
@@ -426,14 +461,18 @@ class FakeBatchesServer:
             return refusal
         batch_id = request.match_info["batch_id"]
         if self._population.place(batch_id) is None:
-            return self._error(404, f"No batch found with id '{batch_id}'.")
+            return self._no_batch(batch_id)
         if self.latency:
             await asyncio.sleep(self.latency)
         body = self._population.get(batch_id)
-        assert body is not None  # batches are never removed
+        if body is None:  # it grew older than the retention while the answer waited
+            return self._no_batch(batch_id)
         if _published_by_azure(request):
             body = _body.dumps(_synthetic.as_azure_publishes(json.loads(body)))  # exact integers
         return self._answer(body)
+
+    def _no_batch(self, batch_id: str) -> web.Response:
+        return self._error(404, f"No batch found with id '{batch_id}'.")
 
     def _page(self, request: web.Request, start: int | None, limit: int) -> bytes:
         """The list body of `limit` batches below place `start`, shaped as the path answers."""
@@ -504,14 +543,20 @@ class FakeBatchesServer:
         if transport is not None:
             self._connections.add(transport)
             self.peak_connections = max(self.peak_connections, self.open_connections)
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=dict(request.headers),
+        self.request_count += 1
+        if self._is_page(request.path):
+            self.page_request_count += 1
+        elif self._is_retrieve(request.path):
+            self.retrieve_request_count += 1
+        if self._recorded.maxlen:
+            self._recorded.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=dict(request.query),
+                    headers=dict(request.headers),
+                )
             )
-        )
 
     def _check_auth(self, request: web.Request) -> web.Response | None:
         if self.api_key is None:
@@ -566,6 +611,31 @@ class FakeBatchesServer:
     def _with_request_id(self, response: _Response) -> _Response:
         response.headers["x-request-id"] = f"req_{next(self._request_ids):032x}"
         return response
+
+
+def _populate(
+    batches: Sequence[Mapping[str, Any]] | None,
+    *,
+    count: int,
+    seed: int,
+    clock: ManualClock | AcceleratedClock | None,
+    every: float,
+    retention: float | None,
+) -> _living.LivingBatches:
+    """The batches a server holds: given or synthetic, static or living on `clock`."""
+    if clock is None:
+        given = _synthetic.draw_batches(count, seed=seed) if batches is None else batches
+        return _living.LivingBatches(given, now=_never)
+    # From the clock's start, not from now: the same batches however late the server is
+    # made, on every run of a demo.
+    start = math.floor(clock.start)
+    return _living.LivingBatches(
+        () if batches is None else batches,
+        _living.history(count, seed=seed, before=start) if batches is None else (),
+        now=clock.now,
+        arrivals=_living.Arrivals(seed=seed, start=start, every=every) if every else None,
+        retention=_living.RETENTION if retention is None else retention,
+    )
 
 
 def _never() -> float:

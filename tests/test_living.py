@@ -71,7 +71,7 @@ async def living(make_server: MakeServer, clock: ManualClock) -> FakeBatchesServ
 
 def test_timelines_take_only_the_allowed_transitions() -> None:
     """Looked at every moment a status changes, each batch takes one allowed transition."""
-    timelines = _living.history(400, seed=5, before=EPOCH)
+    timelines = list(_living.history(400, seed=5, before=EPOCH))
     arrivals = _living.Arrivals(seed=5, start=EPOCH, every=300)
     timelines += arrivals.until(EPOCH + 2 * _living.DAY)
     taken = set()
@@ -427,6 +427,22 @@ def test_same_seed_same_life() -> None:
         assert first.batches == second.batches
     other = FakeBatchesServer(count=60, seed=10, clock=ManualClock(start=1_800_000_000))
     assert not {b["id"] for b in other.batches} & {b["id"] for b in first.batches}
+
+
+def test_a_jump_serves_what_small_steps_serve() -> None:
+    """A clock jump of 100 days serves exactly what 200 steps of 12 hours serve: the same
+    batches, those of the last week."""
+    jumping, stepping = ManualClock(), ManualClock()
+    jumped = FakeBatchesServer(count=60, seed=2, clock=jumping, arrival_every=HOUR)
+    stepped = FakeBatchesServer(count=60, seed=2, clock=stepping, arrival_every=HOUR)
+    for _ in range(200):
+        stepping.advance(_living.DAY / 2)
+        assert stepped.batches  # a look after each step, so arrivals are drawn as they come
+    jumping.advance(100 * _living.DAY)
+    served = jumped.batches
+    assert served == stepped.batches
+    assert all(batch["created_at"] >= jumping.now() - 7 * _living.DAY for batch in served)
+    assert len(served) > 7 * 24 // 2
 
 
 async def test_given_batches_stay_beneath_the_arrivals(make_server: MakeServer) -> None:
