@@ -55,6 +55,9 @@ class ScriptedServer:
         """Statuses and headers the coming retrievals answer with, one each, in order."""
         self.answer_as: dict[str, str] = {}
         """Retrievals of a key answered with the batch of its value (a server's mix-up)."""
+        self.unlisted: set[str] = set()
+        """Batches the listing no longer shows, though a retrieve still finds them."""
+        """Retrievals of a key answered with the batch of its value (a server's mix-up)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -92,9 +95,10 @@ class ScriptedServer:
             return web.json_response({"error": {"message": "busy"}}, status=503)
         limit = int(request.query.get("limit", "20"))
         after = request.query.get("after")
-        ids = [batch["id"] for batch in self.batches]
+        listed = [batch for batch in self.batches if batch["id"] not in self.unlisted]
+        ids = [batch["id"] for batch in listed]
         start = 0 if after is None else ids.index(after) + 1
-        window = self.batches[start : start + limit]
+        window = listed[start : start + limit]
         body = {
             "object": "list",
             "data": window,
