@@ -44,10 +44,14 @@ def main() -> None:
         "latency": lambda: _latency.run(pages=5 if quick else 50, trials=1 if quick else 7),
         "memory": lambda: _memory.run((2_000,) if quick else (20_000, 200_000)),
         "imports": lambda: _imports.run(trials=2 if quick else 15),
-        "awaiting": lambda: _awaiting.run(
-            (1_000,) if quick else (1_000, 10_000, 100_000),
-            cycles=1 if quick else 3,
-            trials=1 if quick else 3,
+        "awaiting": lambda: (
+            _awaiting.run(
+                (1_000,) if quick else (1_000, 10_000, 100_000),
+                cycles=1 if quick else 3,
+                trials=1 if quick else 3,
+            )
+            + "\n\n"
+            + _awaiting.edges(polls=3, cycles=20 if quick else 200)
         ),
     }
     for name in SECTIONS:
