@@ -314,7 +314,9 @@ class BatchWatch:
 
     def _see(self, batch: Batch) -> None:
         """Compare a batch with what the watch knew, and queue the event it makes."""
-        if not self._follows(batch.id):
+        if not self._follows(batch.id) or (
+            self._since is not None and batch.created_at < self._since
+        ):
             return
         previous = self._known.get(batch.id)
         if previous is None:
