@@ -3,7 +3,9 @@
 The transport owns (or borrows) the aiohttp session. One `timeout` covers an
 attempt's credentials, every redirect hop and the body; a page is read to
 16 MiB and an error body to 64 KiB; aiohttp's errors become ours; and every
-request is logged once at DEBUG, credentials redacted.
+request is logged once at DEBUG, credentials redacted. The request id a server
+sends back is redacted here, where it is read, so every log, error and terminal
+that shows it gets it clean.
 """
 
 from __future__ import annotations
@@ -40,10 +42,8 @@ class Response:
     body: bytes
     over_limit: bool
     """The body went past its bound (16 MiB for a page); `body` holds only its start."""
-
-    @property
-    def request_id(self) -> str | None:
-        return self.headers.get("x-request-id")
+    request_id: str | None
+    """The `x-request-id` header, redacted: a server or proxy may echo a credential in it."""
 
 
 class Transport:
@@ -151,10 +151,10 @@ class Transport:
                     proxy=self._proxies.for_url(url),
                 ) as response:
                     status = response.status
-                    request_id = response.headers.get("x-request-id")
+                    request_id = self._request_id(response)
                     target = _same_origin_redirect(response, origin)
                     if target is None:
-                        return await _read(response)
+                        return await _read(response, request_id)
             except (TimeoutError, aiohttp.ClientError) as error:
                 return self._failure(error, url, cursor)
             finally:
@@ -169,6 +169,11 @@ class Transport:
             url, params = target, None
         too_many = APIConnectionError(f"more than {MAX_REDIRECTS} redirects", cursor=cursor)
         return Failure(too_many, retry=False)
+
+    def _request_id(self, response: aiohttp.ClientResponse) -> str | None:
+        """The response's request id with the credentials sent (a fresh token included) masked."""
+        request_id = response.headers.get("x-request-id")
+        return None if request_id is None else self._redactor.text(request_id)
 
     def _failure(self, error: BaseException, url: URL, cursor: str | None) -> Failure:
         """A connection that failed or timed out: worth another try."""
@@ -225,7 +230,7 @@ def _same_origin_redirect(response: aiohttp.ClientResponse, origin: URL) -> URL 
     return target if same_origin else None
 
 
-async def _read(response: aiohttp.ClientResponse) -> Response:
+async def _read(response: aiohttp.ClientResponse, request_id: str | None) -> Response:
     """The final response with its body: a page to 16 MiB, an error body to 64 KiB."""
     limit = MAX_ERROR_BYTES if response.status >= 300 else MAX_PAGE_BYTES
     announced = response.content_length
@@ -246,4 +251,5 @@ async def _read(response: aiohttp.ClientResponse) -> Response:
         charset=response.charset,
         body=body,
         over_limit=over and limit == MAX_PAGE_BYTES,
+        request_id=request_id,
     )
