@@ -82,39 +82,45 @@ class Board:
     """What the watch has seen: every unfinished batch, the latest finished ones, a count of all.
 
     Only batches whose status is in `statuses` (all when empty) are kept; a batch
-    that moves to another status leaves the board.
+    that moves to another status leaves the board. However long the watch runs, the
+    board holds its unfinished batches and at most `2 * _KEEP_FINISHED` finished
+    ones: a finished batch is counted once, and held only while it is among the latest.
     """
 
     def __init__(self, statuses: Collection[str] = ()) -> None:
         self.statuses = frozenset(statuses)
         self.unfinished: dict[str, Batch] = {}
         self.finished: dict[str, Batch] = {}
-        self._finished_ids: set[str] = set()
+        self.finished_count = 0
+        """Finished batches shown (of a status in `statuses`), including those no longer held."""
         self.changed_at: float | None = None
         """Wall-clock time of the last event that changed the board."""
         self.note: str | None = None
         """The latest warning, shown at the bottom (a cycle that failed and will be retried)."""
 
-    @property
-    def finished_count(self) -> int:
-        return len(self._finished_ids)
-
     def see(self, event: BatchEvent) -> None:
         batch = event.batch
-        self.unfinished.pop(batch.id, None)
-        self.finished.pop(batch.id, None)
-        self._finished_ids.discard(batch.id)
+        held = self.unfinished.pop(batch.id, None) or self.finished.pop(batch.id, None)
+        # What the board last saw of this batch: held, or else (a finished one dropped from
+        # the latest) the watch's previous state of it. Its state, not the event's
+        # transition, says whether it was counted.
+        before = held if held is not None else event.previous
+        if before is not None and before.is_finished and self._shows(before):
+            self.finished_count -= 1
         self.changed_at = time.time()
-        if self.statuses and batch.status not in self.statuses:
+        if not self._shows(batch):
             return
         if not batch.is_finished:
             self.unfinished[batch.id] = batch
             return
+        self.finished_count += 1
         self.finished[batch.id] = batch
-        self._finished_ids.add(batch.id)
         if len(self.finished) > 2 * _KEEP_FINISHED:
             latest = heapq.nlargest(_KEEP_FINISHED, self.finished.values(), key=_finish_order)
             self.finished = {kept.id: kept for kept in latest}
+
+    def _shows(self, batch: Batch) -> bool:
+        return not self.statuses or batch.status in self.statuses
 
     def latest_unfinished(self) -> list[Batch]:
         """Unfinished batches, newest first (as the API lists them)."""

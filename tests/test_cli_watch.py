@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 from _helpers import API_KEY, MakeServer, RunCli, envelope, unsafe_for_terminal
-from _scripted import FINISHED, KEY, ScriptedServer, batch, between_polls
+from _scripted import FINISHED, KEY, UNFINISHED, ScriptedServer, batch, between_polls
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from aiobatches import Batch, BatchEvent, _watchview
+from aiobatches._watchview import Board
 from aiobatches.testing import Fault, FaultPlan, ManualClock, synthetic_batches
 
 UNSAFE = unsafe_for_terminal("\n")
@@ -427,3 +431,93 @@ async def test_a_long_history_counts_every_finished_batch_and_shows_the_latest(
     assert final[0].startswith("aiobatches watch · 0 unfinished · 1,200 finished")
     latest = sorted(batches, key=lambda item: item["completed_at"], reverse=True)
     assert [line.split()[0] for line in final[4:]][:3] == [item["id"] for item in latest][:3]
+
+
+# --- the board behind the table, over a long watch -------------------------------------------
+
+
+def board_batch(number: int, status: str, *, ended: int = 0) -> Batch:
+    """Batch `number` (a larger number is newer) with `status`; if that is finished, it
+    ended `ended` seconds after its creation."""
+    created = 1_763_000_000 + number
+    return Batch(
+        id=f"batch_{number:06d}",
+        object="batch",
+        endpoint="/v1/chat/completions",
+        input_file_id=f"file-in{number}",
+        completion_window="24h",
+        status=status,
+        created_at=created,
+        completed_at=created + ended if status in FINISHED else None,
+    )
+
+
+def held(board: Board) -> int:
+    """How many items the board's collections hold, whatever they are named."""
+    return sum(len(value) for value in vars(board).values() if isinstance(value, dict | set | list))
+
+
+def test_the_board_stays_bounded_over_100_000_finished_batches() -> None:
+    """100,000 batches finish (half found finished, half seen finishing): all are counted, and
+    the board never holds more than its unfinished ones and 1,000 finished."""
+    board = Board()
+    ends = {number: number * 7_919 % 86_400 for number in range(100_000)}
+    largest = 0
+    for number, ended in ends.items():
+        done = board_batch(number, "completed", ended=ended)
+        if number < 50_000:  # the first look: found already finished
+            board.see(BatchEvent("existing", done))
+        else:
+            running = board_batch(number, "in_progress")
+            board.see(BatchEvent("created", running))
+            board.see(BatchEvent("updated", done, running, ("status", "completed_at")))
+        largest = max(largest, held(board))
+    assert board.finished_count == 100_000
+    assert board.unfinished == {}
+    assert largest <= 2 * _watchview._KEEP_FINISHED
+    latest = sorted(ends, key=lambda number: (number + ends[number], number), reverse=True)
+    assert [item.id for item in board.latest_finished(3)] == [
+        board_batch(number, "completed").id for number in latest[:3]
+    ]
+
+
+STATUSES = st.sampled_from(FINISHED + UNFINISHED)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    steps=st.lists(st.tuples(st.integers(0, 9), STATUSES, st.integers(0, 4)), max_size=60),
+    shown=st.sets(STATUSES, max_size=3),
+    realistic=st.booleans(),
+)
+def test_the_board_counts_and_shows_as_if_it_kept_every_batch(
+    steps: list[tuple[int, str, int]], shown: set[str], realistic: bool
+) -> None:
+    """Random histories (ties, reorderings, a status filter, even a finished batch changing):
+    holding at most 4 finished batches, the board counts and shows what a full record would
+    (the latest finished too, whenever finished batches never change, as the API promises)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_watchview, "_KEEP_FINISHED", 2)  # every few events drop some
+        board = Board(shown)
+        last: dict[str, Batch] = {}
+        for index, (number, status, ended) in enumerate(steps):
+            now = board_batch(number, status, ended=ended)
+            before = last.get(now.id)
+            if before == now or (realistic and before is not None and before.is_finished):
+                continue  # the watch reports changes only; a finished batch never changes
+            if before is None:
+                board.see(BatchEvent("existing" if index < 5 else "created", now))
+            else:
+                board.see(BatchEvent("updated", now, before, ("status",)))
+            last[now.id] = now
+            kept = [item for item in last.values() if not shown or item.status in shown]
+            assert board.finished_count == sum(item.is_finished for item in kept)
+            assert board.unfinished == {item.id: item for item in kept if not item.is_finished}
+            assert held(board) <= len(board.unfinished) + 4
+            if realistic:
+                ended_last = sorted(
+                    (item for item in kept if item.is_finished),
+                    key=lambda item: (item.completed_at, item.created_at, item.id),
+                    reverse=True,
+                )
+                assert board.latest_finished(2) == ended_last[:2]
