@@ -17,9 +17,10 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Final, TextIO, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 from ._awaiting import BatchWatch
 from ._client import Client
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 AnyClient = TypeVar("AnyClient", bound=Client)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_UNSUCCESSFUL, EXIT_TIMEOUT = 3, 124
 _EXIT_CODES = """\
 exit codes:
@@ -48,7 +49,8 @@ exit codes:
   2    usage error: a bad option or option value
   3    wait: a batch finished other than completed (failed, expired, cancelled)
   124  wait: --timeout ran out
-  130  interrupted
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM, as from `timeout` or `kill`)
 """
 _DEMO_KEY = "sk-demo"
 _DEMO_SPEED = 60.0
@@ -61,6 +63,10 @@ _INTERVAL = 15.0
 """The default --interval against a real API, as the library's."""
 _MAX_PORT = 65_535
 _MAX_LATENCY_MS = 3_600_000
+_MAX_COUNT = 100_000
+"""The most batches `serve` makes up: about 250 MB of them, generated in a couple of seconds."""
+_QUOTED = 40
+"""Characters of a bad option value that its usage error quotes."""
 
 _WAIT_HELP = """\
 Wait until every batch ID is finished (completed, failed, expired or
@@ -148,9 +154,9 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
     try:
         with _warnings_shown():
             if args.command == "serve":
-                return asyncio.run(_serve(args))
+                return asyncio.run(_terminable(_serve(args)))
             command = {"list": _list, "wait": _wait, "watch": _watch}[args.command]
-            return asyncio.run(command(args, sys.stdout, sys.stderr))
+            return asyncio.run(_terminable(command(args, sys.stdout, sys.stderr)))
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -166,6 +172,42 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
     except AIOBatchesError as error:
         _say(_describe(error, args.command) if isinstance(error, APIError) else str(error))
         return EXIT_FAILED
+
+
+async def _terminable(command: Coroutine[Any, Any, int]) -> int:
+    """Run `command`, which SIGTERM cancels, so that its cleanup runs (the terminal given
+    back, the client closed) before the program exits 143, as a process killed by it would.
+
+    The handler is the running loop's, for as long as the command runs; the one there
+    before (Python's default, or an embedding program's) is put back afterwards.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None  # asyncio.run runs this in a task
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        if not terminated:  # a second SIGTERM does not cut the cleanup short
+            terminated = True
+            task.cancel()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (RuntimeError, NotImplementedError):  # not the main thread (main() in a test), Windows
+        return await command
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        task.uncancel()  # the cancellation was ours, and it ends here as an exit code
+        return EXIT_TERMINATED
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        if previous is not None:  # None: a handler not set from Python, which cannot be restored
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -194,9 +236,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     paging.add_argument("--after", help="resume after this batch id")
     paging.add_argument(
-        "--prefetch", type=_count, default=1, help="pages fetched ahead (0: sequential; default 1)"
+        "--prefetch",
+        type=_whole(0),
+        default=1,
+        help="pages fetched ahead (0: sequential; default 1)",
     )
-    paging.add_argument("--max-items", type=_count, help="stop after this many batches (filtered)")
+    paging.add_argument(
+        "--max-items", type=_whole(0), help="stop after this many batches (filtered)"
+    )
     paging.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -240,8 +287,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_whole(0, _MAX_PORT), default=0, help="port, 0-65535 (default 0: any free)"
     )
-    serve.add_argument("--count", type=_count, default=250, help="batches to serve (default 250)")
-    serve.add_argument("--seed", type=int, default=0, help="seed of the synthetic batches")
+    serve.add_argument(
+        "--count",
+        type=_whole(0, _MAX_COUNT),
+        default=250,
+        help=f"batches to serve, up to {_MAX_COUNT:,} (default 250)",
+    )
+    serve.add_argument("--seed", type=_whole(), default=0, help="seed of the synthetic batches")
     serve.add_argument(
         "--latency-ms",
         type=_whole(0, _MAX_LATENCY_MS),
@@ -384,9 +436,9 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> in
                 with _writing():
                     writer.close()
                     out.flush()
-                    if progress is not None:
-                        progress.close()
         finally:
+            if progress is not None:  # however the listing ends, before any message of it
+                progress.close()
             _report_skipped(stream.skipped)
     return EXIT_OK
 
@@ -713,43 +765,63 @@ def _warnings_shown() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from `low` to `high`."""
+def _number(
+    raw: str, *, low: int | None = None, high: int | None = None, unit: str = ""
+) -> int | float | None:
+    """The number `raw` spells, from `low` (and up to `high`) when given: an exact int when
+    it is whole, else a float; None when it spells no number at all.
+
+    Every numeric option reads its value here, so that none passes on a number that what
+    takes it cannot hold: inf, nan, 1e309 or a whole number of 309 digits is a usage error
+    (`unit`, say " of seconds", completes its message), whichever the option.
+    """
+    try:
+        approximate = float(raw)  # reads digits of any length, where int() stops at 4,300
+    except ValueError:
+        return None
+    value: int | float = approximate
+    if math.isfinite(approximate):
+        with contextlib.suppress(ValueError):  # 1.5, 1e3
+            value = int(raw)  # exact, however large: it fits a float, so it has 309 digits at most
+    if (low is not None and value < low) or (high is not None and value > high):  # nan: neither
+        limits = f"{low} or more" if high is None else f"from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"must be {limits}, got {_quoted(raw)}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number{unit}, got {_quoted(raw)}")
+    return value
+
+
+def _quoted(raw: str) -> str:
+    """`raw` quoted for a usage error, cut short if long: 5,000 digits are not echoed whole."""
+    if len(raw) <= _QUOTED:
+        return repr(raw)
+    return f"{raw[:_QUOTED]!r}... ({len(raw):,} characters)"
+
+
+def _whole(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number, from `low` (and up to `high`) when given."""
 
     def parse(raw: str) -> int:
-        value = _count(raw)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        value = _number(raw, low=low, high=high)
+        if not isinstance(value, int):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {_quoted(raw)}")
         return value
 
     return parse
 
 
-def _count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def _moment(raw: str) -> int:
-    """Unix seconds from Unix seconds or an ISO date/time (UTC when no zone is given)."""
-    with contextlib.suppress(ValueError):
-        return int(raw)  # exact, however large
-    with contextlib.suppress(ValueError):
-        seconds = float(raw)
-        if not math.isfinite(seconds):  # inf, nan, 1e400: no moment at all
-            raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got {raw!r}")
+    """Unix seconds from Unix seconds (exact when whole) or an ISO date/time (UTC when no
+    zone is given)."""
+    seconds = _number(raw, unit=" of seconds")
+    if seconds is not None:
         return int(seconds)
     try:
         moment = datetime.datetime.fromisoformat(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(
             "expected an ISO date/time (2025-11-01, 2025-11-01T12:00Z) or Unix seconds,"
-            f" got {raw!r}"
+            f" got {_quoted(raw)}"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
@@ -760,14 +832,12 @@ def _seconds(*, zero: bool) -> Callable[[str], float]:
     """An argparse type: a finite number of seconds, above 0 (or from 0 when `zero`)."""
 
     def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected seconds, got {raw!r}") from None
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-            least = "0 or more" if zero else "more than 0"
-            raise argparse.ArgumentTypeError(f"expected finite seconds, {least}; got {raw!r}")
-        return value
+        value = _number(raw, low=0 if zero else None, unit=" of seconds")
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {_quoted(raw)}")
+        if value <= 0 and not zero:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {_quoted(raw)}")
+        return float(value)
 
     return parse
 

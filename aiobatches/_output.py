@@ -175,8 +175,10 @@ class Progress:
         self._err.flush()
 
     def close(self) -> None:
-        self._err.write("\r\x1b[K")
-        self._err.flush()
+        """Clear the line; quietly, as it runs however the listing ends, failures included."""
+        with contextlib.suppress(OSError, ValueError, UnicodeEncodeError):
+            self._err.write("\r\x1b[K")
+            self._err.flush()
 
 
 class WaitProgress:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from _helpers import API_KEY, COMMAND, MakeServer, RunCli, child_env
 
+import aiobatches.testing
 from aiobatches._cli import main
 from aiobatches.testing import (
     FakeBatchesServer,
@@ -101,6 +102,79 @@ def test_huge_whole_seconds_are_exact_times(capsys: pytest.CaptureFixture[str]) 
     assert len(lines(capsys.readouterr().out)) == 2
     assert main(["list", "--demo", "--created-after", huge]) == 0
     assert capsys.readouterr().out == ""
+
+
+NUMERIC_OPTIONS = [
+    ("list", "--limit"),
+    ("list", "--prefetch"),
+    ("list", "--max-items"),
+    ("list", "--created-after"),
+    ("list", "--created-before"),
+    ("wait", "--interval"),
+    ("wait", "--timeout"),
+    ("watch", "--since"),
+    ("watch", "--interval"),
+    ("serve", "--port"),
+    ("serve", "--count"),
+    ("serve", "--seed"),
+    ("serve", "--latency-ms"),
+]
+"""Every option of every command that takes a number."""
+BEYOND = {
+    "309 digits": "9" * 309,
+    "-309 digits": "-" + "9" * 309,
+    "5,000 digits": "9" * 5_000,
+    "inf": "inf",
+    "-inf": "-inf",
+    "nan": "nan",
+    "1e309": "1e309",
+}
+"""Numbers no float holds: whatever an option passes them to, they would overflow it."""
+
+
+def no_server(*args: object, **kwargs: object) -> FakeBatchesServer:
+    """Stands in for the fake server where none may start: a test failing here fails cleanly
+    instead of filling memory with the batches of a huge `--count`."""
+    raise AssertionError(f"a server was started with {args} {kwargs}")
+
+
+@pytest.mark.parametrize("value", BEYOND.values(), ids=BEYOND.keys())
+@pytest.mark.parametrize(("command", "option"), NUMERIC_OPTIONS)
+def test_numbers_beyond_any_float_are_usage_errors_for_every_option(
+    command: str,
+    option: str,
+    value: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """inf, nan, 1e309 or 309 digits, to any numeric option: exit 2 in one short line naming it."""
+    monkeypatch.setattr(aiobatches.testing, "FakeBatchesServer", no_server)
+    before = ["batch_a"] if command == "wait" else []
+    source = [] if command == "serve" else ["--demo"]
+    assert main([command, *before, *source, f"{option}={value}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith(f"aiobatches {command}: error: argument {option}: ")
+    assert len(last) < 200  # the value is quoted, not echoed whole
+    assert "Traceback" not in err
+
+
+def test_since_of_309_digits_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`watch --since` beyond any float exits 2 saying so, not "unexpected error" and 1."""
+    assert main(["watch", "--demo", "--since", "9" * 309]) == 2
+    err = capsys.readouterr().err
+    assert "argument --since: expected a finite number of seconds, got '999" in err
+    assert "(309 characters)" in err
+
+
+def test_serve_count_beyond_100_000_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --count` above 100,000 exits 2 saying the range, instead of filling memory."""
+    monkeypatch.setattr(aiobatches.testing, "FakeBatchesServer", no_server)
+    assert main(["serve", "--count", "100001"]) == 2
+    assert "argument --count: must be from 0 to 100000, got '100001'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("port", ["70000", "65536", "-1"])

@@ -1,5 +1,5 @@
 """`aiobatches watch` on a real pseudo-terminal, read back through a terminal emulator (pyte):
-the table redrawn in place, a resize, its own end, Ctrl-C, and the demo moving."""
+the table redrawn in place, a resize, its own end, Ctrl-C, SIGTERM, and the demo moving."""
 
 from __future__ import annotations
 
@@ -171,6 +171,24 @@ async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
     assert rows[4][:2] == ["batch_000003", "completed"]
     assert all(not line.strip() for line in frame[7:])
     assert code == 130
+    assert hidden
+    assert terminal.display() == [PROMPT] + [""] * 29
+    assert not terminal.cursor_hidden()
+    assert modes.DECAWM in terminal.screen.mode
+    assert b"Traceback" not in terminal.raw
+
+
+async def test_sigterm_exits_143_and_gives_the_screen_back(watched: ScriptedServer) -> None:
+    """SIGTERM (`timeout`, `kill`) exits 143 and restores the screen, the cursor and wrapping."""
+    terminal = Terminal(100, 30)
+    process, reader = await watching(terminal, *scripted(watched))
+    try:
+        await terminal.until(holding("2 unfinished · 1 finished"))
+        hidden = terminal.cursor_hidden()
+    finally:
+        process.terminate()
+        code = await ended(process, reader)
+    assert code == 143
     assert hidden
     assert terminal.display() == [PROMPT] + [""] * 29
     assert not terminal.cursor_hidden()
