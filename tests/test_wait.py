@@ -194,7 +194,8 @@ async def test_a_manual_clock_drives_a_waits_timeout() -> None:
     with TimeoutError once the clock passes it, after the polls that fit."""
     clock = ManualClock()
     async with FakeBatchesServer(history(["in_progress"]), clock=clock) as server:
-        async with aiobatches.Client(api_key="sk-test", base_url=server.url) as client:
+        client = aiobatches.Client(api_key="sk-test", base_url=server.url)
+        async with client:
             with clock.driving_sleeps(_at_most(50)) as delays, pytest.raises(TimeoutError):
                 await client.wait_for_batches(["batch_000000"], poll_interval=60, timeout=600)
     assert delays == [60.0] * 10  # polls at 0, 60, ..., 540 s; then the deadline
