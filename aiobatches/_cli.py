@@ -158,7 +158,7 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
             command = {"list": _list, "wait": _wait, "watch": _watch}[args.command]
             return asyncio.run(_terminable(command(args, sys.stdout, sys.stderr)))
     except KeyboardInterrupt:
-        return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.
@@ -628,6 +628,7 @@ def _demo_server(*, arrivals: bool) -> FakeBatchesServer:
         api_key=_DEMO_KEY,
         clock=AcceleratedClock(speed=_DEMO_SPEED),
         arrival_every=_DEMO_ARRIVAL if arrivals else 0.0,
+        record_requests=0,  # nothing reads the demo's log, and a watch runs for hours
     )
 
 
@@ -642,6 +643,7 @@ async def _serve(args: argparse.Namespace) -> int:
         latency=args.latency_ms / 1000,
         host=args.host,
         port=args.port,
+        record_requests=0,  # it shows no requests: a log would only grow for hours
     )
     try:
         await server.start()

@@ -20,6 +20,7 @@ import pytest
 from _helpers import API_KEY, COMMAND, RunCli, child_env, read_pty, served_ids
 
 import aiobatches
+from aiobatches import _cli
 from aiobatches._cli import main
 from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
@@ -452,6 +453,14 @@ async def test_serve_runs_a_server_a_client_can_list() -> None:
         err = (await shown).decode()
     os.close(err_master)
     assert [batch.id for batch in got] == [b["id"] for b in synthetic_batches(30, seed=4)]
-    assert process.returncode == 0
+    assert process.returncode == 130  # interrupted, as every command is
     assert "serving; press Ctrl-C to stop" in err
     assert "Traceback" not in err
+
+
+async def test_the_demo_server_records_no_request_log() -> None:
+    """The embedded demo server counts requests but keeps no log that would grow for hours."""
+    server = _cli._demo_server(arrivals=True)
+    async with server, aiobatches.Client(api_key=server.api_key, base_url=server.url) as client:
+        await client.list_batches(max_items=3).to_list()
+    assert (server.request_count, server.requests) == (1, [])
