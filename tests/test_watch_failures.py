@@ -3,6 +3,7 @@ and a batch it does not follow never blocks it."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -162,4 +163,53 @@ async def test_a_since_beyond_any_time_fails_at_once(since: float) -> None:
     async with ScriptedServer(history(["in_progress"])) as server, server.client() as client:
         with pytest.raises(ValueError, match="since"):
             client.watch_batches(since=since)
+    assert server.lists == []
+
+
+@pytest.mark.parametrize("on_invalid", ["raise", "skip"])
+async def test_a_malformed_retrieval_of_a_followed_batch_raises_or_is_skipped(
+    on_invalid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A vanished batch retrieved malformed raises, or with "skip" is logged and kept as it
+    was, and the watch goes on to report its finish once it reads well again."""
+    async with ScriptedServer(history(["in_progress", "in_progress"])) as server:
+        rests = 0
+
+        async def vanish(_: float) -> None:
+            nonlocal rests
+            rests += 1
+            if rests == 1:  # listed no more, and its retrieval is malformed
+                server.unlisted.add("batch_000001")
+                server.batches[1]["request_counts"] = {"total": "many"}
+            if rests == 2:
+                server.batches[1]["request_counts"] = {"total": 9, "completed": 9, "failed": 0}
+                for batch in server.batches:
+                    batch["status"] = "completed"
+
+        with caplog.at_level(logging.WARNING, "aiobatches"), between_polls(vanish):
+            async with server.client() as client:
+                watch = client.watch_batches(until_finished=True, on_invalid=on_invalid)  # type: ignore[arg-type]
+                events: list[tuple[str, str]] = []
+                failure = None
+                try:
+                    async for event in watch:
+                        events.append((event.kind, event.batch.id))
+                except aiobatches.APIResponseValidationError as error:
+                    failure = str(error)
+    first_look = [("existing", "batch_000000"), ("existing", "batch_000001")]
+    if on_invalid == "raise":
+        assert events == first_look
+        assert failure is not None
+        assert "total" in failure
+    else:
+        assert failure is None
+        assert events == [*first_look, ("updated", "batch_000000"), ("updated", "batch_000001")]
+        assert any("skipped a malformed batch" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_naive_datetime_since_fails_at_once() -> None:
+    """A `since` datetime without a timezone is ambiguous: a ValueError before any request."""
+    async with ScriptedServer(history(["in_progress"])) as server, server.client() as client:
+        with pytest.raises(ValueError, match="aware"):
+            client.watch_batches(since=datetime.datetime(2026, 1, 1))
     assert server.lists == []
