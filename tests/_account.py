@@ -80,11 +80,6 @@ class Fault:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     hint: float | None = None
 
-    def __str__(self) -> str:
-        shown = "dropped connection" if self.status is None else str(self.status)
-        extra = ", ".join(f"{k}: {v}" for k, v in self.headers.items())
-        return f"{shown} ({extra})" if extra else shown
-
 
 FAULTS: Final = (
     Fault(503, transient=True),
