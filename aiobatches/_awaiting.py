@@ -110,6 +110,12 @@ def skips(error: APIError, on_invalid: OnInvalid) -> bool:
     return True
 
 
+def deciding(errors: list[APIError]) -> APIError | None:
+    """Of several requests' errors, the one to act on: a final one wins over transient
+    ones (which a later try could pass), so no final error waits for another cycle."""
+    return next((error for error in errors if not error.retryable), errors[0] if errors else None)
+
+
 async def outcomes(coroutines: list[Coroutine[Any, Any, T]]) -> list[T | APIError]:
     """Run concurrently (the client's connection limit bounds them); each one's result or
     its API error, in order. Anything else (a bug, cancellation) cancels the rest and rises."""
@@ -361,6 +367,7 @@ class BatchWatch:
         if self._cycles == 0 and self._ids is not None:
             missing += sorted(self._ids - self._found - self._known.keys())
         results = await outcomes([self._source._retrieve(i) for i in missing])
+        failures = []
         for batch_id, result in zip(missing, results, strict=True):
             if isinstance(result, Retrieved):
                 self._hint = result.poll_after or self._hint
@@ -370,7 +377,9 @@ class BatchWatch:
                 logger.warning("batch %s is gone (404); no longer watching it", batch_id)
                 del self._known[batch_id]
             elif not skips(result, self._on_invalid):
-                raise result
+                failures.append(result)
+        if (failure := deciding(failures)) is not None:
+            raise failure
 
     def _forget_below_horizon(self) -> None:
         """Drop what lies below the horizon: finished, and never listed again."""

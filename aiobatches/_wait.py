@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from . import _retry
-from ._awaiting import Source, check_ids, hint_of, outcomes, skips
+from ._awaiting import Source, check_ids, deciding, hint_of, outcomes, skips
 from ._config import MAX_PAGE_SIZE, check_count, check_seconds
 from ._errors import APIError
 from ._models import Batch
@@ -144,11 +144,15 @@ class _Waiter:
         return self._on_invalid if batch_id in self._order else "skip"
 
     async def _retrieve(self, batch_ids: list[str]) -> None:
-        """Retrieve each id concurrently; the first failure not skipped ends the poll."""
+        """Retrieve each id concurrently; a failure not skipped ends the poll (a final one
+        before a transient one)."""
         results = await outcomes([self._source._retrieve(i) for i in batch_ids])
+        failures = []
         for result in results:
             if isinstance(result, Retrieved):
                 self._latest[result.batch.id] = result.batch
                 self._hint = result.poll_after or self._hint
             elif not skips(result, self._on_invalid):
-                raise result
+                failures.append(result)
+        if (failure := deciding(failures)) is not None:
+            raise failure

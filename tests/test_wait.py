@@ -213,3 +213,20 @@ def _at_most(sleeps: int) -> Callable[[float], None]:
             raise AssertionError(f"more than {sleeps} sleeps: the timeout is not driven")
 
     return count_one
+
+
+async def test_a_final_failure_wins_over_a_transient_one_in_the_same_poll() -> None:
+    """Two ids retrieved in one poll, one failing transiently and one for good: the final
+    error ends the wait at once, whichever answer came first."""
+    # Two pages deep: the first poll lists two pages, then retrieves both.
+    async with ScriptedServer(history(["completed"] * 250 + ["in_progress"] * 2)) as server:
+        server.retrieve_faults = [(503, {}), (401, {})]
+
+        async def no_second_poll(_: float) -> None:
+            raise AssertionError("the final error did not end the wait")
+
+        with between_polls(no_second_poll) as delays:
+            async with server.client() as client:
+                with pytest.raises(aiobatches.AuthenticationError):
+                    await client.wait_for_batches(["batch_000250", "batch_000251"])
+    assert (delays, len(server.lists), len(server.retrievals)) == ([], 2, 2)

@@ -213,3 +213,22 @@ async def test_a_naive_datetime_since_fails_at_once() -> None:
         with pytest.raises(ValueError, match="aware"):
             client.watch_batches(since=datetime.datetime(2026, 1, 1))
     assert server.lists == []
+
+
+async def test_a_final_failure_wins_over_a_transient_one_in_the_same_cycle() -> None:
+    """Two vanished batches retrieved in one cycle, one failing transiently and one for good:
+    the final error ends the watch at once, whichever answer came first."""
+    async with ScriptedServer(history(["in_progress", "in_progress", "in_progress"])) as server:
+
+        async def vanish(_: float) -> None:
+            if server.unlisted:  # a second rest: the final error did not end the watch
+                raise StopWatchingError
+            server.unlisted.update({"batch_000001", "batch_000002"})
+            server.retrieve_faults = [(503, {}), (400, {"x-should-retry": "false"})]
+
+        with between_polls(vanish) as delays:
+            async with server.client() as client:
+                with pytest.raises(aiobatches.BadRequestError):
+                    async for _ in client.watch_batches():
+                        pass
+    assert delays == [15.0]
