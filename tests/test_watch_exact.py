@@ -204,10 +204,9 @@ class Timeline:
         served = self.server.served
         note(f"rest {self.rests} after {[attrs.astuple(s)[:3] for s in served]}: {delay}")
         failure = next((s.fault for s in served if s.fault and s.fault.transient), None)
-        # A permanent failure ends the watch, unless a transient one in the same attempt
-        # made it try again (where a real server's permanent failure comes back).
+        # A permanent failure ends the watch, even beside a transient one in the same attempt.
         permanent = [s for s in served if self.permanent(s)]
-        assert failure is not None or not permanent, f"ignored a permanent failure: {permanent}"
+        assert not permanent, f"ignored a permanent failure: {permanent}"
         hint = failure.hint if failure is not None else None
         if failure is None and self.server.poll_after_ms is not None:
             hint = self.server.poll_after_ms / 1000
