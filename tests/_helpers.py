@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from aiohttp import web
 
 import aiobatches
 from aiobatches.testing import FakeBatchesServer
@@ -146,3 +147,14 @@ def aim_recipe_at(server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch) ->
     """Point a recipe's `aiobatches.Client()` at `server`, through the environment."""
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+
+
+async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Run a scripted server's `app` on 127.0.0.1 (port 0): its runner, to clean up, and
+    the `/v1` base URL a client takes."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}/v1"

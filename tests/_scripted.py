@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
+from _helpers import serve_on_loopback
 from aiohttp import web
 
 import aiobatches
@@ -65,12 +66,7 @@ class ScriptedServer:
         app = web.Application()
         app.router.add_get("/v1/batches", self._list)
         app.router.add_get("/v1/batches/{batch_id}", self._retrieve)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/v1"
+        self._runner, self.url = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
