@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 
 import attrs
 import orjson
-from _helpers import serve_on_loopback
+from _helpers import LoopbackServer
 from aiohttp import web
 
 import aiobatches
@@ -237,7 +237,7 @@ def _path_to(status: str) -> tuple[str, ...]:
     return paths[status]
 
 
-class AccountServer:
+class AccountServer(LoopbackServer):
     """Serves an `Account` as `/v1/batches` and `/v1/batches/{id}`, with planned faults.
 
     Requests are numbered from 0 within each *attempt* (a cycle, or a try of it), which
@@ -254,20 +254,7 @@ class AccountServer:
         self.before_list: dict[int, Callable[[], None]] = {}
         self.poll_after_ms: int | None = None
         """Sent as `openai-poll-after-ms` on every successful answer of this attempt."""
-        self.url = ""
         self._lists = 0
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> AccountServer:
-        app = web.Application()
-        app.router.add_get("/v1/batches", self._list)
-        app.router.add_get("/v1/batches/{batch_id}", self._retrieve)
-        self._runner, self.url = await serve_on_loopback(app)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def client(self, **kwargs: Any) -> aiobatches.Client:
         """A client of this server; no per-request retries unless asked, so that every

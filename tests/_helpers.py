@@ -9,7 +9,7 @@ import sys
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import pytest
 from aiohttp import web
@@ -149,12 +149,31 @@ def aim_recipe_at(server: FakeBatchesServer, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
 
 
-async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Run a scripted server's `app` on 127.0.0.1 (port 0): its runner, to clean up, and
-    the `/v1` base URL a client takes."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}/v1"
+class LoopbackServer:
+    """A scripted server of the list and retrieve endpoints on 127.0.0.1 (port 0), over
+    real HTTP; a subclass answers `_list` and `_retrieve`, and `url` is its `/v1` base."""
+
+    url = ""
+    _runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_get("/v1/batches", self._list)
+        app.router.add_get("/v1/batches/{batch_id}", self._retrieve)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _list(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        raise NotImplementedError

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
-from _helpers import serve_on_loopback
+from _helpers import LoopbackServer
 from aiohttp import web
 
 import aiobatches
@@ -40,7 +40,7 @@ def watched_batches() -> list[dict[str, Any]]:
     return [batch(1, "in_progress", done=100), batch(2, "validating"), batch(3, "completed")]
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Serves `batches` (newest first) as the API does; counts list and retrieve requests."""
 
     def __init__(self, batches: list[dict[str, Any]]) -> None:
@@ -58,20 +58,6 @@ class ScriptedServer:
         """Retrievals of a key answered with the batch of its value (a server's mix-up)."""
         self.unlisted: set[str] = set()
         """Batches the listing no longer shows, though a retrieve still finds them."""
-        """Retrievals of a key answered with the batch of its value (a server's mix-up)."""
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> ScriptedServer:
-        app = web.Application()
-        app.router.add_get("/v1/batches", self._list)
-        app.router.add_get("/v1/batches/{batch_id}", self._retrieve)
-        self._runner, self.url = await serve_on_loopback(app)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def client(self, **kwargs: Any) -> aiobatches.Client:
         """A client of this server that does not retry (retries are not the point here)."""
