@@ -4,9 +4,11 @@ A poll either retrieves each unfinished id or relists newest first down to the
 deepest of them. With `u` unfinished ids `p` pages deep, the cheaper costs
 `min(u, p)`; the first poll learns `p` by listing while a page costs no more than
 the retrievals it saves (at most `2 * min(u, p) + 1` requests). Where each id was
-found (or that it lies deeper than the pages listed) is kept, so later polls
-choose at once (at most `min(u, p) + 1`: one page more, for batches created since).
-"""
+found, or that it lies deeper than the pages read, is kept, so later polls choose
+at once: `min(u, p) + 1` when every depth was found (one page more, for batches
+created since), else never more than `u`. No rule can promise `min(u, p) + 1` for
+an id known only to lie deeper than `k` pages: it may lie on page `k + 1`, where a
+relist wins, or far below, where retrieving wins."""
 
 from __future__ import annotations
 
@@ -82,6 +84,8 @@ class _Waiter:
         self._depth: dict[str, int] = {}
         """Per id, the page it was last listed on, or one past the pages a listing read
         without finding it: how many pages a relist needs, at least."""
+        self._found: set[str] = set()
+        """The ids whose depth a listing found, rather than only bounded from above."""
         self._hint: float | None = None
 
     @property
@@ -100,10 +104,15 @@ class _Waiter:
         self._hint = None
         pending = list(dict.fromkeys(i for i in self._order if not self._finished(i)))
         if all(i in self._depth for i in pending):
-            depth = max(self._depth[i] for i in pending)
-            # Known depth: retrieve each when that is no dearer, else relist one page past it
-            # (new batches may have pushed the ids down) and retrieve any not yet found.
-            missing = pending if depth >= len(pending) else await self._relist(pending, depth + 1)
+            # Known depth: relist one page past the ids a listing found (new batches may
+            # have pushed them down) and retrieve those only known to lie deeper, when that
+            # costs less than retrieving each; never list again to probe for the latter.
+            found = [self._depth[i] for i in pending if i in self._found]
+            unfound = len(pending) - len(found)
+            if found and max(found) + 1 + unfound <= len(pending):
+                missing = await self._relist(pending, max(found) + 1)
+            else:
+                missing = pending
         elif len(pending) == 1:
             missing = pending  # no listing can beat one request
         else:
@@ -128,15 +137,18 @@ class _Waiter:
                         wanted.discard(batch.id)
                         self._latest[batch.id] = batch
                         self._depth[batch.id] = pages
+                        self._found.add(batch.id)
                 for skipped in stream.skipped:  # malformed, and skipped: nothing learnt
                     if skipped in wanted:
                         wanted.discard(skipped)
                         self._depth[skipped] = pages
+                        self._found.add(skipped)
                 self._hint = stream._poll_after or self._hint
                 if not wanted or pages >= (len(wanted) if most is None else most):
                     break
         for batch_id in wanted:
             self._depth[batch_id] = pages + 1
+            self._found.discard(batch_id)
         return [batch_id for batch_id in pending if batch_id in wanted]
 
     def _verdict(self, batch_id: str | None) -> OnInvalid:

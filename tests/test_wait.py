@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 from _scripted import ScriptedServer, between_polls, make_batch, nothing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import aiobatches
+from aiobatches import _wait
 from aiobatches.testing import FakeBatchesServer, ManualClock
 
 
@@ -230,3 +233,81 @@ async def test_a_final_failure_wins_over_a_transient_one_in_the_same_poll() -> N
                 with pytest.raises(aiobatches.AuthenticationError):
                     await client.wait_for_batches(["batch_000250", "batch_000251"])
     assert (delays, len(server.lists), len(server.retrievals)) == ([], 2, 2)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data(), limit=st.sampled_from([1, 3, 10]))
+async def test_each_poll_costs_at_most_the_cheaper_way_plus_one(
+    data: st.DataObject, limit: int
+) -> None:
+    """Ids anywhere in the list (ties, several per page, deep ones), some finishing and fewer
+    than a page of new batches arriving between polls, for the `u` ids not known to be
+    finished lying `p` pages deep: the first poll costs at most `2 * min(u, p) + 1`
+    requests; a later one at most `min(u, p) + 1` when the first found every id by listing,
+    and never more than `u` nor `2 * p + 1` when some were only known to lie deeper."""
+    size = data.draw(st.integers(1, 60), label="batches")
+    batches = [
+        make_batch(i, status="completed", created_at=1_000_000 - i // 3) for i in range(size)
+    ]
+    chosen = data.draw(
+        st.lists(st.integers(0, size - 1), min_size=1, max_size=12, unique=True), label="ids"
+    )
+    ids = [batches[i]["id"] for i in chosen]
+    for index in chosen:
+        batches[index]["status"] = "in_progress"
+    made = size
+    async with ScriptedServer(batches) as server:
+        pending = list(ids)  # what the wait may still hold unfinished
+        costs: list[tuple[int, int, int]] = []  # (requests, u, p) per poll
+        seen = 0
+
+        def depth() -> int:
+            places = [i for i, b in enumerate(server.batches) if b["id"] in pending]
+            return max(places) // limit + 1
+
+        bounds = [(len(pending), depth())]
+
+        async def between(_: float) -> None:
+            nonlocal seen, made, pending
+            requests = len(server.lists) + len(server.retrievals)
+            costs.append((requests - seen, *bounds[-1]))
+            seen = requests
+            unfinished = {b["id"] for b in server.batches if b["status"] != "completed"}
+            pending = [i for i in pending if i in unfinished]
+            last = len(costs) >= 5  # every id finishes by the sixth poll
+            for batch in server.batches:
+                if batch["id"] in pending and (last or data.draw(st.booleans(), label="ends")):
+                    batch["status"] = "completed"
+            for _ in range(data.draw(st.integers(0, limit - 1), label="arrivals")):
+                newest = server.batches[0]["created_at"]
+                server.batches.insert(0, make_batch(made, status="completed", created_at=newest))
+                made += 1
+            bounds.append((len(pending), depth()))
+
+        first_retrievals: list[str] = []
+
+        async def first_poll_ends(delay: float) -> None:
+            if not costs:
+                first_retrievals.extend(server.retrievals)
+            await between(delay)
+
+        with between_polls(first_poll_ends):
+            async with server.client() as client:  # pages of `limit`, which the API keeps at 100
+                await _wait.wait_for_batches(
+                    client, ids, poll_interval=1, timeout=None, limit=limit
+                )
+        if not costs:
+            first_retrievals.extend(server.retrievals)
+        costs.append((len(server.lists) + len(server.retrievals) - seen, *bounds[-1]))
+    (first, u, p), *later = costs
+    assert first <= 2 * min(u, p) + 1, costs
+    # Ids the first poll found by listing keep an exact depth; one it retrieved is known
+    # only to lie deeper than the pages read, where no rule can promise `min(u, p) + 1`.
+    exact = len(ids) == 1 or not first_retrievals
+    for cost, u, p in later:
+        assert cost <= (min(u, p) + 1 if exact else min(u, 2 * p + 1)), costs
