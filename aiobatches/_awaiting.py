@@ -17,19 +17,20 @@ import datetime
 import logging
 import math
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Final, Literal, Protocol, Self, TypeVar
+from typing import Any, Final, Literal, Self, TypeVar
 
 import attrs
 from attrs import frozen
 
 from . import _retry
-from ._config import MAX_PAGE_SIZE, check_batch_id, check_count, check_seconds
-from ._errors import APIError, APIResponseValidationError, APIStatusError, NotFoundError
+from ._config import MAX_PAGE_SIZE, check_count, check_seconds
+from ._errors import APIError, APIResponseValidationError, NotFoundError
 from ._models import Batch
+from ._polling import Source, check_ids, hint_of, retrieve_all, skippable
 from ._response import Retrieved
-from ._stream import BatchStream, InvalidPolicy, OnInvalid, check_on_invalid
+from ._stream import BatchStream, OnInvalid, check_on_invalid
 
 T = TypeVar("T")
 
@@ -71,76 +72,6 @@ def changed_fields(before: Batch, after: Batch) -> tuple[str, ...]:
     return tuple(name for name in _FIELDS if getattr(before, name) != getattr(after, name))
 
 
-class Source(Protocol):
-    """What awaiting needs of a client: listing streams and single retrievals."""
-
-    def _open_stream(
-        self,
-        *,
-        limit: int,
-        after: str | None,
-        prefetch: int,
-        max_items: int | None,
-        on_invalid: InvalidPolicy = "raise",
-    ) -> BatchStream: ...
-
-    async def _retrieve(self, batch_id: str) -> Retrieved: ...
-
-
-def check_ids(setting: str, ids: Iterable[object]) -> list[str]:
-    """The ids as a list, each checked as `retrieve_batch` checks one, so that a bad id
-    fails before any request instead of when its turn to be retrieved comes."""
-    if isinstance(ids, str):
-        raise TypeError(f"{setting} must be a sequence of batch ids, not one str")
-    return [check_batch_id(f"{setting}[{index}]", batch_id) for index, batch_id in enumerate(ids)]
-
-
-def hint_of(error: APIError) -> float | None:
-    """The pause a failure's server asked for (`Retry-After`), if any."""
-    return error.retry_after if isinstance(error, APIStatusError) else None
-
-
-def skips(error: APIError, on_invalid: OnInvalid) -> bool:
-    """Whether a failed retrieval is a malformed batch that `on_invalid` skips (logged)."""
-    if not isinstance(error, APIResponseValidationError) or error.batch_id is None:
-        return False
-    if on_invalid == "raise":
-        return False
-    logger.warning("skipped a malformed batch: %s", error.message)
-    return True
-
-
-def deciding(errors: list[APIError]) -> APIError | None:
-    """Of several requests' errors, the one to act on: a final one wins over transient
-    ones (which a later try could pass), so no final error waits for another cycle."""
-    return next((error for error in errors if not error.retryable), errors[0] if errors else None)
-
-
-async def outcomes(coroutines: list[Coroutine[Any, Any, T]]) -> list[T | APIError]:
-    """Run concurrently (the client's connection limit bounds them); each one's result or
-    its API error, in order. Anything else (a bug, cancellation) cancels the rest and rises."""
-    if not coroutines:
-        return []
-    loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(c, name="aiobatches retrieve") for c in coroutines]
-    try:
-        await asyncio.wait(tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)
-    results: list[T | APIError] = []
-    for task in tasks:
-        error = task.exception()
-        if error is None:
-            results.append(task.result())
-        elif isinstance(error, APIError):
-            results.append(error)
-        else:
-            raise error
-    return results
-
-
 def _unix(since: object) -> float | None:
     if since is None:
         return None
@@ -164,9 +95,9 @@ class BatchWatch:
     """An async iterator of `BatchEvent` and an async context manager.
 
     Each cycle lists newest first down to its horizon, retrieves the followed
-    unfinished batches the listing no longer shows, then rests. The work runs
-    in the iterating task (one at a time); closing the watch (or leaving
-    `async with`, or an error, or cancellation) closes the listing in flight.
+    unfinished batches the listing does not show, then rests. The work runs in
+    the iterating task (one at a time); closing the watch (or leaving `async
+    with`, or an error, or cancellation) stops it at once, its rest included.
     """
 
     def __init__(
@@ -191,23 +122,32 @@ class BatchWatch:
         """Every batch the watch holds, as last seen: the followed ones at or above the
         horizon, and the unfinished ones followed by retrieval."""
         self._by_retrieval: set[str] = set()
-        """Unfinished batches the listing stopped showing: retrieved each cycle instead,
-        so that they never hold the horizon down."""
+        """Unfinished batches the listing stopped showing (or shows malformed): retrieved
+        each cycle instead, so that they never hold the horizon down."""
+        self._unreadable: dict[str, bool] = {}
+        """Batches never yet read well (listed malformed), retrieved to read them: whether
+        the watch surely follows them (then unfinished until read), or only may."""
         self._horizon: int | None = None
         """The creation second later cycles list down to (inclusive); None: the whole list."""
         self._cycles = 0
         self._events: deque[BatchEvent] = deque()
+        self._failure: APIError | None = None
+        """The error that ends the watch, raised once the events before it are handed out."""
         self._listing: BatchStream | None = None
         self._found: set[str] = set()
-        """The ids this cycle's listing showed (a skipped malformed one included)."""
+        """The ids this cycle's listing showed (a malformed one included)."""
         self._top: int | None = None
         """The newest creation second this cycle's listing showed."""
         self._hint: float | None = None
         """The latest pause the server asked for; good for the next rest only."""
         self._rest_first = False
         """Whether the next cycle rests first: after any cycle but a first look's success."""
+        self._working: asyncio.Task[Any] | None = None
+        """The rest or the retrievals in progress: a task closing the watch cancels."""
         self._busy = False
         self._done = False
+        """No cycle follows (`until_finished` met, or closed); queued events still go out."""
+        self._closed = False
 
     def __aiter__(self) -> Self:
         return self
@@ -218,16 +158,30 @@ class BatchWatch:
         self._busy = True
         try:
             while not self._events:
-                if self._done:
-                    raise StopAsyncIteration
-                try:
-                    await self._step()
-                except BaseException:
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
                     await self.aclose()
-                    raise
+                    raise failure
+                if self._done or self._closed:
+                    raise StopAsyncIteration
+                await self._advance()
             return self._events.popleft()
         finally:
             self._busy = False
+
+    async def _advance(self) -> None:
+        """One step of work; an error that ends the watch waits for the events before it
+        (and one met because the watch was closed meanwhile is no error at all)."""
+        try:
+            await self._step()
+        except APIError as error:
+            if not self._closed:
+                self._failure = error
+            self._done = True
+            await self._close_listing()
+        except BaseException:
+            await self.aclose()
+            raise
 
     async def __aenter__(self) -> Self:
         return self
@@ -241,8 +195,14 @@ class BatchWatch:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop watching: close the listing in flight; iteration then ends."""
-        self._done = True
+        """Stop watching: end a rest at once, close the listing in flight; iteration ends,
+        and events not yet handed out are dropped."""
+        self._closed = self._done = True
+        self._events.clear()
+        working, self._working = self._working, None
+        if working is not None:
+            working.cancel()
+            await asyncio.wait({working})
         await self._close_listing()
 
     async def _close_listing(self) -> None:
@@ -256,49 +216,88 @@ class BatchWatch:
             if self._listing is None:
                 await self._begin_cycle()
                 return
+            listing = self._listing
             try:
-                page = await anext(self._listing.pages())
+                page = await anext(listing.pages())
             except StopAsyncIteration:
                 await self._end_cycle()
                 return
-            self._hint = self._listing._poll_after or self._hint
-            self._found.update(i for i in self._listing.skipped if i is not None)
-            for batch in page.data:
-                if self._below_floor(batch):
-                    await self._end_cycle()
-                    return
+            self._hint = listing._poll_after or self._hint
+            stop = next(
+                (k for k, batch in enumerate(page.data) if self._below_floor(batch)),
+                len(page.data),
+            )
+            for index, batch in enumerate(page.data[:stop]):
+                self._read_malformed(listing, index, surely_above=True)
                 self._found.add(batch.id)
-                self._top = max(self._top or batch.created_at, batch.created_at)
+                if self._top is None or batch.created_at > self._top:
+                    self._top = batch.created_at
                 self._see(batch)
-            if self._first_look_complete():
+            # Below the last batch above the floor, a malformed one may lie on either side.
+            self._read_malformed(listing, stop, surely_above=False)
+            if stop < len(page.data) or self._first_look_complete():
                 await self._end_cycle()
         except APIError as error:
-            if not error.retryable:
+            if not error.retryable or self._closed:
                 raise
             logger.warning("a watch cycle failed; trying again after a pause: %s", error)
             # What the cycle already saw made its events; the next try makes none for it again.
             self._hint = hint_of(error) or self._hint
             await self._close_listing()
 
+    def _read_malformed(self, listing: BatchStream, before: int, *, surely_above: bool) -> None:
+        """Deal with the malformed batches that lay just above the page's batch `before`
+        (the listing skipped them all). One the watch surely follows raises (`"raise"`);
+        otherwise it is retrieved, to read it or learn where it lies: a known one as the
+        listing missed it, a new one until it reads well (or, one that may lie below the
+        floor, until its retrieval too is malformed: a neighbour, as far as can be told)."""
+        surely_above = surely_above or self._floor() is None
+        for place, error in listing._page_skipped:
+            batch_id = error.batch_id
+            if place != before or batch_id is None or not self._follows(batch_id):
+                continue
+            if surely_above and self._on_invalid == "raise":
+                raise error
+            if batch_id not in self._known:
+                self._unreadable[batch_id] = self._unreadable.get(batch_id, False) or surely_above
+
     async def _begin_cycle(self) -> None:
         if self._rest_first:
             hint, self._hint = self._hint, None
-            await _retry.sleep(_retry.pause(self._interval, hint))
-            if self._done:
+            await self._rest(_retry.pause(self._interval, hint))
+            if self._closed:
                 return
         self._rest_first = True
         self._found = set()
         self._top = None
+        # Every malformed batch is skipped by the listing; the watch decides which it follows.
         self._listing = self._source._open_stream(
-            limit=self._limit, after=None, prefetch=0, max_items=None, on_invalid=self._verdict
+            limit=self._limit, after=None, prefetch=0, max_items=None, on_invalid="skip"
         )
+
+    async def _rest(self, delay: float) -> None:
+        """Sleep between cycles in a task of the watch's own, which closing it ends at once."""
+        self._working = asyncio.get_running_loop().create_task(
+            _retry.sleep(delay), name="aiobatches watch rest"
+        )
+        await self._own(self._working)
+
+    async def _own(self, task: asyncio.Task[T]) -> T | None:
+        """The result of work the watch runs as its own task (a sleeper's or a request's
+        error included), or None when closing the watch cancelled it."""
+        try:
+            await asyncio.wait({task})
+        finally:
+            self._working = None
+            if not task.done():  # the consumer itself was cancelled
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled() and self._closed:
+            return None
+        return task.result()  # its error, or a cancellation from within, reaches the consumer
 
     def _follows(self, batch_id: str | None) -> bool:
         return self._ids is None or batch_id in self._ids
-
-    def _verdict(self, batch_id: str | None) -> OnInvalid:
-        """A malformed batch the watch does not follow never blocks it: always skipped."""
-        return self._on_invalid if self._follows(batch_id) else "skip"
 
     def _floor(self) -> float | None:
         """The oldest creation time this cycle looks at: the horizon and `since`."""
@@ -318,13 +317,14 @@ class BatchWatch:
             and self._ids <= self._found
         )
 
-    def _see(self, batch: Batch) -> None:
-        """Compare a batch with what the watch knew, and queue the event it makes."""
+    def _see(self, batch: Batch, *, followed: bool = False) -> None:
+        """Compare a batch with what the watch knew, and queue the event it makes; a new
+        batch below the floor is not followed, unless known to be (`followed`)."""
+        previous = self._known.get(batch.id)
         if not self._follows(batch.id) or (
-            self._since is not None and batch.created_at < self._since
+            previous is None and not followed and self._below_floor(batch)
         ):
             return
-        previous = self._known.get(batch.id)
         if previous is None:
             kind: EventKind = "existing" if self._cycles == 0 else "created"
             self._events.append(BatchEvent(kind, batch))
@@ -337,7 +337,7 @@ class BatchWatch:
         """Close the listing, retrieve what it did not show, move the horizon, forget what
         lies below it, and decide whether to go on."""
         await self._close_listing()
-        if self._done:
+        if self._closed:
             return
         await self._retrieve_missing()
         self._cycles += 1
@@ -352,34 +352,74 @@ class BatchWatch:
         elif self._top is not None:
             self._horizon = self._top
         self._forget_below_horizon()
-        if self._until_finished and not any(not b.is_finished for b in self._known.values()):
+        if (
+            self._until_finished
+            and not self._unreadable
+            and all(batch.is_finished for batch in self._known.values())
+        ):
             self._done = True
 
     async def _retrieve_missing(self) -> None:
-        """Retrieve the followed unfinished batches the listing did not show (and, on the
-        first look, named ids it did not reach): found ones are followed by retrieval, gone
-        ones dropped (an id named in `ids`: `NotFoundError`)."""
+        """Retrieve the followed unfinished batches the listing did not show well (and, on
+        the first look, named ids it did not reach): found ones are followed by retrieval,
+        gone ones dropped (an id named in `ids`: `NotFoundError`)."""
         missing = [
             batch_id
             for batch_id, batch in self._known.items()
             if not batch.is_finished and batch_id not in self._found
         ]
+        missing += sorted(self._unreadable.keys() - self._known.keys())
         if self._cycles == 0 and self._ids is not None:
-            missing += sorted(self._ids - self._found - self._known.keys())
-        results = await outcomes([self._source._retrieve(i) for i in missing])
-        failures = []
-        for batch_id, result in zip(missing, results, strict=True):
+            missing += sorted(
+                self._ids - self._found - self._known.keys() - self._unreadable.keys()
+            )
+        if not missing:
+            return
+        retrieving = retrieve_all(self._source, missing, final=self._final)
+        working = self._working = asyncio.get_running_loop().create_task(
+            retrieving, name="aiobatches watch retrievals"
+        )
+        results = await self._own(working)
+        if results is None:  # closed meanwhile
+            return
+        transient = []
+        for batch_id, result in results:
             if isinstance(result, Retrieved):
                 self._hint = result.poll_after or self._hint
-                self._see(result.batch)
+                self._see(result.batch, followed=self._unreadable.pop(batch_id, False))
                 self._by_retrieval.add(batch_id)
-            elif isinstance(result, NotFoundError) and not (self._ids and batch_id in self._ids):
+            elif isinstance(result, NotFoundError):
                 logger.warning("batch %s is gone (404); no longer watching it", batch_id)
-                del self._known[batch_id]
-            elif not skips(result, self._on_invalid):
-                failures.append(result)
-        if (failure := deciding(failures)) is not None:
-            raise failure
+                self._known.pop(batch_id, None)
+                self._unreadable.pop(batch_id, None)
+            elif self._only_maybe_followed(batch_id, result):
+                self._unreadable.pop(batch_id)
+            elif skippable(result, self._on_invalid):
+                logger.warning("skipped a malformed batch: %s", result.message)
+                if batch_id in self._known:
+                    self._by_retrieval.add(batch_id)  # it exists: it must not pin the horizon
+            else:
+                transient.append(result)
+        if transient:
+            raise transient[0]
+
+    def _final(self, batch_id: str, error: APIError) -> bool:
+        """Whether a retrieval's error ends the watch: neither transient, nor a 404 of a
+        batch not named in `ids` (dropped), nor a malformed batch `on_invalid` skips."""
+        if (
+            error.retryable
+            or skippable(error, self._on_invalid)
+            or self._only_maybe_followed(batch_id, error)
+        ):
+            return False
+        return not isinstance(error, NotFoundError) or bool(self._ids and batch_id in self._ids)
+
+    def _only_maybe_followed(self, batch_id: str, error: APIError) -> bool:
+        """Whether a retrieval found malformed a batch that may lie below the floor: the
+        watch cannot tell it is one it follows, and leaves it be."""
+        return self._unreadable.get(batch_id) is False and isinstance(
+            error, APIResponseValidationError
+        )
 
     def _forget_below_horizon(self) -> None:
         """Drop what lies below the horizon: finished, and never listed again."""

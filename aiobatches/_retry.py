@@ -142,6 +142,11 @@ async def sleep(delay: float) -> None:
     await _sleeper.get()(delay)
 
 
+def clock_driven() -> bool:
+    """Whether a clock other than the loop's drives aiobatches' sleeps and deadlines."""
+    return _clock.get() is not None
+
+
 def now() -> float:
     """The time deadlines are measured in: the clock driving the sleeps, else the loop's."""
     clock = _clock.get()

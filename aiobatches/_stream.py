@@ -93,6 +93,9 @@ class BatchStream:
         self._closing: CloseOnce | None = None
         self.skipped: list[str | None] = []
         """Ids of the malformed batches skipped so far (`on_invalid="skip"`); None if id-less."""
+        self._page_skipped: tuple[tuple[int, APIResponseValidationError], ...] = ()
+        """The malformed batches skipped on the latest page, each with how many of the page's
+        batches came before it: where it lay, for a watch that stops part way down a page."""
         # Requesting side: the next cursor, cursors seen, and items still to request.
         self._next_after = after
         self._seen: set[str] = set() if after is None else {after}
@@ -272,15 +275,19 @@ class BatchStream:
     def _hand_over(self, queued: _Queued) -> BatchPage:
         """The page as the caller gets it: cut to `max_items`, its invalid items dealt with."""
         page = self._trimmed(queued.page)
+        self._page_skipped = ()
         if not queued.invalid:
             return page
         cut = len(page.data) < len(queued.page.data) or self._to_hand_out == 0
         skipped = queued.invalid[:-1] if queued.raises else queued.invalid
         boundary = _raw_index(len(page.data), queued.invalid) if cut else None
-        for invalid, error in skipped:
+        placed = []
+        for before, (invalid, error) in enumerate(skipped):
             if boundary is None or invalid.index < boundary:
                 logger.warning("skipped a malformed batch: %s", error.message)
                 self.skipped.append(invalid.batch_id)
+                placed.append((invalid.index - before, error))
+        self._page_skipped = tuple(placed)
         if queued.raises and not cut:  # the caller reaches the malformed batch: it ends here
             error = queued.invalid[-1][1]
             error.cursor = page.data[-1].id if page.data else self.cursor

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import Final
 
 from . import _retry
-from ._awaiting import Source, check_ids, deciding, hint_of, outcomes, skips
 from ._config import MAX_PAGE_SIZE, check_count, check_seconds
 from ._errors import APIError
 from ._models import Batch
+from ._polling import Source, check_ids, hint_of, retrieve_all, skippable
 from ._response import Retrieved
 from ._stream import OnInvalid, check_on_invalid
 
@@ -47,14 +47,14 @@ async def wait_for_batches(
     interval = check_seconds("poll_interval", poll_interval)
     if timeout is not None:
         check_seconds("timeout", timeout)
-    waiter = _Waiter(
-        source, ids, check_count("limit", limit, low=1, high=MAX_PAGE_SIZE), on_invalid
-    )
+    limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
+    waiter = _Waiter(source, ids, limit, check_on_invalid(on_invalid))
     if not ids:
         return []
     deadline = None if timeout is None else _retry.now() + timeout
-    # The loop's own timeout bounds a request in flight; the deadline bounds the rests.
-    async with asyncio.timeout(timeout):
+    # In real time the loop's timeout also bounds a request in flight; a clock that drives
+    # the sleeps has no say over requests, which their own timeout bounds.
+    async with asyncio.timeout(None if _retry.clock_driven() else timeout):
         while True:
             try:
                 hint = await waiter.poll()
@@ -75,11 +75,11 @@ async def wait_for_batches(
 class _Waiter:
     """One wait: the latest of each batch, and how deep each unfinished one lies."""
 
-    def __init__(self, source: Source, ids: list[str], limit: int, on_invalid: object) -> None:
+    def __init__(self, source: Source, ids: list[str], limit: int, on_invalid: OnInvalid) -> None:
         self._source = source
         self._order = ids
         self._limit = limit
-        self._on_invalid = check_on_invalid(on_invalid)
+        self._on_invalid = on_invalid
         self._latest: dict[str, Batch] = {}
         self._depth: dict[str, int] = {}
         """Per id, the page it was last listed on, or one past the pages a listing read
@@ -156,15 +156,21 @@ class _Waiter:
         return self._on_invalid if batch_id in self._order else "skip"
 
     async def _retrieve(self, batch_ids: list[str]) -> None:
-        """Retrieve each id concurrently; a failure not skipped ends the poll (a final one
-        before a transient one)."""
-        results = await outcomes([self._source._retrieve(i) for i in batch_ids])
-        failures = []
-        for result in results:
+        """Retrieve each id concurrently: a final failure ends the poll at once; else the
+        batches read are kept, and a transient failure then ends the poll."""
+        transient = []
+        for _, result in await retrieve_all(self._source, batch_ids, final=self._final):
             if isinstance(result, Retrieved):
                 self._latest[result.batch.id] = result.batch
                 self._hint = result.poll_after or self._hint
-            elif not skips(result, self._on_invalid):
-                failures.append(result)
-        if (failure := deciding(failures)) is not None:
-            raise failure
+            elif skippable(result, self._on_invalid):
+                logger.warning("skipped a malformed batch: %s", result.message)
+            else:
+                transient.append(result)
+        if transient:
+            raise transient[0]
+
+    def _final(self, _: str, error: APIError) -> bool:
+        """Whether a retrieval's error ends the poll at once: neither transient nor a
+        malformed batch `on_invalid` skips."""
+        return not (error.retryable or skippable(error, self._on_invalid))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -58,6 +59,11 @@ class ScriptedServer(LoopbackServer):
         """Retrievals of a key answered with the batch of its value (a server's mix-up)."""
         self.unlisted: set[str] = set()
         """Batches the listing no longer shows, though a retrieve still finds them."""
+        self.held: set[str] = set()
+        """Batches whose retrievals are held unanswered until `release` is set."""
+        self.release = asyncio.Event()
+        self.latency = 0.0
+        """Seconds each answer waits (real time)."""
 
     def client(self, **kwargs: Any) -> aiobatches.Client:
         """A client of this server that does not retry (retries are not the point here)."""
@@ -70,6 +76,7 @@ class ScriptedServer(LoopbackServer):
 
     async def _list(self, request: web.Request) -> web.Response:
         self.lists.append(dict(request.query))
+        await asyncio.sleep(self.latency)
         if self.list_faults:
             return _fault(*self.list_faults.pop(0))
         if self.fail_lists:
@@ -95,6 +102,9 @@ class ScriptedServer(LoopbackServer):
     async def _retrieve(self, request: web.Request) -> web.Response:
         batch_id = request.match_info["batch_id"]
         self.retrievals.append(batch_id)
+        await asyncio.sleep(self.latency)
+        if batch_id in self.held:
+            await self.release.wait()
         if self.retrieve_faults:
             return _fault(*self.retrieve_faults.pop(0))
         served = self.answer_as.get(batch_id, batch_id)
