@@ -397,7 +397,8 @@ class BatchStream:
     def _advance_cursor(self, parsed: ParsedPage, after: str | None, *, more: bool) -> None:
         """Move the request cursor to the page's last item id, refusing chains that cannot end."""
         if self._to_request is not None:
-            self._to_request -= parsed.count
+            # Only batches handed out count: one skipped malformed leaves room for another.
+            self._to_request -= len(parsed.batches)
         if not more:
             self._more = False
             return

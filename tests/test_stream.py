@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import math
 from typing import Any
 
@@ -11,6 +12,7 @@ import aiohttp
 import orjson
 import pytest
 from _helpers import API_KEY, MOCK_BASE, MOCK_LIST, eventually, ids, served_ids, stream_tasks
+from _scripted import ScriptedServer, make_batch
 from aioresponses import aioresponses
 
 import aiobatches
@@ -489,3 +491,19 @@ async def test_closing_the_pages_closes_the_stream(client: aiobatches.Client) ->
     await pages.aclose()
     assert stream.closed
     assert stream_tasks() == []
+
+
+async def test_max_items_with_skipped_batches_is_never_a_short_list() -> None:
+    """`max_items` counts the batches handed out: a skipped malformed one makes the stream
+    ask for one more, instead of ending short while more exist."""
+    items = [make_batch(i, status="completed", created_at=1_000_000 - i) for i in range(4)]
+    items[1]["request_counts"] = {"total": "many"}
+    quiet = logging.getLogger("aiobatches")
+    quiet.disabled = True
+    try:
+        async with ScriptedServer(items) as server, server.client() as client:
+            got = await client.list_batches(max_items=3, on_invalid="skip").to_list()
+    finally:
+        quiet.disabled = False
+    assert [batch.id for batch in got] == ["batch_000000", "batch_000002", "batch_000003"]
+    assert [query["limit"] for query in server.lists] == ["3", "1"]
