@@ -223,8 +223,9 @@ class BatchWatch:
                 await self._end_cycle()
                 return
             self._hint = listing._poll_after or self._hint
+            floor = self._floor()  # once per page: it moves only between cycles
             stop = next(
-                (k for k, batch in enumerate(page.data) if self._below_floor(batch)),
+                (k for k, b in enumerate(page.data) if floor is not None and b.created_at < floor),
                 len(page.data),
             )
             for index, batch in enumerate(page.data[:stop]):
@@ -232,7 +233,7 @@ class BatchWatch:
                 self._found.add(batch.id)
                 if self._top is None or batch.created_at > self._top:
                     self._top = batch.created_at
-                self._see(batch)
+                self._see(batch, followed=True)  # above the floor: followed, if in `ids`
             # Below the last batch above the floor, a malformed one may lie on either side.
             self._read_malformed(listing, stop, surely_above=False)
             if stop < len(page.data) or self._first_look_complete():
