@@ -13,8 +13,10 @@ relist wins, or far below, where retrieving wins."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from . import _retry
@@ -26,6 +28,23 @@ from ._response import Retrieved
 from ._stream import OnInvalid, check_on_invalid
 
 logger: Final = logging.getLogger("aiobatches")
+
+Observer = Callable[[Batch], None]
+_observer: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
+    "aiobatches_wait_observer", default=None
+)
+
+
+@contextlib.contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Call `observer` with each state of a waited-for batch that the waits started in
+    this context learn, from their listings and retrievals alike: progress that costs
+    no request of its own."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
 
 
 async def wait_for_batches(
@@ -87,6 +106,7 @@ class _Waiter:
         self._found: set[str] = set()
         """The ids whose depth a listing found, rather than only bounded from above."""
         self._hint: float | None = None
+        self._observer = _observer.get()
 
     @property
     def done(self) -> bool:
@@ -135,7 +155,7 @@ class _Waiter:
                 for batch in page.data:
                     if batch.id in wanted:
                         wanted.discard(batch.id)
-                        self._latest[batch.id] = batch
+                        self._learn(batch)
                         self._depth[batch.id] = pages
                         self._found.add(batch.id)
                 for skipped in stream.skipped:  # malformed, and skipped: nothing learnt
@@ -151,6 +171,12 @@ class _Waiter:
             self._found.discard(batch_id)
         return [batch_id for batch_id in pending if batch_id in wanted]
 
+    def _learn(self, batch: Batch) -> None:
+        """Keep the latest state of a waited-for batch, and tell the observer."""
+        self._latest[batch.id] = batch
+        if self._observer is not None:
+            self._observer(batch)
+
     def _verdict(self, batch_id: str | None) -> OnInvalid:
         """A malformed batch the wait is not waiting for never blocks it: always skipped."""
         return self._on_invalid if batch_id in self._order else "skip"
@@ -161,7 +187,7 @@ class _Waiter:
         transient = []
         for _, result in await retrieve_all(self._source, batch_ids, final=self._final):
             if isinstance(result, Retrieved):
-                self._latest[result.batch.id] = result.batch
+                self._learn(result.batch)
                 self._hint = result.poll_after or self._hint
             elif skippable(result, self._on_invalid):
                 logger.warning("skipped a malformed batch: %s", result.message)

@@ -311,3 +311,32 @@ async def test_each_poll_costs_at_most_the_cheaper_way_plus_one(
     exact = len(ids) == 1 or not first_retrievals
     for cost, u, p in later:
         assert cost <= (min(u, p) + 1 if exact else min(u, 2 * p + 1)), costs
+
+
+async def test_an_observer_sees_every_state_the_wait_learns_and_nothing_else() -> None:
+    """Progress needs no request of its own: the observer gets each waited-for batch as
+    a listing or a retrieval reads it, and never a neighbour on the same page."""
+    statuses = ["in_progress", "validating", "completed", "in_progress"]
+    async with ScriptedServer(history(statuses)) as server:
+        polls = 0
+
+        async def finish(_: float) -> None:
+            nonlocal polls
+            polls += 1
+            for batch in server.batches:
+                batch["status"] = "completed" if polls == 2 else "finalizing"
+
+        seen: list[tuple[str, str]] = []
+        with (
+            between_polls(finish),
+            _wait.observing(lambda batch: seen.append((batch.id, batch.status))),
+        ):
+            async with server.client() as client:
+                done = await client.wait_for_batches(["batch_000003", "batch_000001"])
+        with between_polls(nothing):
+            async with server.client() as client:
+                await client.wait_for_batches(["batch_000003"])  # outside: nothing seen
+    assert [batch.status for batch in done] == ["completed", "completed"]
+    assert [s for i, s in seen if i == "batch_000001"] == ["validating", "finalizing", "completed"]
+    assert [s for i, s in seen if i == "batch_000003"] == ["in_progress", "finalizing", "completed"]
+    assert len(seen) == 6
