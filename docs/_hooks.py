@@ -10,17 +10,26 @@ exception context such as `APIStatusError.status_code`) and nested class. A docs
 counts only if its text is not blank. An attribute also counts as documented when its
 class's docstring names it in an `Attributes:` section, which mkdocstrings renders as a
 list; a mention in the class's prose does not count, since it renders no entry.
+
+It also holds `ConstantValues`, the griffe extension that mkdocs.yml gives mkdocstrings: a
+default that names a constant (`timeout=DEFAULT_TIMEOUT`) is shown as the constant's value
+(`timeout=60.0`), since the constant lives in a private module a reader cannot look up.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
+from collections.abc import Iterator
 from typing import Any, Final
 
 import griffe
 
 PUBLIC_MODULES: Final = ("aiobatches", "aiobatches.testing")
 """The modules whose `__all__` is the public API."""
+
+MAX_NAME_CHAIN: Final = 10
+"""How many constants naming constants a default is followed through before it is left as is."""
 
 # Under "mkdocs.", so that MkDocs counts these warnings for `--strict`.
 log: Final = logging.getLogger("mkdocs.hooks.docstrings")
@@ -87,3 +96,51 @@ def on_pre_build(config: Any) -> None:
         assert isinstance(module, griffe.Module)
         for name in undocumented(module):
             log.warning("%s has no docstring", name)
+
+
+def defined_objects(obj: griffe.Object) -> Iterator[griffe.Object]:
+    """The modules, classes and functions defined in `obj`, at any depth; imports (aliases)
+    are visited where they are defined, not where they are imported."""
+    for member in obj.members.values():
+        if isinstance(member, griffe.Alias):
+            continue
+        yield member
+        if member.is_module or member.is_class:
+            yield from defined_objects(member)
+
+
+def constant_value(
+    default: str | griffe.Expr | None, modules: griffe.ModulesCollection
+) -> str | griffe.Expr | None:
+    """The value of the constant that `default` names, when that value is a literal (`60.0`,
+    `100`, `"https://..."`, also through a constant naming another); else `default` itself."""
+    value = default
+    for _ in range(MAX_NAME_CHAIN):
+        if not isinstance(value, griffe.ExprName | griffe.ExprAttribute):
+            break
+        try:
+            target = modules[value.canonical_path]
+            if isinstance(target, griffe.Alias):
+                target = target.final_target
+        except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+            return default  # a name outside the loaded packages (`math.inf`) stays as written
+        if not target.is_attribute or target.value is None:
+            return default
+        value = target.value
+    try:
+        ast.literal_eval(str(value))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return default  # an expression (`frozenset(...)`, `16 * MIB`): its name says more
+    return value
+
+
+class ConstantValues(griffe.Extension):
+    """Show a parameter default that names a constant as the constant's value."""
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Replace such defaults once the whole package is loaded, so that a constant from any
+        of its modules resolves."""
+        for obj in defined_objects(pkg):
+            if isinstance(obj, griffe.Function):
+                for parameter in obj.parameters:
+                    parameter.default = constant_value(parameter.default, loader.modules_collection)

@@ -1,5 +1,6 @@
-"""The documentation site: every Python example in docs/ runs as written, and the build's
-docstring check flags an undocumented public name."""
+"""The documentation site: every Python example in docs/ runs as written, the build's
+docstring check flags an undocumented public name, and the API reference shows defaults as
+values and no constructor that users never call."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import importlib.util
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Final, NamedTuple
@@ -333,3 +335,151 @@ def test_the_docstring_check_passes_the_public_api() -> None:
     for path in hooks.PUBLIC_MODULES:
         module = griffe.load(path)
         assert hooks.undocumented(module) == [], path
+
+
+CONSTANTS: Final = {
+    "__init__.py": """
+from pkg._client import connect
+
+__all__ = ["connect"]
+""",
+    "_config.py": """
+import math
+
+TIMEOUT = 60.0
+LIMIT = 100
+BASE_URL = "https://api.example.test/v1"
+RETRIES = LIMIT_ALIAS = 2
+CHAINED = LIMIT
+MIB = 1024 * 1024
+STATUSES = frozenset({"completed", "failed"})
+FOREVER = math.inf
+""",
+    "_client.py": '''
+import math
+
+from pkg import _config
+from pkg._config import BASE_URL, CHAINED, FOREVER, LIMIT, MIB, STATUSES, TIMEOUT
+
+
+def connect(
+    url=BASE_URL,
+    timeout=TIMEOUT,
+    limit=LIMIT,
+    retries=_config.RETRIES,
+    chained=CHAINED,
+    size=MIB,
+    statuses=STATUSES,
+    wait=math.inf,
+    forever=FOREVER,
+    missing=UNDEFINED,
+    plain=3,
+):
+    """Has one."""
+''',
+}
+
+
+def test_constant_defaults_show_their_values() -> None:
+    """The docs' griffe extension shows a default that names a constant, imported or reached
+    through its module or another constant, as the constant's value; a name whose value is
+    an expression, or outside the package, stays as written."""
+    hooks = load_hooks()
+    extensions = griffe.load_extensions(hooks.ConstantValues)
+    with griffe.temporary_visited_package("pkg", CONSTANTS, extensions=extensions) as package:
+        connect = package["_client.connect"]
+        shown = {parameter.name: str(parameter.default) for parameter in connect.parameters}
+    assert ast.literal_eval(shown.pop("url")) == "https://api.example.test/v1"  # either quotes
+    assert shown == {
+        "timeout": "60.0",
+        "limit": "100",
+        "retries": "2",
+        "chained": "100",
+        "size": "MIB",
+        "statuses": "STATUSES",
+        "wait": "math.inf",
+        "forever": "FOREVER",
+        "missing": "UNDEFINED",
+        "plain": "3",
+    }
+
+
+def public_callables() -> list[tuple[griffe.Function, Callable[..., object]]]:
+    """Every public function and method of aiobatches and aiobatches.testing (constructors
+    included) as the docs site loads it, beside the object Python runs."""
+    hooks = load_hooks()
+    extensions = griffe.load_extensions(hooks.ConstantValues)
+    found: list[tuple[griffe.Function, Callable[..., object]]] = []
+    for path in hooks.PUBLIC_MODULES:
+        module = griffe.load(path, extensions=extensions)
+        runtime = importlib.import_module(path)
+        for name in sorted(str(export) for export in module.exports or ()):
+            obj, value = module[name], getattr(runtime, name)
+            if isinstance(obj, griffe.Alias):
+                obj = obj.final_target
+            if isinstance(obj, griffe.Function):
+                found.append((obj, value))
+            elif isinstance(obj, griffe.Class):
+                found.extend(
+                    (member, getattr(value, member.name))
+                    for member in obj.members.values()
+                    if isinstance(member, griffe.Function)
+                    and (member.name == "__init__" or not member.name.startswith("_"))
+                )
+    return found
+
+
+def literal(text: str) -> tuple[bool, object]:
+    """Whether `text` is a Python literal, and its value if so."""
+    try:
+        return True, ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError):
+        return False, None
+
+
+def test_the_reference_shows_each_literal_default_as_python_sees_it() -> None:
+    """Wherever a public signature's default is a literal when Python runs it, the reference
+    shows that very literal, not the name of the constant that holds it."""
+    checked = 0
+    for function, runtime in public_callables():
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(runtime).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        for parameter in function.parameters:
+            if parameter.name not in defaults:
+                continue
+            is_literal, _ = literal(repr(defaults[parameter.name]))
+            if not is_literal:
+                continue  # math.inf, a frozenset, an enum member: shown as written
+            shown = str(parameter.default)
+            assert literal(shown) == (True, defaults[parameter.name]), (function.path, shown)
+            checked += 1
+    assert checked > 20  # the clients' and the fake server's settings, at least
+
+
+def reference_options(page: str) -> dict[str, str]:
+    """Each `::: name` of a reference page, with the indented options below it as text."""
+    text = (DOCS / "reference" / page).read_text()
+    return {
+        match["name"]: match["options"]
+        for match in re.finditer(r"^::: (?P<name>\S+)\n(?P<options>(?:[ \t]+\S.*\n)*)", text, re.M)
+    }
+
+
+def test_the_reference_hides_only_constructors_that_the_api_calls_for_users() -> None:
+    """The reference shows no constructor of a class users get from a method (a stream, its
+    pages, a watch), and each class whose constructor it hides is one such class."""
+    hidden = {
+        name
+        for name, options in reference_options("aiobatches.md").items()
+        if "merge_init_into_class: false" in options
+    }
+    assert hidden >= {"aiobatches.BatchStream", "aiobatches.PageIterator", "aiobatches.BatchWatch"}
+    handed_out = {
+        str(function.returns).rpartition(".")[2]
+        for function, _ in public_callables()
+        if function.returns is not None
+    }
+    assert {name.removeprefix("aiobatches.") for name in hidden} <= handed_out
