@@ -129,17 +129,18 @@ def unsafe_for_terminal(*allowed: str) -> re.Pattern[str]:
     return re.compile(f"(?![{re.escape(''.join(allowed))}]){unsafe}")
 
 
-README: Final = Path(__file__).parent.parent / "README.md"
+WEB_PAGE: Final = Path(__file__).parent.parent / "docs" / "web.md"
+"""The docs page of the web backend recipes."""
 
 
-def readme_recipe(first_line: str) -> types.ModuleType:
-    """The README's python block that starts with `first_line`, executed as a module: the
+def web_recipe(first_line: str) -> types.ModuleType:
+    """The web page's python block that starts with `first_line`, executed as a module: the
     test runs exactly what users read."""
     pattern = rf"```python\n({re.escape(first_line)}\n.*?)```"
-    match = re.search(pattern, README.read_text(), re.S)
-    assert match is not None, f"no python block of README.md starts with {first_line!r}"
+    match = re.search(pattern, WEB_PAGE.read_text(), re.S)
+    assert match is not None, f"no python block of docs/web.md starts with {first_line!r}"
     module = types.ModuleType("recipe")
-    exec(compile(match.group(1), str(README), "exec"), module.__dict__)  # noqa: S102
+    exec(compile(match.group(1), str(WEB_PAGE), "exec"), module.__dict__)  # noqa: S102
     return module
 
 

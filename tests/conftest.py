@@ -59,7 +59,7 @@ async def make_server() -> AsyncIterator[MakeServer]:
 
 @pytest.fixture
 async def upstream(make_server: MakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeBatchesServer:
-    """1000 batches as a README recipe's `aiobatches.Client()` sees them (the environment)."""
+    """1000 batches as a docs web recipe's `aiobatches.Client()` sees them (the environment)."""
     server = await make_server(count=1000, api_key=API_KEY)
     aim_recipe_at(server, monkeypatch)
     return server

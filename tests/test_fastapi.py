@@ -1,4 +1,4 @@
-"""The README's FastAPI recipe, run as written on uvicorn: NDJSON, SSE, hang-ups, load, shutdown."""
+"""The docs' FastAPI recipe, run as written on uvicorn: NDJSON, SSE, hang-ups, load, shutdown."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from _helpers import (
     MakeServer,
     aim_recipe_at,
     eventually,
-    readme_recipe,
     served_ids,
     stream_tasks,
+    web_recipe,
 )
 from _scripted import between_polls
 
@@ -40,7 +40,7 @@ class App:
 
     def __init__(self, **settings: Any) -> None:
         config = uvicorn.Config(
-            readme_recipe(FASTAPI_RECIPE).app,
+            web_recipe(FASTAPI_RECIPE).app,
             host="127.0.0.1",
             port=0,
             lifespan="on",

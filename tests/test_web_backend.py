@@ -1,4 +1,4 @@
-"""aiobatches inside a web backend: the README recipe, caller disconnects, and load."""
+"""aiobatches inside a web backend: the docs' aiohttp.web recipe, caller disconnects, and load."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from _helpers import (
     aim_recipe_at,
     eventually,
     ids,
-    readme_recipe,
     stream_tasks,
+    web_recipe,
 )
 from aiohttp.test_utils import TestServer
 
@@ -32,7 +32,7 @@ AIOHTTP_RECIPE = "# recipe: aiohttp.web NDJSON endpoint"
 @pytest.fixture
 async def app_url(upstream: FakeBatchesServer) -> AsyncIterator[str]:
     """The recipe's app served over real HTTP on 127.0.0.1."""
-    server = TestServer(readme_recipe(AIOHTTP_RECIPE).make_app(), host="127.0.0.1")
+    server = TestServer(web_recipe(AIOHTTP_RECIPE).make_app(), host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("/batches"))
@@ -102,7 +102,7 @@ async def test_counts_beyond_64_bits_reach_the_caller_exactly(
     batches[1] = {**batches[1], "request_counts": {"total": huge, "completed": huge, "failed": 0}}
     upstream = await make_server(batches=batches, api_key=API_KEY)
     aim_recipe_at(upstream, monkeypatch)
-    server = TestServer(readme_recipe(AIOHTTP_RECIPE).make_app(), host="127.0.0.1")
+    server = TestServer(web_recipe(AIOHTTP_RECIPE).make_app(), host="127.0.0.1")
     await server.start_server()
     try:
         async with (
