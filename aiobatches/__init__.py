@@ -7,7 +7,7 @@ async with aiobatches.Client() as client:
 
 from __future__ import annotations
 
-from ._awaiting import BatchEvent, BatchWatch
+from ._awaiting import BatchWatch
 from ._client import AzureClient, Client, list_batches
 from ._errors import (
     AIOBatchesError,
@@ -39,6 +39,7 @@ from ._models import (
     OutputTokensDetails,
 )
 from ._stream import BatchStream, PageIterator
+from ._watchstate import BatchEvent
 
 __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "AIOBatchesError",

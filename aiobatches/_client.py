@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime
 import enum
-import platform
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Final, Self, Unpack
 
 import aiohttp
@@ -22,29 +20,24 @@ from yarl import URL
 
 from ._auth import Auth, AzureKeyAuth, BearerAuth, TokenProvider, TokenProviderAuth
 from ._awaiting import BatchWatch
-from ._closing import CloseOnce
+from ._closing import ClosedByExit, CloseOnce
 from ._config import (
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     MAX_PAGE_SIZE,
     ClientOptions,
-    Proxies,
     azure_settings,
     check_batch_id,
     check_count,
-    check_headers,
-    check_text,
-    check_timeout,
     openai_settings,
 )
+from ._endpoint import Endpoint
 from ._models import Batch
+from ._polling import Source
 from ._redact import Redactor
-from ._response import Retrieved, batch_or_failure, page_or_failure
-from ._retry import Failure, retrying
-from ._stream import BatchStream, FetchedPage, InvalidPolicy, OnInvalid, check_on_invalid
-from ._transport import Transport
-from ._version import version
+from ._response import FetchedPage, Retrieved
+from ._stream import BatchStream, OnInvalid, check_on_invalid
 from ._wait import wait_for_batches
 
 DEFAULT_POLL_INTERVAL: Final = 15.0
@@ -56,7 +49,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class Client:
+class Client(ClosedByExit):
     """An OpenAI API client that lists batches; use it as an async context manager.
 
     Args:
@@ -109,40 +102,11 @@ class Client:
         *,
         list_url: URL,
         auth: Auth | Callable[[Redactor], Auth],
-        organization: str | None = None,
-        project: str | None = None,
-        session: aiohttp.ClientSession | None = None,
-        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, str] | None = None,
-        proxy: str | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         """Check and store what every kind of client shares."""
-        headers: dict[str, str] = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        if organization:
-            headers["OpenAI-Organization"] = check_text("organization", organization)
-        if project:
-            headers["OpenAI-Project"] = check_text("project", project)
-        headers.update(check_headers(default_headers))
-        proxies = Proxies.choose(proxy, owned_session=session is None)
-        self._redactor = Redactor(proxies.secrets)
-        self._auth = auth if not callable(auth) else auth(self._redactor)
-        for secret in self._auth.secrets:
-            self._redactor.add(secret)
-        self._headers = headers
-        self._query: dict[str, str] = dict(default_query or {})
+        self._endpoint = Endpoint(list_url, auth, options)
         self._list_url = list_url
-        self._list_what = self._redactor.text(str(list_url))  # named in retry logs, per page
-        self._max_retries = check_count("max_retries", max_retries)
-        self._transport = Transport(
-            session=session,
-            connection_limit=check_count("connection_limit", connection_limit),
-            timeout=check_timeout(timeout),
-            proxies=proxies,
-            redactor=self._redactor,
-        )
         self._state = _State.UNOPENED
         self._closing = CloseOnce(self._close, f"aiobatches {type(self).__name__} close")
         self._streams: weakref.WeakSet[BatchStream] = weakref.WeakSet()
@@ -153,14 +117,6 @@ class Client:
     async def __aenter__(self) -> Self:
         self._check_open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the client's streams and its owned session; safe to call any number of times.
@@ -175,7 +131,7 @@ class Client:
         for stream in list(self._streams):
             if not stream.closed:  # a stream already closing may be the one closing us
                 await stream._shutdown("its client was closed")
-        await self._transport.aclose()
+        await self._endpoint.aclose()
 
     @property
     def is_closed(self) -> bool:
@@ -212,7 +168,7 @@ class Client:
         after: str | None,
         prefetch: int,
         max_items: int | None,
-        on_invalid: InvalidPolicy = "raise",
+        on_invalid: OnInvalid = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStream:
         """Check the stream's arguments and register a new stream with this client."""
@@ -237,6 +193,10 @@ class Client:
         self._streams.add(stream)
         return stream
 
+    def _source(self) -> Source:
+        """What waits and watches poll through: this client's fetch and retrieval."""
+        return Source(self._fetch_page, self._retrieve)
+
     def _check_open(self) -> None:
         if self._state is _State.CLOSED:
             raise RuntimeError(f"{type(self).__name__} is closed; create a new one to list batches")
@@ -246,21 +206,7 @@ class Client:
         """Fetch the page after `after`, retrying per policy; errors carry `cursor=after`."""
         if self._state is _State.CLOSED:
             raise RuntimeError(f"{type(self).__name__} is closed")
-        query = {**self._query, "limit": str(limit)}
-        if after is not None:
-            query["after"] = after
-
-        async def attempt(retries: int) -> FetchedPage | Failure:
-            response = await self._transport.attempt(
-                self._list_url, query, self._request_headers, cursor=after, attempt=retries
-            )
-            if isinstance(response, Failure):
-                return response
-            return page_or_failure(
-                response, url=self._list_url, cursor=after, redactor=self._redactor
-            )
-
-        return await retrying(attempt, max_retries=self._max_retries, what=self._list_what)
+        return await self._endpoint.fetch_page(after, limit)
 
     async def wait_for_batches(
         self,
@@ -284,7 +230,11 @@ class Client:
         if batch_ids:
             self._check_open()
         return await wait_for_batches(
-            self, batch_ids, poll_interval=poll_interval, timeout=timeout, on_invalid=on_invalid
+            self._source(),
+            batch_ids,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_invalid=on_invalid,
         )
 
     def watch_batches(
@@ -317,7 +267,7 @@ class Client:
         """
         self._check_open()
         return BatchWatch(
-            self,
+            self._source(),
             poll_interval=poll_interval,
             since=since,
             ids=ids,
@@ -334,22 +284,7 @@ class Client:
         """The batch and the server's polling hint, retrying per policy."""
         check_batch_id("batch_id", batch_id)
         self._check_open()
-        url = self._list_url / batch_id
-
-        async def attempt(retries: int) -> Retrieved | Failure:
-            response = await self._transport.attempt(
-                url, self._query, self._request_headers, cursor=None, attempt=retries
-            )
-            if isinstance(response, Failure):
-                return response
-            return batch_or_failure(response, url=url, batch_id=batch_id, redactor=self._redactor)
-
-        what = self._redactor.text(str(url))
-        return await retrying(attempt, max_retries=self._max_retries, what=what)
-
-    async def _request_headers(self) -> Mapping[str, str]:
-        """The headers of one attempt: the client's own, then the credential's."""
-        return {**self._headers, **await self._auth.headers()}
+        return await self._endpoint.retrieve(batch_id)
 
 
 class AzureClient(Client):
@@ -448,8 +383,3 @@ def list_batches(
         on_invalid=on_invalid,
         on_close=client.aclose,
     )
-
-
-_USER_AGENT: Final = (
-    f"aiobatches/{version()} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
-)

@@ -12,7 +12,26 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Final
+from types import TracebackType
+from typing import Final, Self
+
+
+class ClosedByExit:
+    """An async context manager whose exit, however it comes, is `await self.aclose()`."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 class CloseOnce:

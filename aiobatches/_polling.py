@@ -9,31 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
-from typing import Final, Protocol
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Final
 
+from attrs import frozen
+
+from ._chain import Fetch
 from ._config import check_batch_id
 from ._errors import APIError, APIResponseValidationError, APIStatusError
 from ._response import Retrieved
-from ._stream import BatchStream, InvalidPolicy, OnInvalid
+from ._stream import OnInvalid
 
 logger: Final = logging.getLogger("aiobatches")
 
 
-class Source(Protocol):
-    """What awaiting needs of a client: listing streams and single retrievals."""
+@frozen
+class Source:
+    """What awaiting needs of a client, handed over by the client itself: its page fetch
+    and its single retrieval, each with the client's retries and credentials."""
 
-    def _open_stream(
-        self,
-        *,
-        limit: int,
-        after: str | None,
-        prefetch: int,
-        max_items: int | None,
-        on_invalid: InvalidPolicy = "raise",
-    ) -> BatchStream: ...
-
-    async def _retrieve(self, batch_id: str) -> Retrieved: ...
+    fetch_page: Fetch
+    retrieve: Callable[[str], Coroutine[Any, Any, Retrieved]]
 
 
 def check_ids(setting: str, ids: Iterable[object]) -> list[str]:
@@ -68,9 +64,7 @@ async def retrieve_all(
     if not batch_ids:
         return []
     loop = asyncio.get_running_loop()
-    tasks = {
-        loop.create_task(source._retrieve(i), name="aiobatches retrieve"): i for i in batch_ids
-    }
+    tasks = {loop.create_task(source.retrieve(i), name="aiobatches retrieve"): i for i in batch_ids}
     outcomes: dict[str, Retrieved | APIError] = {}
     try:
         pending = set(tasks)

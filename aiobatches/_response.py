@@ -15,15 +15,26 @@ from yarl import URL
 
 from . import _retry
 from ._body import BodyError, error_summary, loads, loads_exact, text_of
-from ._converter import PayloadError, parse_page
+from ._converter import ParsedPage, PayloadError, parse_page
 from ._errors import APIResponseValidationError, status_error_class
 from ._models import Batch
 from ._redact import Redactor
 from ._retry import Failure
-from ._stream import FetchedPage
 from ._transport import Response
 
 _JSON_TYPE: Final = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
+
+
+@frozen
+class FetchedPage:
+    """A page as the client read it: its items, the error to raise for each invalid one,
+    and the server's polling hint."""
+
+    parsed: ParsedPage
+    errors: tuple[APIResponseValidationError, ...]
+    """One per `parsed.invalid`, in the same order."""
+    poll_after: float | None = None
+    """Seconds the server asked pollers to wait (`openai-poll-after-ms`), if it did."""
 
 
 @frozen

@@ -14,22 +14,20 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from types import TracebackType
 from typing import Final, Literal, Self
 
 from attrs import evolve, frozen
 
-from ._closing import CloseOnce, close_when_collected, guard, release
-from ._converter import InvalidBatch, ParsedPage
-from ._errors import APIError, APIResponseValidationError, PaginationError
+from ._chain import CursorChain, Fetch
+from ._closing import ClosedByExit, CloseOnce, close_when_collected, guard, release
+from ._converter import InvalidBatch
+from ._errors import APIError, APIResponseValidationError
 from ._models import Batch, BatchPage
+from ._response import FetchedPage
 
 logger: Final = logging.getLogger("aiobatches")
 
 OnInvalid = Literal["raise", "skip"]
-InvalidPolicy = OnInvalid | Callable[[str | None], OnInvalid]
-"""What to do with a malformed batch: one answer for all, or one per batch id (None when
-the batch has no usable id), as a watch skips the batches it does not follow."""
 
 
 def check_on_invalid(on_invalid: object) -> OnInvalid:
@@ -39,19 +37,9 @@ def check_on_invalid(on_invalid: object) -> OnInvalid:
     raise ValueError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
 
 
-@frozen
-class FetchedPage:
-    """A page as the client read it: its items, and the error to raise for each invalid one."""
-
-    parsed: ParsedPage
-    errors: tuple[APIResponseValidationError, ...]
-    """One per `parsed.invalid`, in the same order."""
-    poll_after: float | None = None
-    """Seconds the server asked pollers to wait (`openai-poll-after-ms`), if it did."""
-
-
-Fetch = Callable[[str | None, int], Awaitable[FetchedPage]]
-"""Fetches the page after a cursor with a page size; errors carry that cursor."""
+def skip_malformed(error: APIError) -> None:
+    """Say that a malformed batch is skipped, naming it and what is wrong."""
+    logger.warning("skipped a malformed batch: %s", error.message)
 
 
 @frozen
@@ -63,9 +51,12 @@ class _Queued:
     """The invalid items handed over with the page: skipped, except the last when `raises`."""
     raises: bool
     """Whether the last invalid item ends the stream (after the page's batches)."""
+    error: APIError | None = None
+    """What ends the stream once the page's batches are handed out: the raising invalid
+    item's error, or why the cursor chain cannot be followed."""
 
 
-class BatchStream:
+class BatchStream(ClosedByExit):
     """An async iterator of batches (newest first) and an async context manager.
 
     Iterate it once with `async for`, or use `pages()` or `to_list()`. Leaving
@@ -81,7 +72,7 @@ class BatchStream:
         after: str | None,
         prefetch: int,
         max_items: int | None,
-        on_invalid: InvalidPolicy = "raise",
+        on_invalid: OnInvalid = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._fetch = fetch
@@ -93,14 +84,8 @@ class BatchStream:
         self._closing: CloseOnce | None = None
         self.skipped: list[str | None] = []
         """Ids of the malformed batches skipped so far (`on_invalid="skip"`); None if id-less."""
-        self._page_skipped: tuple[tuple[int, APIResponseValidationError], ...] = ()
-        """The malformed batches skipped on the latest page, each with how many of the page's
-        batches came before it: where it lay, for a watch that stops part way down a page."""
-        # Requesting side: the next cursor, cursors seen, and items still to request.
-        self._next_after = after
-        self._seen: set[str] = set() if after is None else {after}
-        self._more = True
-        self._to_request = max_items
+        # Requesting side: the cursor chain, the page request in flight, the pages waiting.
+        self._chain = CursorChain(after=after, limit=limit, max_items=max_items)
         self._task: asyncio.Task[None] | None = None
         self._ready: deque[_Queued] = deque()
         self._error: Exception | None = None
@@ -111,7 +96,6 @@ class BatchStream:
         self._cursor_before = after
         self._to_hand_out = max_items
         self._stopped_early: str | None = None
-        self._poll_after: float | None = None
         self._taking = False
         self._unsent = False
 
@@ -176,17 +160,6 @@ class BatchStream:
             error.partial = collected
             raise
         return collected
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel and await the pending page request; idempotent. Iteration then ends."""
@@ -275,23 +248,19 @@ class BatchStream:
     def _hand_over(self, queued: _Queued) -> BatchPage:
         """The page as the caller gets it: cut to `max_items`, its invalid items dealt with."""
         page = self._trimmed(queued.page)
-        self._page_skipped = ()
-        if not queued.invalid:
-            return page
         cut = len(page.data) < len(queued.page.data) or self._to_hand_out == 0
         skipped = queued.invalid[:-1] if queued.raises else queued.invalid
         boundary = _raw_index(len(page.data), queued.invalid) if cut else None
-        placed = []
-        for before, (invalid, error) in enumerate(skipped):
+        for invalid, error in skipped:
             if boundary is None or invalid.index < boundary:
-                logger.warning("skipped a malformed batch: %s", error.message)
+                skip_malformed(error)
                 self.skipped.append(invalid.batch_id)
-                placed.append((invalid.index - before, error))
-        self._page_skipped = tuple(placed)
-        if queued.raises and not cut:  # the caller reaches the malformed batch: it ends here
-            error = queued.invalid[-1][1]
-            error.cursor = page.data[-1].id if page.data else self.cursor
-            self._error = error
+        if queued.error is not None and not cut:  # the caller reaches the end: it ends here
+            if queued.raises:
+                queued.error.cursor = page.data[-1].id if page.data else self.cursor
+            self._error = queued.error
+            if not page.data:  # nothing to hand out before it
+                raise queued.error
         return page
 
     def _refuse_if_stopped_early(self) -> None:
@@ -315,7 +284,7 @@ class BatchStream:
         return page
 
     def _may_request(self) -> bool:
-        return self._more and (self._to_request is None or self._to_request > 0)
+        return not self._chain.ended
 
     def _top_up(self) -> None:
         """Start the next request if the prefetch window has room."""
@@ -330,12 +299,9 @@ class BatchStream:
 
     def _start(self) -> asyncio.Task[None]:
         """Request the next page in an owned task, asking only for items still wanted."""
-        limit = self._limit
-        if self._to_request is not None:
-            limit = min(limit, self._to_request)
+        after, limit = self._chain.next_request()
         self._task = asyncio.get_running_loop().create_task(
-            self._fetch_into_ready(self._next_after, limit),
-            name=f"aiobatches page after {self._next_after}",
+            self._fetch_into_ready(after, limit), name=f"aiobatches page after {after}"
         )
         self._unsent = True
         return self._task
@@ -355,68 +321,30 @@ class BatchStream:
         self._top_up()
 
     def _queue_entry(self, fetched: FetchedPage, after: str | None, limit: int) -> _Queued:
-        """The page to queue; advances the request cursor unless a malformed batch ends here."""
+        """The page to queue, as the cursor chain and its malformed batches decide."""
         parsed = fetched.parsed
-        if fetched.poll_after is not None:
-            self._poll_after = fetched.poll_after
         invalid = tuple(zip(parsed.invalid, fetched.errors, strict=True))
-        # A server that omits `has_more` (Azure's spec, some others) has more while pages are full.
-        more = parsed.has_more if parsed.has_more is not None else parsed.count >= limit
-        raising = next((k for k, (item, _) in enumerate(invalid) if self._raises(item)), None)
-        raises = raising is not None
+        raises = bool(invalid) and self._on_invalid == "raise"
         batches = parsed.batches
-        if raising is not None:
-            invalid = invalid[: raising + 1]
-            # Of the items before the raising one, `raising` are invalid and the rest valid.
-            batches = batches[: invalid[raising][0].index - raising]
-            self._more = False
-        elif more and parsed.count and (parsed.last_item_id or parsed.last_id) is None:
-            # Nothing to continue after: hand out the page's batches, then say why it ends.
-            self._more = more = False
-            self._error = PaginationError(
-                f"the page after {after!r} claims more, but its last item has no id to continue"
-                " after",
-                cursor=batches[-1].id if batches else after,
-            )
+        error: APIError | None
+        if raises:  # the first malformed batch ends the stream, after the batches before it
+            invalid = invalid[:1]
+            batches = batches[: invalid[0][0].index]
+            self._chain.end()
+            more, error = False, invalid[0][1]
         else:
-            self._advance_cursor(parsed, after, more=more)
-        if invalid:
+            step = self._chain.advance(parsed, after, limit)
+            more, error = step.more, step.error
+            if not step.keep:
+                batches, invalid = [], ()
+        if invalid or not batches:
             first_id = batches[0].id if batches else None
             last_id = batches[-1].id if batches else None
         else:
-            first_id = parsed.first_id or (batches[0].id if batches else None)
-            last_id = parsed.last_id or (batches[-1].id if batches else None)
-        page = BatchPage(batches, first_id, last_id, more and not raises)
-        return _Queued(page, invalid, raises)
-
-    def _raises(self, item: InvalidBatch) -> bool:
-        """Whether this malformed batch ends the stream rather than being skipped."""
-        policy = self._on_invalid
-        return (policy if isinstance(policy, str) else policy(item.batch_id)) == "raise"
-
-    def _advance_cursor(self, parsed: ParsedPage, after: str | None, *, more: bool) -> None:
-        """Move the request cursor to the page's last item id, refusing chains that cannot end."""
-        if self._to_request is not None:
-            # Only batches handed out count: one skipped malformed leaves room for another.
-            self._to_request -= len(parsed.batches)
-        if not more:
-            self._more = False
-            return
-        if not parsed.count:
-            raise PaginationError(
-                f"the page after {after!r} has no batches but claims has_more=true",
-                cursor=after,
-            )
-        cursor = parsed.last_item_id or parsed.last_id
-        assert cursor is not None  # _queue_entry ended the stream on a page without one
-        if cursor in self._seen:
-            raise PaginationError(
-                f"the page after {after!r} ends at {cursor!r}, a cursor seen before;"
-                " following it would loop",
-                cursor=after,
-            )
-        self._seen.add(cursor)
-        self._next_after = cursor
+            first_id = parsed.first_id or batches[0].id
+            last_id = parsed.last_id or batches[-1].id
+        page = BatchPage(batches, first_id, last_id, more)
+        return _Queued(page, invalid, raises, error)
 
 
 def _raw_index(
@@ -430,7 +358,7 @@ def _raw_index(
     return position
 
 
-class PageIterator:
+class PageIterator(ClosedByExit):
     """Iterates a stream page by page; closing it closes the stream."""
 
     def __init__(self, stream: BatchStream) -> None:
@@ -441,17 +369,6 @@ class PageIterator:
 
     async def __anext__(self) -> BatchPage:
         return await self._stream._anext_page()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stream.aclose()
 
     async def aclose(self) -> None:
         """Close the underlying stream."""

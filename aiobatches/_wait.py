@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from . import _retry
+from ._chain import Walk
 from ._config import MAX_PAGE_SIZE, check_count, check_seconds
 from ._errors import APIError
 from ._models import Batch
 from ._polling import Source, check_ids, hint_of, retrieve_all, skippable
 from ._response import Retrieved
-from ._stream import OnInvalid, check_on_invalid
+from ._stream import OnInvalid, check_on_invalid, skip_malformed
 
 logger: Final = logging.getLogger("aiobatches")
 
@@ -146,26 +147,27 @@ class _Waiter:
         returns the ids not found, noting how deep they lie at least."""
         wanted = set(pending)
         pages = 0
-        stream = self._source._open_stream(
-            limit=self._limit, after=None, prefetch=0, max_items=None, on_invalid=self._verdict
-        )
-        async with stream:
-            async for page in stream.pages():
-                pages += 1
-                for batch in page.data:
-                    if batch.id in wanted:
-                        wanted.discard(batch.id)
-                        self._learn(batch)
-                        self._depth[batch.id] = pages
-                        self._found.add(batch.id)
-                for skipped in stream.skipped:  # malformed, and skipped: nothing learnt
-                    if skipped in wanted:
-                        wanted.discard(skipped)
-                        self._depth[skipped] = pages
-                        self._found.add(skipped)
-                self._hint = stream._poll_after or self._hint
-                if not wanted or pages >= (len(wanted) if most is None else most):
-                    break
+        walk = Walk(self._source.fetch_page, self._limit)
+        while (fetched := await walk.next_page()) is not None:
+            pages += 1
+            for batch in fetched.parsed.batches:
+                if batch.id in wanted:
+                    wanted.discard(batch.id)
+                    self._learn(batch)
+                    self._depth[batch.id] = pages
+                    self._found.add(batch.id)
+            for item, error in zip(fetched.parsed.invalid, fetched.errors, strict=True):
+                # A malformed batch not waited for never blocks the wait: skipped.
+                if item.batch_id in self._order and self._on_invalid == "raise":
+                    raise error
+                skip_malformed(error)
+                if item.batch_id in wanted:  # found, and nothing learnt
+                    wanted.discard(item.batch_id)
+                    self._depth[item.batch_id] = pages
+                    self._found.add(item.batch_id)
+            self._hint = fetched.poll_after or self._hint
+            if not wanted or pages >= (len(wanted) if most is None else most):
+                break
         for batch_id in wanted:
             self._depth[batch_id] = pages + 1
             self._found.discard(batch_id)
@@ -177,10 +179,6 @@ class _Waiter:
         if self._observer is not None:
             self._observer(batch)
 
-    def _verdict(self, batch_id: str | None) -> OnInvalid:
-        """A malformed batch the wait is not waiting for never blocks it: always skipped."""
-        return self._on_invalid if batch_id in self._order else "skip"
-
     async def _retrieve(self, batch_ids: list[str]) -> None:
         """Retrieve each id concurrently: a final failure ends the poll at once; else the
         batches read are kept, and a transient failure then ends the poll."""
@@ -190,7 +188,7 @@ class _Waiter:
                 self._learn(result.batch)
                 self._hint = result.poll_after or self._hint
             elif skippable(result, self._on_invalid):
-                logger.warning("skipped a malformed batch: %s", result.message)
+                skip_malformed(result)
             else:
                 transient.append(result)
         if transient:

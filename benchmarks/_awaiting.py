@@ -225,7 +225,7 @@ async def _pinned_watch(cycles: int) -> tuple[int, int]:
     async def pause(_: float) -> None:
         nonlocal held
         marks.append(account.requests)
-        held = len(watch._known)
+        held = len(watch._state.known)
         if len(marks) == 1:
             account.unlisted.add("batch_00000000")
         if len(marks) > cycles:

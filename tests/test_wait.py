@@ -299,7 +299,7 @@ async def test_each_poll_costs_at_most_the_cheaper_way_plus_one(
         with between_polls(first_poll_ends):
             async with server.client() as client:  # pages of `limit`, which the API keeps at 100
                 await _wait.wait_for_batches(
-                    client, ids, poll_interval=1, timeout=None, limit=limit
+                    client._source(), ids, poll_interval=1, timeout=None, limit=limit
                 )
         if not costs:
             first_retrievals.extend(server.retrievals)

@@ -321,7 +321,7 @@ class Timeline:
     def check_state(self, bound: int) -> None:
         """The watch holds no more batches than the bound."""
         assert self.watch is not None
-        held = len(self.watch._known)
+        held = len(self.watch._state.known)
         assert held <= bound, f"the watch holds {held} batches where {bound} suffice"
 
     # The account between attempts.
@@ -632,7 +632,7 @@ async def test_a_vanished_unfinished_batch_does_not_pin_the_state() -> None:
     watches: list[aiobatches.BatchWatch] = []
 
     async def rest(_: float) -> None:
-        held.append(len(watches[0]._known))
+        held.append(len(watches[0]._state.known))
         if len(held) == 6:
             raise StopWatchingError
         account.hidden.add(vanishing)

@@ -1,0 +1,182 @@
+"""What a watch knows, with no I/O: each followed batch as last seen, the horizon, and
+the events that changes make.
+
+A finished batch never changes, and new batches appear on top of the newest-first
+list. So after one look, a cycle need only list down to its *horizon*: the oldest
+creation second among the batches that were unfinished (or the newest known
+second when none was), and past every batch created in that second, since the
+server lists batches of one second in any order. Invariant after each cycle:
+every followed batch the server still lists or retrieves is known as it is now,
+every batch held was created at or after the horizon (or is unfinished and
+followed by retrieval), and each change made exactly one event.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Final, Literal
+
+import attrs
+from attrs import frozen
+
+from ._models import Batch
+
+EventKind = Literal["existing", "created", "updated"]
+_FIELDS: Final = tuple(field.name for field in attrs.fields(Batch))
+
+
+@frozen
+class BatchEvent:
+    """What a watch saw happen to one batch.
+
+    `kind` is `"existing"` for a batch found by the first look, `"created"` for
+    one seen for the first time later, `"updated"` for one that differs from
+    the last time (`previous`, and `changes`: the names of the fields that differ).
+    """
+
+    kind: EventKind
+    """`"existing"`, `"created"` or `"updated"`, as above."""
+    batch: Batch
+    """The batch as it is now."""
+    previous: Batch | None = None
+    """The batch as it was last seen, on an `"updated"` event; None on the others."""
+    changes: tuple[str, ...] = ()
+    """The names of the fields that differ from `previous`; empty unless `"updated"`."""
+
+    @property
+    def finished(self) -> bool:
+        """True only on the event reporting a finish: `"updated"` from unfinished to
+        finished, or `"created"` already finished; never on `"existing"`."""
+        if self.kind == "existing" or not self.batch.is_finished:
+            return False
+        return self.previous is None or not self.previous.is_finished
+
+
+def changed_fields(before: Batch, after: Batch) -> tuple[str, ...]:
+    """The names of the fields that differ (an absent key and a null are the same: None)."""
+    return tuple(name for name in _FIELDS if getattr(before, name) != getattr(after, name))
+
+
+def unix_seconds(since: object) -> float | None:
+    """`since` as Unix seconds: a finite number, or an aware datetime; else a ValueError."""
+    if since is None:
+        return None
+    if isinstance(since, datetime.datetime):
+        if since.tzinfo is None:
+            raise ValueError("since must be an aware datetime (with a tzinfo) or Unix seconds")
+        return since.timestamp()
+    seconds = math.nan
+    if isinstance(since, int | float) and not isinstance(since, bool):
+        try:
+            seconds = float(since)
+        except OverflowError:  # an int beyond any float (and too long to show)
+            seconds = math.inf
+    if not math.isfinite(seconds):
+        shown = "" if isinstance(since, int) else f", got {since!r}"
+        raise ValueError(f"since must be finite Unix seconds or an aware datetime{shown}")
+    return seconds
+
+
+class WatchState:
+    """The batches a watch follows as last seen, and where its next cycle stops."""
+
+    def __init__(self, *, since: float | None, ids: frozenset[str] | None) -> None:
+        self.since = since
+        self.ids = ids
+        self.known: dict[str, Batch] = {}
+        """Every batch held, as last seen: the followed ones at or above the horizon, and
+        the unfinished ones followed by retrieval."""
+        self.by_retrieval: set[str] = set()
+        """Unfinished batches the listing stopped showing (or shows malformed): retrieved
+        each cycle instead, so that they never hold the horizon down."""
+        self.unreadable: dict[str, bool] = {}
+        """Batches never yet read well (listed malformed), retrieved to read them: whether
+        the watch surely follows them (then unfinished until read), or only may."""
+        self.horizon: int | None = None
+        """The creation second later cycles list down to (inclusive); None: the whole list."""
+        self.cycles = 0
+        """How many cycles ended; the first one's batches are `"existing"`."""
+
+    def follows(self, batch_id: str | None) -> bool:
+        """Whether the watch is about this batch at all (`ids`)."""
+        return self.ids is None or batch_id in self.ids
+
+    def floor(self) -> float | None:
+        """The oldest creation time a cycle looks at: the horizon and `since`."""
+        floors = [f for f in (self.horizon, self.since) if f is not None]
+        return max(floors) if floors else None
+
+    def see(self, batch: Batch, *, followed: bool = False) -> BatchEvent | None:
+        """Compare a batch with what was known, keep it, and return the event it makes; a
+        new batch below the floor is not followed, unless known to be (`followed`)."""
+        previous = self.known.get(batch.id)
+        floor = self.floor()
+        below = floor is not None and batch.created_at < floor
+        if not self.follows(batch.id) or (previous is None and not followed and below):
+            return None
+        self.known[batch.id] = batch
+        if previous is None:
+            return BatchEvent("existing" if self.cycles == 0 else "created", batch)
+        if previous != batch:
+            return BatchEvent("updated", batch, previous, changed_fields(previous, batch))
+        return None
+
+    def listed_malformed(self, batch_id: str, *, surely_followed: bool) -> None:
+        """Note a followed batch the listing showed malformed, to be retrieved."""
+        if batch_id not in self.known:
+            self.unreadable[batch_id] = self.unreadable.get(batch_id, False) or surely_followed
+
+    def first_look_complete(self, found: set[str]) -> bool:
+        """Watching named ids with no `since`, the first look may stop once it found them."""
+        return (
+            self.cycles == 0 and self.ids is not None and self.since is None and self.ids <= found
+        )
+
+    def missing(self, found: set[str]) -> list[str]:
+        """What a cycle whose listing showed `found` retrieves: the followed unfinished
+        batches it did not show well, the unreadable ones, and on the first look the
+        named ids it did not reach."""
+        missing = [i for i, batch in self.known.items() if not batch.is_finished and i not in found]
+        missing += sorted(self.unreadable.keys() - self.known.keys())
+        if self.cycles == 0 and self.ids is not None:
+            missing += sorted(self.ids - found - self.known.keys() - self.unreadable.keys())
+        return missing
+
+    def maybe_followed_only(self, batch_id: str) -> bool:
+        """Whether a batch listed malformed may lie below the floor: if its retrieval is
+        malformed too, the watch cannot tell it follows it, and leaves it be."""
+        return self.unreadable.get(batch_id) is False
+
+    def end_cycle(self, found: set[str], top: int | None) -> None:
+        """Move the horizon after a cycle whose listing showed `found` (the newest of them
+        created at `top`), and forget what lies below it."""
+        self.cycles += 1
+        self.by_retrieval.difference_update(found)
+        unfinished = [
+            batch.created_at
+            for batch_id, batch in self.known.items()
+            if not batch.is_finished and batch_id not in self.by_retrieval
+        ]
+        if unfinished:
+            self.horizon = min(unfinished)
+        elif top is not None:
+            self.horizon = top
+        if self.horizon is None:
+            return
+        horizon = self.horizon
+        # Rebuilt rather than deleted from: a dict never shrinks, and after a first look at a
+        # long history every later cycle would walk its emptied table.
+        self.known = {
+            batch_id: batch
+            for batch_id, batch in self.known.items()
+            if batch.created_at >= horizon or not batch.is_finished
+        }
+        self.by_retrieval.intersection_update(
+            i for i, batch in self.known.items() if not batch.is_finished
+        )
+
+    @property
+    def all_finished(self) -> bool:
+        """Whether no watched batch is unfinished (nor waiting to be read)."""
+        return not self.unreadable and all(batch.is_finished for batch in self.known.values())
