@@ -250,7 +250,7 @@ class BatchWatch(ClosedByExit):
                 logger.warning("batch %s is gone (404); no longer watching it", batch_id)
                 state.known.pop(batch_id, None)
                 state.unreadable.pop(batch_id, None)
-            elif self._only_maybe_followed(batch_id, result):
+            elif self._state.maybe_followed_only(batch_id, result):
                 state.unreadable.pop(batch_id)
             elif skippable(result, self._on_invalid):
                 skip_malformed(result)
@@ -267,14 +267,8 @@ class BatchWatch(ClosedByExit):
         if (
             error.retryable
             or skippable(error, self._on_invalid)
-            or self._only_maybe_followed(batch_id, error)
+            or self._state.maybe_followed_only(batch_id, error)
         ):
             return False
         ids = self._state.ids
         return not isinstance(error, NotFoundError) or bool(ids and batch_id in ids)
-
-    def _only_maybe_followed(self, batch_id: str, error: APIError) -> bool:
-        """Whether a retrieval found malformed a batch that may lie below the floor."""
-        return self._state.maybe_followed_only(batch_id) and isinstance(
-            error, APIResponseValidationError
-        )

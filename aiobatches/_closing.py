@@ -92,12 +92,20 @@ async def release(generator: AsyncGenerator[None, None]) -> None:
     await generator.aclose()
 
 
-def close_when_collected(owner: object, generator: AsyncGenerator[None, None]) -> None:
-    """When `owner` is collected before the loop ends, close its guard in a task.
+async def guarded(
+    owner: object, close: Callable[[], Awaitable[None]]
+) -> AsyncGenerator[None, None]:
+    """A started guard that runs `close` if `owner` is abandoned unclosed: when it is
+    collected (in a task, soon after), or at the latest when the loop shuts down. A
+    long-running loop that drops an unclosed one-shot stream gets its client closed."""
+    generator = guard(close)
+    await anext(generator)
+    _close_when_collected(owner, generator)
+    return generator
 
-    A long-running loop that drops an unclosed one-shot stream gets its
-    client closed soon after, not at shutdown.
-    """
+
+def _close_when_collected(owner: object, generator: AsyncGenerator[None, None]) -> None:
+    """When `owner` is collected before the loop ends, close its guard in a task."""
     loop = asyncio.get_running_loop()
 
     def schedule() -> None:

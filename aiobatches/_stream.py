@@ -19,7 +19,7 @@ from typing import Final, Literal, Self
 from attrs import evolve, frozen
 
 from ._chain import CursorChain, Fetch
-from ._closing import ClosedByExit, CloseOnce, close_when_collected, guard, release
+from ._closing import ClosedByExit, CloseOnce, guarded, release
 from ._converter import InvalidBatch
 from ._errors import APIError, APIResponseValidationError
 from ._models import Batch, BatchPage
@@ -189,21 +189,15 @@ class BatchStream(ClosedByExit):
         if self._guard is not None:
             await release(self._guard)
 
-    async def _watch_abandonment(self) -> None:
-        """Make sure an owned client is closed even if the caller drops the stream unclosed."""
-        if self._on_close is None or self._guard is not None:
-            return
-        self._guard = guard(self._on_close)
-        await anext(self._guard)
-        close_when_collected(self, self._guard)
-
     async def _take_page(self) -> BatchPage | None:
         """Make the next page current and return it, or None at the end; closes on any exit."""
         if self._taking:
             raise RuntimeError("this BatchStream is already being iterated by another task")
         self._taking = True
         try:
-            await self._watch_abandonment()
+            if self._on_close is not None and self._guard is None:
+                # An owned client is closed even if the caller drops the stream unclosed.
+                self._guard = await guarded(self, self._on_close)
             page = await self._next_page()
             if self._unsent:
                 # Let the request just started go out before the caller works on
@@ -235,7 +229,7 @@ class BatchStream(ClosedByExit):
                 raise self._error
             task = self._task
             if task is None:
-                if not self._may_request():
+                if self._chain.ended:
                     return None
                 task = self._start()
             await asyncio.wait({task})
@@ -247,7 +241,12 @@ class BatchStream(ClosedByExit):
 
     def _hand_over(self, queued: _Queued) -> BatchPage:
         """The page as the caller gets it: cut to `max_items`, its invalid items dealt with."""
-        page = self._trimmed(queued.page)
+        page = queued.page
+        if self._to_hand_out is not None:  # cut to what `max_items` allows (a server may send more)
+            if len(page.data) > self._to_hand_out:
+                data = page.data[: self._to_hand_out]
+                page = evolve(page, data=data, last_id=data[-1].id if data else None)
+            self._to_hand_out -= len(page.data)
         cut = len(page.data) < len(queued.page.data) or self._to_hand_out == 0
         skipped = queued.invalid[:-1] if queued.raises else queued.invalid
         boundary = _raw_index(len(page.data), queued.invalid) if cut else None
@@ -273,19 +272,6 @@ class BatchStream(ClosedByExit):
             f" list again {resume} to continue"
         )
 
-    def _trimmed(self, page: BatchPage) -> BatchPage:
-        """Cut a page to the items `max_items` still allows (a server may send more)."""
-        if self._to_hand_out is None:
-            return page
-        if len(page.data) > self._to_hand_out:
-            data = page.data[: self._to_hand_out]
-            page = evolve(page, data=data, last_id=data[-1].id if data else None)
-        self._to_hand_out -= len(page.data)
-        return page
-
-    def _may_request(self) -> bool:
-        return not self._chain.ended
-
     def _top_up(self) -> None:
         """Start the next request if the prefetch window has room."""
         if (
@@ -293,7 +279,7 @@ class BatchStream(ClosedByExit):
             and self._error is None
             and not self.closed
             and len(self._ready) < self._prefetch
-            and self._may_request()
+            and not self._chain.ended
         ):
             self._start()
 
@@ -311,7 +297,7 @@ class BatchStream(ClosedByExit):
         self._unsent = False
         try:
             fetched = await self._fetch(after, limit)
-            queued = self._queue_entry(fetched, after, limit)
+            queued = _queued(fetched, self._chain, self._on_invalid, after, limit)
         except Exception as error:  # noqa: BLE001 - handed to the consumer, in order
             self._error = error
             return
@@ -320,31 +306,35 @@ class BatchStream(ClosedByExit):
         self._ready.append(queued)
         self._top_up()
 
-    def _queue_entry(self, fetched: FetchedPage, after: str | None, limit: int) -> _Queued:
-        """The page to queue, as the cursor chain and its malformed batches decide."""
-        parsed = fetched.parsed
-        invalid = tuple(zip(parsed.invalid, fetched.errors, strict=True))
-        raises = bool(invalid) and self._on_invalid == "raise"
-        batches = parsed.batches
-        error: APIError | None
-        if raises:  # the first malformed batch ends the stream, after the batches before it
-            invalid = invalid[:1]
-            batches = batches[: invalid[0][0].index]
-            self._chain.end()
-            more, error = False, invalid[0][1]
-        else:
-            step = self._chain.advance(parsed, after, limit)
-            more, error = step.more, step.error
-            if not step.keep:
-                batches, invalid = [], ()
-        if invalid or not batches:
-            first_id = batches[0].id if batches else None
-            last_id = batches[-1].id if batches else None
-        else:
-            first_id = parsed.first_id or batches[0].id
-            last_id = parsed.last_id or batches[-1].id
-        page = BatchPage(batches, first_id, last_id, more)
-        return _Queued(page, invalid, raises, error)
+
+def _queued(
+    fetched: FetchedPage, chain: CursorChain, on_invalid: OnInvalid, after: str | None, limit: int
+) -> _Queued:
+    """The page to queue, as the cursor chain and its malformed batches decide; moves the
+    chain on (or ends it)."""
+    parsed = fetched.parsed
+    invalid = tuple(zip(parsed.invalid, fetched.errors, strict=True))
+    raises = bool(invalid) and on_invalid == "raise"
+    batches = parsed.batches
+    error: APIError | None
+    if raises:  # the first malformed batch ends the stream, after the batches before it
+        invalid = invalid[:1]
+        batches = batches[: invalid[0][0].index]
+        chain.end()
+        more, error = False, invalid[0][1]
+    else:
+        step = chain.advance(parsed, after, limit)
+        more, error = step.more, step.error
+        if not step.keep:
+            batches, invalid = [], ()
+    if invalid or not batches:
+        first_id = batches[0].id if batches else None
+        last_id = batches[-1].id if batches else None
+    else:
+        first_id = parsed.first_id or batches[0].id
+        last_id = parsed.last_id or batches[-1].id
+    page = BatchPage(batches, first_id, last_id, more)
+    return _Queued(page, invalid, raises, error)
 
 
 def _raw_index(

@@ -20,6 +20,7 @@ from typing import Final, Literal
 import attrs
 from attrs import frozen
 
+from ._errors import APIError, APIResponseValidationError
 from ._models import Batch
 
 EventKind = Literal["existing", "created", "updated"]
@@ -143,10 +144,12 @@ class WatchState:
             missing += sorted(self.ids - found - self.known.keys() - self.unreadable.keys())
         return missing
 
-    def maybe_followed_only(self, batch_id: str) -> bool:
-        """Whether a batch listed malformed may lie below the floor: if its retrieval is
-        malformed too, the watch cannot tell it follows it, and leaves it be."""
-        return self.unreadable.get(batch_id) is False
+    def maybe_followed_only(self, batch_id: str, error: APIError) -> bool:
+        """Whether a retrieval found malformed a batch listed malformed where it may lie
+        below the floor: the watch cannot tell it follows it, and leaves it be."""
+        return self.unreadable.get(batch_id) is False and isinstance(
+            error, APIResponseValidationError
+        )
 
     def end_cycle(self, found: set[str], top: int | None) -> None:
         """Move the horizon after a cycle whose listing showed `found` (the newest of them
