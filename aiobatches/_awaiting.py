@@ -9,7 +9,7 @@ import asyncio
 import datetime
 import logging
 from collections import deque
-from collections.abc import Awaitable, Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Final, Self, TypeVar
 
 from . import _retry
@@ -126,7 +126,7 @@ class BatchWatch(ClosedByExit):
             if self._listing is None:
                 await self._begin_cycle()
                 return
-            fetched = await self._own(self._listing.next_page())
+            fetched = await self._own(self._listing.next_page(), "page")
             if self._closed:
                 return
             if fetched is None:
@@ -197,7 +197,7 @@ class BatchWatch(ClosedByExit):
     async def _begin_cycle(self) -> None:
         if self._rest_first:
             hint, self._hint = self._hint, None
-            await self._own(_retry.sleep(_retry.pause(self._interval, hint)))
+            await self._own(_retry.sleep(_retry.pause(self._interval, hint)), "rest")
             if self._closed:
                 return
         self._rest_first = True
@@ -205,10 +205,12 @@ class BatchWatch(ClosedByExit):
         self._top = None
         self._listing = Walk(self._source.fetch_page, self._limit)
 
-    async def _own(self, work: Awaitable[T]) -> T | None:
+    async def _own(self, work: Coroutine[object, None, T], what: str) -> T | None:
         """The result of work the watch runs as its own task (a rest, a page, retrievals),
         or None when closing the watch cancelled it; its error reaches the consumer."""
-        task = self._working = asyncio.ensure_future(work)
+        task = self._working = asyncio.get_running_loop().create_task(
+            work, name=f"aiobatches watch {what}"
+        )
         try:
             await asyncio.wait({task})
         finally:
@@ -228,7 +230,9 @@ class BatchWatch(ClosedByExit):
             return
         missing = self._state.missing(self._found)
         if missing:
-            results = await self._own(retrieve_all(self._source, missing, final=self._final))
+            results = await self._own(
+                retrieve_all(self._source, missing, final=self._final), "retrievals"
+            )
             if results is None:  # closed meanwhile
                 return
             self._take_retrieved(results)
