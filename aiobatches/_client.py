@@ -1,10 +1,10 @@
 """The clients: what they list, as whom, and for how long.
 
-`Client` composes the rooms: configuration (`_config`), credentials
-(`_auth`), one HTTP attempt (`_transport`), a response turned into a page
-(`_response`), the retry loop (`_retry`), and pagination (`_stream`). A
-client is unopened, open or closed; its close waits for every stream and
-its owned session, for every caller.
+`Client` composes the rooms: configuration (`_config`) and credentials
+(`_auth`) for its requests (`_endpoint`, each through `_transport`, read by
+`_response`, retried by `_retry`), pagination (`_stream`), waits (`_wait`) and
+watches (`_awaiting`). A client is unopened, open or closed; its close waits
+for every stream and its owned session, for every caller.
 """
 
 from __future__ import annotations
