@@ -20,8 +20,8 @@ import pytest
 from _helpers import API_KEY, COMMAND, RunCli, child_env, read_pty, served_ids
 
 import aiobatches
-from aiobatches import _cli
 from aiobatches._cli import main
+from aiobatches._cli._source import DEMO_KEY, DEMO_SPEED, living_server
 from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
 pytestmark = pytest.mark.server(count=60)
@@ -79,8 +79,9 @@ async def test_csv_format_with_chosen_fields(server: FakeBatchesServer, cli: Run
     first = server.batches[0]
     assert rows[0]["request_counts.total"] == str(first["request_counts"]["total"])
     assert rows[0]["created_at"] == str(first["created_at"])
+    metadata = first["metadata"]  # compact JSON, its text as it is, as `jsonl` writes it
     assert rows[0]["metadata"] == (
-        "" if first["metadata"] is None else json.dumps(first["metadata"], separators=(",", ":"))
+        "" if metadata is None else json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
     )
 
 
@@ -460,7 +461,7 @@ async def test_serve_runs_a_server_a_client_can_list() -> None:
 
 async def test_the_demo_server_records_no_request_log() -> None:
     """The embedded demo server counts requests but keeps no log that would grow for hours."""
-    server = _cli._demo_server(arrivals=True)
+    server = living_server(speed=DEMO_SPEED, arrivals=True, api_key=DEMO_KEY)
     async with server, aiobatches.Client(api_key=server.api_key, base_url=server.url) as client:
         await client.list_batches(max_items=3).to_list()
     assert (server.request_count, server.requests) == (1, [])

@@ -320,7 +320,7 @@ def test_unexpected_error_is_one_line_asking_for_a_report(
     async def broken(*_: object) -> int:
         raise bug("boom\nsecond line")
 
-    monkeypatch.setattr("aiobatches._cli._list", broken)
+    monkeypatch.setattr("aiobatches._cli._list._write", broken)
     assert main(["list", "--demo"]) == 1
     assert capsys.readouterr().err == (
         f"aiobatches: unexpected error: {bug.__name__}: boom\\nsecond line (please report this)\n"

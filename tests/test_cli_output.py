@@ -11,9 +11,9 @@ import pytest
 from _helpers import unsafe_for_terminal
 
 from aiobatches import Batch, BatchRequestCounts, BatchUsage
+from aiobatches._cli._output import make_writer
+from aiobatches._cli._terminal import for_terminal
 from aiobatches._models import InputTokensDetails, OutputTokensDetails
-from aiobatches._output import make_writer
-from aiobatches._terminal import for_terminal
 
 HOSTILE = "\x1b[2J\r\x07\x08\x9b\u202e\u2066evil\x7f"
 """Clears the screen, returns the carriage, rings, backspaces, opens a CSI, flips the text."""

@@ -18,8 +18,9 @@ from _scripted import FINISHED, KEY, UNFINISHED, ScriptedServer, batch, between_
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiobatches import Batch, BatchEvent, _watchview
-from aiobatches._watchview import Board
+from aiobatches import Batch, BatchEvent
+from aiobatches._cli import _board
+from aiobatches._cli._board import Board
 from aiobatches.testing import Fault, FaultPlan, ManualClock, synthetic_batches
 
 UNSAFE = unsafe_for_terminal("\n")
@@ -381,7 +382,7 @@ async def test_the_table_shows_a_failing_poll_on_its_last_line_not_on_stderr(
     assert (code, err) == (0, "")
     final = frames(table_out.getvalue())[-1]
     assert final[0].startswith("aiobatches watch · 0 unfinished · 1 finished")
-    assert re.fullmatch(r"\d\d:\d\d:\d\d warning: a watch cycle failed; trying again.*", final[-1])
+    assert re.fullmatch(r"\d\d:\d\d:\d\dZ warning: a watch cycle failed; trying again.*", final[-1])
 
 
 async def test_the_table_in_ascii_filtered_by_status_on_a_narrow_terminal(
@@ -474,7 +475,7 @@ def test_the_board_stays_bounded_over_100_000_finished_batches() -> None:
         largest = max(largest, held(board))
     assert board.finished_count == 100_000
     assert board.unfinished == {}
-    assert largest <= 2 * _watchview._KEEP_FINISHED
+    assert largest <= 2 * _board._KEEP_FINISHED
     latest = sorted(ends, key=lambda number: (number + ends[number], number), reverse=True)
     assert [item.id for item in board.latest_finished(3)] == [
         board_batch(number, "completed").id for number in latest[:3]
@@ -497,7 +498,7 @@ def test_the_board_counts_and_shows_as_if_it_kept_every_batch(
     holding at most 4 finished batches, the board counts and shows what a full record would
     (the latest finished too, whenever finished batches never change, as the API promises)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_watchview, "_KEEP_FINISHED", 2)  # every few events drop some
+        patch.setattr(_board, "_KEEP_FINISHED", 2)  # every few events drop some
         board = Board(shown)
         last: dict[str, Batch] = {}
         for index, (number, status, ended) in enumerate(steps):

@@ -169,7 +169,8 @@ async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
     assert rows[1][3:5] == ["50%", "500/1,000"]
     assert frame[5].startswith("── latest finished ──")
     assert rows[4][:2] == ["batch_000003", "completed"]
-    assert all(not line.strip() for line in frame[7:])
+    assert all(not line.strip() for line in frame[7:-1])
+    assert frame[-1].rstrip() == "█ completed  ▒ failed  ░ to do  ·  Ctrl-C to quit"
     assert code == 130
     assert hidden
     assert terminal.display() == [PROMPT] + [""] * 29

@@ -21,9 +21,8 @@ from typing import Any, Final, Protocol, TextIO
 
 import orjson
 
-from ._awaiting import BatchEvent
-from ._converter import unstructure_batch
-from ._models import Batch
+from .. import Batch, BatchEvent
+from .._converter import unstructure_batch
 from ._terminal import clip, for_terminal
 
 FORMATS: Final = ("jsonl", "json", "csv", "table")
@@ -287,15 +286,16 @@ def _json(value: object) -> str:
     return text
 
 
-def human_time(stamp: int | None) -> str:
-    """The time in UTC, or the number itself when no calendar date has it."""
+def human_time(stamp: int | None, layout: str = "%Y-%m-%d %H:%MZ") -> str:
+    """The time in UTC (as `layout` spells it), or the number itself when no calendar date
+    has it."""
     if stamp is None:
         return ""
     try:
         moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
     except (OverflowError, OSError, ValueError):  # beyond year 9999 or the platform's time_t
         return str(stamp)
-    return moment.strftime("%Y-%m-%d %H:%MZ")
+    return moment.strftime(layout)
 
 
 def _counts(counts: dict[str, int] | None) -> str:

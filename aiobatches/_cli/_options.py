@@ -1,0 +1,195 @@
+"""The options several commands share, each defined once, and how every option value is read.
+
+A command adds its own options beside these groups (`source`, `interval`, `output`).
+Every numeric value is read by `number`, so that none passes on a number that what
+takes it cannot hold, whichever the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import math
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from .._config import check_batch_id
+from ._common import EXIT_CODES, Commands
+from ._output import FORMATS, field_names
+from ._terminal import for_terminal
+
+DEMO_INTERVAL: Final = 1.0
+"""The default --interval with --demo: a poll every second."""
+INTERVAL: Final = 15.0
+"""The default --interval against a real API, as the library's."""
+_QUOTED: Final = 40
+"""Characters of a bad option value that its usage error quotes."""
+
+
+def command(
+    commands: Commands, name: str, summary: str, description: str
+) -> argparse.ArgumentParser:
+    """A command's parser, its help ending with the exit codes, as every command's does."""
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_source(parser: argparse.ArgumentParser, title: str, demo: str) -> None:
+    """The options that say which API to talk to, and as whom."""
+    source = parser.add_argument_group(title)
+    source.add_argument("--demo", action="store_true", help=f"{demo} (no API key needed)")
+    source.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or OpenAI's)")
+    source.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY); never printed")
+    source.add_argument(
+        "--proxy",
+        help="proxy URL (default: $HTTPS_PROXY or $HTTP_PROXY, minus $NO_PROXY; not for --demo)",
+    )
+
+
+def add_interval(group: argparse._ActionsContainer) -> None:
+    """`--interval`, the seconds between polls of the commands that poll."""
+    group.add_argument(
+        "--interval",
+        type=seconds(zero=True),
+        metavar="S",
+        help=f"seconds between polls (default {INTERVAL:g}; {DEMO_INTERVAL:g} with --demo);"
+        " the server may ask for longer",
+    )
+
+
+def interval(args: argparse.Namespace) -> float:
+    """The --interval given, or its default for where the command runs."""
+    if args.interval is not None:
+        return float(args.interval)
+    return DEMO_INTERVAL if args.demo else INTERVAL
+
+
+def add_output(parser: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) -> None:
+    """`--format` (of `formats`) and, when the formats have columns, `--fields`."""
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--format",
+        choices=formats,
+        help="output format (default: table on a terminal, jsonl when piped)",
+    )
+    if "csv" in formats:
+        output.add_argument(
+            "--fields",
+            type=fields,
+            help=f"comma-separated columns for table and csv; one of: {', '.join(field_names())}",
+        )
+
+
+def number(
+    raw: str, *, low: int | None = None, high: int | None = None, unit: str = ""
+) -> int | float | None:
+    """The number `raw` spells, from `low` (and up to `high`) when given: an exact int when
+    it is whole, else a float; None when it spells no number at all.
+
+    inf, nan, 1e309 or a whole number of 309 digits is a usage error (`unit`, say
+    " of seconds", completes its message), whichever the option.
+    """
+    try:
+        approximate = float(raw)  # reads digits of any length, where int() stops at 4,300
+    except ValueError:
+        return None
+    value: int | float = approximate
+    if math.isfinite(approximate):
+        with contextlib.suppress(ValueError):  # 1.5, 1e3
+            value = int(raw)  # exact, however large: it fits a float, so it has 309 digits at most
+    if (low is not None and value < low) or (high is not None and value > high):  # nan: neither
+        if high is None:
+            limits = f"{low} or more"
+        else:
+            limits = f"{high} or less" if low is None else f"from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"must be {limits}, got {quoted(raw)}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number{unit}, got {quoted(raw)}")
+    return value
+
+
+def quoted(raw: str) -> str:
+    """`raw` quoted for a usage error, cut short if long: 5,000 digits are not echoed whole."""
+    if len(raw) <= _QUOTED:
+        return repr(raw)
+    return f"{raw[:_QUOTED]!r}... ({len(raw):,} characters)"
+
+
+def whole(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number, from `low` (and up to `high`) when given."""
+
+    def parse(raw: str) -> int:
+        value = number(raw, low=low, high=high)
+        if not isinstance(value, int):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {quoted(raw)}")
+        return value
+
+    return parse
+
+
+def moment(raw: str) -> int:
+    """Unix seconds from Unix seconds (exact when whole) or an ISO date/time (UTC when no
+    zone is given)."""
+    stamp = number(raw, unit=" of seconds")
+    if stamp is not None:
+        return int(stamp)
+    try:
+        when = datetime.datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected an ISO date/time (2025-11-01, 2025-11-01T12:00Z) or Unix seconds,"
+            f" got {quoted(raw)}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return int(when.timestamp())
+
+
+def seconds(
+    *, zero: bool, high: int | None = None, what: str = "seconds"
+) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds (or of `what`), above 0 (or from 0
+    when `zero`), and up to `high` when given."""
+
+    def parse(raw: str) -> float:
+        value = number(raw, low=0 if zero else None, high=high, unit=f" of {what}")
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {quoted(raw)}")
+        if value <= 0 and not zero:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {quoted(raw)}")
+        return float(value)
+
+    return parse
+
+
+def batch_id(raw: str) -> str:
+    """An argparse type: something that can be a batch id (the API's, or a fake server's),
+    as `retrieve_batch` checks one, and nothing a terminal would act on."""
+    try:
+        check_batch_id("ID", raw)
+    except ValueError:
+        pass
+    else:
+        if for_terminal(raw) == raw and raw == raw.strip():
+            return raw
+    raise argparse.ArgumentTypeError(
+        f"expected a batch id such as batch_abc123, got {for_terminal(repr(raw))}"
+    )
+
+
+def fields(raw: str) -> list[str]:
+    """An argparse type: comma-separated column names, each one `--fields` knows."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in field_names()]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown field(s) {', '.join(unknown) or '(none given)'};"
+            f" choose from {', '.join(field_names())}"
+        )
+    return names

@@ -1,0 +1,221 @@
+"""`aiobatches wait`: wait until batches finish, then print them and exit by how they ended.
+
+`Tally` keeps the latest state of each batch the wait learns (through the library's
+`observing` seam, at no request of its own), for the progress line and the message
+of a wait that runs out of time. With `--demo` and no ids, `soonest` picks the demo's
+batches closest to finishing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+from collections.abc import Iterable, Sequence
+from typing import Final, TextIO
+
+from .. import Batch, Client
+from .._wait import observing
+from . import _options
+from ._common import (
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_UNSUCCESSFUL,
+    Command,
+    CommandError,
+    Commands,
+    on_terminal,
+    say,
+    writing,
+)
+from ._output import WaitProgress, make_writer
+from ._source import connect
+
+DEMO_PICKS: Final = 3
+"""How many of the demo's batches `wait --demo` waits for when given no ids."""
+DEMO_SPEED: Final = 300.0
+"""The clock of `wait --demo`'s server: five minutes a second, for there is nothing to
+watch but a count, so that the batches closest to finishing do within seconds."""
+
+_HELP = f"""\
+Wait until every batch ID is finished (completed, failed, expired or
+cancelled), then print them in the order given: a table on a terminal, JSON
+Lines when piped. Exits 0 when all completed, 3 when any did not, 124 when
+--timeout runs out, and 1 on an API error (an unknown id is one). On a
+terminal, stderr shows how many have finished meanwhile.
+
+With --demo the batches are the embedded demo server's, whose clock runs five
+minutes a second; with no ID it waits for the {DEMO_PICKS} closest to finishing
+(on a terminal, stderr says which). `aiobatches list --demo --status in_progress`
+shows the ids of others. Each --demo run starts a fresh server with the same
+seed, so those ids are the same every time.
+"""
+
+
+def _add(commands: Commands) -> argparse.ArgumentParser:
+    parser = _options.command(commands, "wait", "wait until batches finish, then print them", _HELP)
+    parser.add_argument(
+        "ids",
+        nargs="*",
+        type=_options.batch_id,
+        metavar="ID",
+        help="a batch id (none with --demo: a few that finish soon)",
+    )
+    _options.add_source(
+        parser, "where the batches are", "wait on the embedded demo server's batches"
+    )
+    polling = parser.add_argument_group("polling")
+    _options.add_interval(polling)
+    polling.add_argument(
+        "--timeout",
+        type=_options.seconds(zero=False),
+        metavar="S",
+        help="give up after S seconds, exiting 124 (default: wait for as long as it takes)",
+    )
+    _options.add_output(parser)
+    return parser
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """Ids are needed, but for the demo, which picks its own."""
+    if not args.ids and not args.demo:
+        return "the following arguments are required: ID (or --demo)"
+    return None
+
+
+class Tally:
+    """The latest state of each batch waited for, as the wait learns them."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.latest: dict[str, Batch | None] = dict.fromkeys(ids)
+
+    def note(self, batch: Batch) -> None:
+        if batch.id in self.latest:
+            self.latest[batch.id] = batch
+
+    def finished(self) -> int:
+        return sum(1 for batch in self.latest.values() if batch is not None and batch.is_finished)
+
+    def processed(self) -> tuple[int, int]:
+        """Requests processed (completed or failed) and requests in all, over the batches."""
+        counts = [batch.request_counts for batch in self.latest.values() if batch is not None]
+        known = [count for count in counts if count is not None]
+        return sum(c.completed + c.failed for c in known), sum(c.total for c in known)
+
+    def timed_out(self, timeout: float) -> str:
+        """What a wait that ran out of time had seen: how many finished, and what the others did."""
+        waiting = [
+            f"{batch_id} {'not seen yet' if batch is None else batch.status}"
+            for batch_id, batch in self.latest.items()
+            if batch is None or not batch.is_finished
+        ]
+        return (
+            f"gave up after {timeout:g}s: {self.finished()} of {len(self.latest)} batches"
+            f" finished; still waiting for {', '.join(waiting)}"
+        )
+
+
+def soonest(batches: Iterable[Batch], now: float, count: int) -> list[Batch]:
+    """The `count` unfinished batches likely to finish first at time `now`, soonest first.
+
+    A batch finalizing or cancelling is a step from its end; one in progress will take,
+    at the pace it has kept, as long again for each share of its requests still to do;
+    one validating, or with nothing done yet, tells nothing and comes last.
+    """
+
+    def left(batch: Batch) -> float:
+        if batch.status in ("finalizing", "cancelling"):
+            return 0.0
+        counts = batch.request_counts
+        started = batch.in_progress_at
+        if batch.status != "in_progress" or counts is None or started is None or counts.total <= 0:
+            return math.inf
+        done = (counts.completed + counts.failed) / counts.total
+        return max(now - started, 0.0) * (1 - done) / done if done > 0 else math.inf
+
+    unfinished = [batch for batch in batches if not batch.is_finished]
+    return sorted(unfinished, key=lambda batch: (left(batch), batch.id))[:count]
+
+
+async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
+    """Wait for the batches, print them in the order given, and exit by how they ended."""
+    kind = args.format or ("table" if out.isatty() else "jsonl")
+    terminal = on_terminal(err)
+    async with connect(args, arrivals=True, speed=DEMO_SPEED) as source:
+        ids, demo = args.ids, source.demo
+        if not ids and demo is not None and demo.clock is not None:
+            ids = await _pick(source.client, demo.clock.now())
+            if terminal is not None:
+                say(
+                    f"waiting for the {len(ids)} demo batches closest to finishing: {' '.join(ids)}"
+                )
+        batches = await _wait(source.client, ids, args, terminal)
+    with writing():
+        writer = make_writer(kind, out, args.fields)
+        for batch in batches:
+            writer.write(batch)
+        writer.close()
+        out.flush()
+    unsuccessful = [batch for batch in dict.fromkeys(batches) if batch.status != "completed"]
+    if unsuccessful:
+        ended = ", ".join(f"{batch.id} {batch.status}" for batch in unsuccessful)
+        say(f"{len(unsuccessful)} of {len(set(ids))} did not complete: {ended}")
+        return EXIT_UNSUCCESSFUL
+    return EXIT_OK
+
+
+async def _pick(client: Client, now: float) -> list[str]:
+    """The ids of the demo's batches closest to finishing at `now`, from a listing of all."""
+    picked = soonest([batch async for batch in client.list_batches()], now, DEMO_PICKS)
+    return [batch.id for batch in picked]
+
+
+async def _wait(
+    client: Client, ids: Sequence[str], args: argparse.Namespace, terminal: TextIO | None
+) -> list[Batch]:
+    """The batches once all are finished, with a tally of them shown on `terminal`."""
+    tally = Tally(ids)
+    shown = None if terminal is None else _Shown(tally, WaitProgress(terminal, len(tally.latest)))
+    try:
+        with observing(tally.note if shown is None else shown.note):
+            return await client.wait_for_batches(
+                ids, poll_interval=_options.interval(args), timeout=args.timeout
+            )
+    except TimeoutError:
+        if args.timeout is None:  # not our deadline: a bug to report, not a timeout
+            raise
+        raise CommandError(tally.timed_out(args.timeout), EXIT_TIMEOUT) from None
+    finally:
+        if shown is not None:
+            shown.close()
+
+
+class _Shown:
+    """A tally shown on a terminal once for each burst of states the wait learns: a page's,
+    or a round of retrievals', shown together when the wait next awaits."""
+
+    def __init__(self, tally: Tally, progress: WaitProgress) -> None:
+        self._tally = tally
+        self._progress = progress
+        self._pending: asyncio.Handle | None = None
+        progress.show(0)
+
+    def note(self, batch: Batch) -> None:
+        self._tally.note(batch)
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().call_soon(self._show)
+
+    def _show(self) -> None:
+        self._pending = None
+        self._progress.show(self._tally.finished(), *self._tally.processed())
+
+    def close(self) -> None:
+        """Show what is still to show (the last states may come just before the end), then
+        clear the line."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._show()
+        self._progress.close()
+
+
+COMMAND = Command(_add, _run, _check)
