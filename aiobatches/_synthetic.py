@@ -5,6 +5,8 @@ life; optional fields are sent as `null`, as the API does (so is `usage` of
 batches that never started). Keys are omitted where real servers omit them:
 older batches predate `model` and `usage`, and the official example response
 lacks both; some servers send a failed batch's `errors.object` as `null`.
+Each endpoint runs the models that serve it; file ids are shaped as
+OpenAI's; metadata is written by people, in many scripts and with quotes.
 `as_azure_publishes` reshapes a batch as Azure OpenAI's published spec has it.
 Living batches (`_living`) draw their shapes from the same shares and pools.
 """
@@ -31,10 +33,35 @@ _STATUS_WEIGHTS: Final = {
 }
 ENDPOINTS: Final = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
 MODELS: Final = ("gpt-5-2025-08-07", "gpt-4.1-mini-2025-04-14", "text-embedding-3-large", None)
-LEGACY_SHARE: Final = 0.25
+MODELS_BY_ENDPOINT: Final = {
+    "/v1/chat/completions": (
+        "gpt-5-2025-08-07",
+        "gpt-4.1-mini-2025-04-14",
+        "gpt-4o-2024-08-06",
+        "gpt-4o-mini-2024-07-18",
+    ),
+    "/v1/responses": (
+        "gpt-5-2025-08-07",
+        "gpt-5-mini-2025-08-07",
+        "o4-mini-2025-04-16",
+        "gpt-4.1-2025-04-14",
+    ),
+    "/v1/embeddings": (
+        "text-embedding-3-large",
+        "text-embedding-3-small",
+        "text-embedding-3-small",
+        "text-embedding-ada-002",
+    ),
+    "/v1/completions": ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002", "davinci-002"),
+}
+"""The models each endpoint runs, drawn as often as `MODELS`."""
+LEGACY_SHARE: Final = 1 / 13
 """Batches with neither `model` nor `usage` key, like the official example response."""
-NO_USAGE_SHARE: Final = 0.1
-"""Of the other batches, those with a `model` but no `usage` key (created before usage existed)."""
+NO_USAGE_SHARE: Final = 1 / 66
+"""Of the other batches, those with a `model` but no `usage` key (created before usage
+existed): with the legacy ones, one batch in eleven has no `usage` key."""
+NULL_MODEL_SHARE: Final = 0.03
+"""Of the batches with a `model` key, those whose `model` is `null`."""
 NULL_ERRORS_OBJECT_SHARE: Final = 0.5
 """Failed batches whose `errors.object` is `null` rather than `"list"`."""
 _FAILURES: Final = (
@@ -72,6 +99,8 @@ def _omit_keys(rng: random.Random, batch: dict[str, Any]) -> dict[str, Any]:
         del batch["model"], batch["usage"]
     elif draw < LEGACY_SHARE + (1 - LEGACY_SHARE) * NO_USAGE_SHARE:
         del batch["usage"]
+    if "model" in batch and rng.random() < NULL_MODEL_SHARE:
+        batch["model"] = None
     if batch["errors"] is not None and rng.random() < NULL_ERRORS_OBJECT_SHARE:
         batch["errors"]["object"] = None
     return batch
@@ -106,17 +135,20 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
     if status == "cancelled":
         times["cancelled_at"] = finish + rng.randint(1, 600)
     has_output = status in ("completed", "expired", "cancelled") and done > failed
+    # Every draw is made as before the values grew richer, so a seed keeps its batches.
+    batch_id = f"batch_{rng.getrandbits(96):024x}"
+    endpoint = rng.choice(ENDPOINTS)
     batch: dict[str, Any] = {
-        "id": f"batch_{rng.getrandbits(96):024x}",
+        "id": batch_id,
         "object": "batch",
-        "endpoint": rng.choice(ENDPOINTS),
-        "model": rng.choice(MODELS),
+        "endpoint": endpoint,
+        "model": MODELS_BY_ENDPOINT[endpoint][rng.randrange(len(MODELS))],
         "errors": draw_errors(rng) if status == "failed" else None,
-        "input_file_id": f"file-{rng.getrandbits(88):022x}",
+        "input_file_id": _file_id(rng.getrandbits(88)),
         "completion_window": "24h",
         "status": status,
-        "output_file_id": f"file-{rng.getrandbits(88):022x}" if has_output else None,
-        "error_file_id": f"file-{rng.getrandbits(88):022x}" if has_output and failed else None,
+        "output_file_id": _file_id(rng.getrandbits(88)) if has_output else None,
+        "error_file_id": _file_id(rng.getrandbits(88)) if has_output and failed else None,
         "created_at": created,
         "in_progress_at": started,
         "expires_at": created + _DAY,
@@ -133,11 +165,52 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
     return batch
 
 
+_BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _file_id(bits: int) -> str:
+    """A file id shaped as OpenAI's: `file-` and 22 letters and digits, spread from `bits`."""
+    value = (bits * 0x9E3779B97F4A7C15F39CC0605CEDC835 + bits) % 62**22
+    digits = []
+    for _ in range(22):
+        value, digit = divmod(value, 62)
+        digits.append(_BASE62[digit])
+    return "file-" + "".join(digits)
+
+
+_DESCRIPTIONS: Final = (
+    "Nightly eval job",
+    'Re-run of the "gold" set after the tokenizer fix',
+    "Évaluation nocturne — modèle « fr-FR »",
+    "夜間バッチの要約評価",
+    "Resumen semanal de reseñas (España) ✓",
+    "Ночная проверка качества ответов",
+    'Customer\'s Q3 backfill, "priority": high',
+    "Ünïcode tags: naïve café, 🚀 launch",
+)
+_TEAMS: Final = ("search", "support-bots", "ランキング", "données", "growth")
+_SOURCES: Final = ("airflow", "cron", 'notebook "exp-41"', "ci/pipeline#1187")
+
+
 def draw_metadata(rng: random.Random) -> dict[str, str] | None:
-    """A batch's metadata: none, or what a nightly job tags its batches with."""
-    return rng.choice(
-        (None, {"customer_id": f"user_{rng.randint(1, 10**9)}", "batch_description": "Nightly"})
-    )
+    """A batch's metadata: none, or what a job tags its batches with, written by people
+    in many scripts and with quotes; two to five keys."""
+    customer = rng.randint(1, 10**9)
+    if rng.randrange(2) == 0:
+        return None
+    # The text is spread from the customer number: the draws stay those of the plain tags.
+    metadata = {
+        "customer_id": f"user_{customer}",
+        "batch_description": _DESCRIPTIONS[customer % len(_DESCRIPTIONS)],
+    }
+    keys = customer // len(_DESCRIPTIONS) % 4
+    if keys >= 1:
+        metadata["team"] = _TEAMS[customer // 7 % len(_TEAMS)]
+    if keys >= 2:
+        metadata["source"] = _SOURCES[customer // 11 % len(_SOURCES)]
+    if keys == 3:
+        metadata["run"] = f"{customer % 1_000:03d}-of-{customer % 7 + 1}"
+    return metadata
 
 
 def draw_errors(rng: random.Random) -> dict[str, Any]:

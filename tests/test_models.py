@@ -176,7 +176,9 @@ def test_models_of_scalars_hash_by_value(model: Any) -> None:
 
 def test_models_holding_a_list_are_never_hashable() -> None:
     """BatchErrors and BatchPage refuse hash() whatever they hold, an empty list included."""
-    errors = next(batch.errors for batch in parse_page({"data": HASHED}).batches if batch.errors)
+    errors = next(
+        batch.errors for batch in parse_page({"data": list(HASHED)}).batches if batch.errors
+    )
     page = structure_page({"data": HASHED[:3], "has_more": False})
     for unhashable in (
         BatchErrors(),
@@ -356,14 +358,35 @@ def test_synthetic_batches_cover_every_status_and_optional_shape() -> None:
     assert any("usage" in batch and batch["usage"] is None for batch in batches)
     lacking_model = sum("model" not in batch for batch in batches)
     lacking_usage = sum("usage" not in batch for batch in batches)
-    assert 0.15 * 400 < lacking_model < 0.35 * 400
-    assert lacking_model < lacking_usage < 0.45 * 400
+    # About one batch in thirteen lacks `model`, one in eleven `usage`.
+    assert 0.04 * 400 < lacking_model < 0.12 * 400
+    assert lacking_model < lacking_usage < 0.14 * 400
+    assert any("model" in batch and batch["model"] is None for batch in batches)
     errors = [batch["errors"] for batch in batches if batch["errors"]]
     assert {error["object"] for error in errors} == {"list", None}
     created = [batch["created_at"] for batch in batches]
     assert created == sorted(created, reverse=True)
     assert len({batch["id"] for batch in batches}) == 400
     assert synthetic_batches(5, seed=9) == synthetic_batches(5, seed=9)
+
+
+def test_synthetic_batches_look_like_real_ones() -> None:
+    """Each endpoint runs a model that serves it; file ids are shaped as the API's;
+    metadata carries quotes and text in other scripts."""
+    batches = synthetic_batches(400, seed=1)
+    for batch in batches:
+        model = batch.get("model")
+        if batch["endpoint"] == "/v1/embeddings":
+            assert model is None or model.startswith("text-embedding-")
+        elif batch["endpoint"] in ("/v1/chat/completions", "/v1/responses"):
+            assert model is None or model.startswith(("gpt-", "o4-"))
+        assert re.fullmatch(r"batch_[0-9a-f]{24}", batch["id"])
+        for key in ("input_file_id", "output_file_id", "error_file_id"):
+            assert batch[key] is None or re.fullmatch(r"file-[0-9A-Za-z]{22}", batch[key])
+    values = [value for batch in batches for value in (batch["metadata"] or {}).values()]
+    assert any(not value.isascii() for value in values)
+    assert any('"' in value for value in values)
+    assert {len(batch["metadata"]) for batch in batches if batch["metadata"]} == {2, 3, 4, 5}
 
 
 def test_omitting_keys_keeps_every_value_of_a_seed() -> None:
