@@ -288,6 +288,10 @@ def parse_page(payload: object) -> ParsedPage:
 
     Only an envelope problem raises `PayloadError`; an item that is not a
     valid batch becomes an `InvalidBatch`, and the items around it are kept.
+    The payload is consumed: each item of its `data` is replaced by None as
+    soon as it is read, so its raw objects are freed while the batch is built.
+    Holding a whole raw page beside its batches would double the objects
+    that wake the garbage collector, and it would scan both (benchmarks/README.md).
     """
     if not isinstance(payload, dict):
         _fail(f"response body is a JSON {_json_kind(payload)}, expected an object")
@@ -301,20 +305,18 @@ def parse_page(payload: object) -> ParsedPage:
         _fail(f"'has_more' is a JSON {_json_kind(has_more)}, expected a boolean")
     first_id = _optional_str(payload, "first_id")
     last_id = _optional_str(payload, "last_id")
-    invalid: tuple[InvalidBatch, ...] = ()
-    try:
-        batches = [_fast_batch(item) for item in items]
-    except Unusual:
-        batches, invalid = _parse_items(items)
     last_item_id = _item_id(items[-1]) if items else None
+    batches, invalid = _parse_items(items)
     return ParsedPage(batches, invalid, len(items), last_item_id, first_id, last_id, has_more)
 
 
 def _parse_items(items: list[Any]) -> tuple[list[Batch], tuple[InvalidBatch, ...]]:
-    """Structure each item on its own, so that one invalid item costs only itself."""
+    """Structure each item on its own, so that one invalid item costs only itself, and
+    release each from `items` once read."""
     batches: list[Batch] = []
     invalid: list[InvalidBatch] = []
     for index, item in enumerate(items):
+        items[index] = None
         try:
             batches.append(_fast_batch(item))
             continue
