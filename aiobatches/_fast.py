@@ -19,13 +19,15 @@ keeps it.
 
 from __future__ import annotations
 
+import builtins
 import enum
 import functools
 import itertools
+import keyword
 import linecache
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -50,9 +52,9 @@ def structure_function(cls: type) -> Structure:
     Raises `Unsupported` for a class it cannot build exactly as its `__init__` would.
     """
     source = _Source()
-    body = source.build(cls, "item", "result")
+    body = source.build(cls, "item", "result", "")
     # Named after the class, so that a traceback says which function it passed through.
-    name = "structure_" + "".join(char if char.isalnum() else "_" for char in cls.__name__)
+    name = "structure_" + _identifier(cls.__name__)
     lines = [
         f"def {name}(item):",
         "    try:",
@@ -65,13 +67,20 @@ def structure_function(cls: type) -> Structure:
     ]
     text = "\n".join(lines) + "\n"
     # Registered like cattrs' generated code, so that tracebacks and debuggers show it
-    # (an mtime of None keeps `linecache.checkcache` from dropping it).
-    filename = _unique_filename(f"<aiobatches generated structure {cls.__qualname__}>")
+    # and say which class of which module it builds (an mtime of None keeps
+    # `linecache.checkcache` from dropping it).
+    filename = _unique_filename(
+        f"<aiobatches generated structure {cls.__module__}.{cls.__qualname__}>"
+    )
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
     namespace = {**source.namespace, "Unusual": Unusual}
     exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - our own source, built once
     structure: Structure = namespace[name]
     return structure
+
+
+def _identifier(text: str) -> str:
+    return "".join(char if char.isalnum() else "_" for char in text)
 
 
 def _unique_filename(name: str) -> str:
@@ -108,28 +117,50 @@ def _refuse_unfaithful(cls: type) -> None:
         raise Unsupported(f"{name} has state beyond its fields: {', '.join(sorted(extra))}")
 
 
+# Names the generated code uses for itself, which no field's variable may take.
+_RESERVED = frozenset({"item", "result", "Unusual", *dir(builtins)})
+
+
 class _Source:
-    """Accumulates generated statements and the names they refer to."""
+    """Accumulates generated statements and the names they refer to, each named after
+    what it holds: a field's value after its path (`request_counts_total`), a global
+    after its role and class (`_type_BatchRequestCounts`)."""
 
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {}
-        self._names: Iterator[int] = itertools.count()
+        self._locals: set[str] = set()
 
-    def name(self, value: Any) -> str:
-        """A fresh global name bound to `value` in the generated module."""
-        name = f"_g{next(self._names)}"
+    def name(self, role: str, value: Any) -> str:
+        """A global name for `value` in the generated module, e.g. `_type_Batch`."""
+        if isinstance(value, type) and value.__name__ in ("str", "int", "bool", "float"):
+            return value.__name__  # the builtin itself reads best
+        stem = "_" + _identifier(role)
+        name, number = stem, 1
+        while self.namespace.get(name, value) is not value:
+            number += 1
+            name = f"{stem}_{number}"
         self.namespace[name] = value
         return name
 
-    def local(self) -> str:
-        return f"v{next(self._names)}"
+    def local(self, path: str) -> str:
+        """A fresh variable named after the field path it holds, e.g. `usage_input_tokens`."""
+        stem = _identifier(path)
+        if keyword.iskeyword(stem) or stem in _RESERVED:
+            stem += "_"
+        name, number = stem, 1
+        while name in self._locals:
+            number += 1
+            name = f"{stem}_{number}"
+        self._locals.add(name)
+        return name
 
-    def build(self, cls: type, source: str, target: str) -> list[str]:
-        """Statements that read dict `source`, check it, and bind a new `cls` to `target`."""
+    def build(self, cls: type, source: str, target: str, path: str) -> list[str]:
+        """Statements that read dict `source`, check it, and bind a new `cls` to `target`;
+        `path` names the fields' variables (empty at the top)."""
         _refuse_unfaithful(cls)
         hints = typing.get_type_hints(cls)
         fields = attrs.fields(cls)
-        values = [self.local() for _ in fields]
+        values = [self.local(f"{path}_{field.name}" if path else field.name) for field in fields]
         lines = []
         if fields[0].default is not attrs.NOTHING:
             # The first read must fail on a non-dict: a subscript does, `.get` may not.
@@ -144,14 +175,14 @@ class _Source:
         )
         lines += [*reads, *itertools.chain.from_iterable(checks)]
         twin = _twin(cls)
-        cls_name = self.name(cls)
+        cls_name = self.name(f"type_{cls.__name__}", cls)
         if twin is None:
             arguments = (
                 f"{field.alias}={value}" for field, value in zip(fields, values, strict=True)
             )
             return [*lines, f"{target} = {cls_name}({', '.join(arguments)})"]
         # Calling the twin costs less than `object.__new__(twin)`.
-        lines.append(f"{target} = {self.name(twin)}()")
+        lines.append(f"{target} = {self.name(f'twin_{cls.__name__}', twin)}()")
         lines += [
             f"{target}.{field.name} = {value}" for field, value in zip(fields, values, strict=True)
         ]
@@ -188,9 +219,9 @@ class _Source:
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             if default.takes_self:
                 raise Unsupported(f"{field.name}'s default depends on the instance")
-            fill = f"{self.name(default.factory)}()"
+            fill = f"{self.name(f'factory_{value}', default.factory)}()"
         else:
-            fill = self.name(default)
+            fill = self.name(f"default_{value}", default)
         return read, [f"if {value} is None:", f"    {value} = {fill}", "else:", *_indent(lines)]
 
     def _convert(self, options: tuple[Any, ...], value: str, *, digits: bool = False) -> list[str]:
@@ -199,8 +230,11 @@ class _Source:
         option = options[0]
         origin = typing.get_origin(option) or option
         if len(options) == 2 and isinstance(origin, type) and issubclass(origin, enum.Enum):
-            members = self.name({member.value: member for member in origin}.get)
-            kind = self.name(type(next(iter(origin)).value))
+            members = self.name(
+                f"members_{origin.__name__}", {member.value: member for member in origin}.get
+            )
+            value_type = type(next(iter(origin)).value)
+            kind = self.name(f"type_{value_type.__name__}", value_type)
             return [
                 f"if type({value}) is not {kind}: raise Unusual",
                 f"{value} = {members}({value}, {value})",
@@ -209,10 +243,10 @@ class _Source:
             names = (getattr(option, "__name__", repr(option)) for option in options)
             raise Unsupported(f"no fast structuring for {' | '.join(names)}")
         if attrs.has(origin):
-            return self.build(origin, value, value)
+            return self.build(origin, value, value, value)
         if origin is list:
             (item,) = typing.get_args(option)
-            structure = self.name(structure_function(item))
+            structure = self.name(f"structure_{item.__name__}", structure_function(item))
             # A lone object where the list belongs is a list of one (Azure OpenAI sends
             # `errors.data` so); the common list pays nothing for the check.
             return [
@@ -222,16 +256,18 @@ class _Source:
                 f"{value} = [{structure}(x) for x in {value}]",
             ]
         if origin is dict:  # dict[str, str], checked inline: a call costs more than the loop
-            key, item = self.local(), self.local()
+            key, item = self.local(f"{value}_key"), self.local(f"{value}_value")
             return [
                 f"if type({value}) is not dict: raise Unusual",
                 f"for {key}, {item} in {value}.items():",
                 f"    if type({key}) is not str or type({item}) is not str: raise Unusual",
             ]
         if digits and origin is int:
-            return [f"if type({value}) is not int: {value} = {self.name(_digits)}({value})"]
+            return [
+                f"if type({value}) is not int: {value} = {self.name('digits', _digits)}({value})"
+            ]
         if origin in (str, int, bool, float):
-            return [f"if type({value}) is not {self.name(origin)}: raise Unusual"]
+            return [f"if type({value}) is not {self.name('type', origin)}: raise Unusual"]
         raise Unsupported(f"no fast structuring for {option!r}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import copy
 import linecache
+import re
 import traceback
 from typing import Any
 
@@ -151,8 +152,66 @@ def test_generated_source_shows_in_tracebacks() -> None:
         if frame.filename == fast.__code__.co_filename
     ]
     assert frame.name == "structure_Batch"
-    assert frame.line == "v0 = item['id']"
-    assert "v0 = item['id']" in "".join(traceback.format_exception(caught.value))
+    assert frame.line == "id_ = item['id']"
+    assert "id_ = item['id']" in "".join(traceback.format_exception(caught.value))
+
+
+def test_a_structuring_failure_points_at_the_generated_check_and_its_class() -> None:
+    """A value of the wrong type fails at the generated line that checks its field, shown
+    from linecache, in a file that names the module and the class it builds."""
+    item = next(item for item in DEEP if item.get("usage"))
+    wrong = {**item, "usage": {**item["usage"], "total_tokens": "12"}}
+    with pytest.raises(Unusual) as caught:
+        fast(wrong)
+    frame = traceback.extract_tb(caught.value.__traceback__)[-1]
+    assert frame.filename == "<aiobatches generated structure aiobatches.Batch>"
+    assert frame.line == "if type(usage_total_tokens) is not int: raise Unusual"
+    assert frame.lineno is not None
+    assert linecache.getline(frame.filename, frame.lineno).strip() == frame.line
+    shown = "".join(traceback.format_exception(caught.value))
+    assert 'File "<aiobatches generated structure aiobatches.Batch>"' in shown
+    assert "if type(usage_total_tokens) is not int: raise Unusual" in shown
+
+
+def test_generated_source_names_values_after_their_fields() -> None:
+    """The generated code names each variable after its field's path and each global after
+    the class it holds, never by a counter."""
+    source = "".join(linecache.getlines(fast.__code__.co_filename))
+    for line in (
+        "request_counts_total = request_counts['total']",
+        "if type(request_counts_total) is not int: raise Unusual",
+        "request_counts.__class__ = _type_BatchRequestCounts",
+        "usage_input_tokens_details_cached_tokens = usage_input_tokens_details['cached_tokens']",
+        "status = _members_BatchStatus(status, status)",
+        "errors_data = [_structure_BatchError(x) for x in errors_data]",
+        "for metadata_key, metadata_value in metadata.items():",
+        "result = _twin_Batch()",
+    ):
+        assert f"{line}\n" in source, line
+    assert not re.search(r"\b(_g|v)[0-9]+\b", source)
+
+
+@attrs.frozen(weakref_slot=False)
+class Inner:
+    type: int
+
+
+@attrs.frozen(weakref_slot=False)
+class Outer:
+    inner_type: str
+    inner: Inner
+    item: int
+
+
+def test_field_names_that_clash_become_distinct_variables() -> None:
+    """A field named like a builtin, or like a nested field's path, gets its own variable."""
+    structure = structure_function(Outer)
+    source = "".join(linecache.getlines(structure.__code__.co_filename))
+    assert "inner_type = item['inner_type']" in source
+    assert "inner_type_2 = inner['type']" in source
+    assert "item_ = item['item']" in source
+    built = structure({"inner_type": "a", "inner": {"type": 1}, "item": 2})
+    assert built == Outer("a", Inner(1), 2)
 
 
 def _point_class() -> type:
