@@ -14,6 +14,7 @@ of one. Messages name classes as users import them, never by module.
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, NoReturn
 
 import attrs
@@ -159,23 +160,22 @@ def _list_hook(kind: Any, converter: cattrs.Converter) -> Any:
     """
     (element,) = typing.get_args(kind)
     handler = converter.get_structure_hook(element)
-    detailed = converter.detailed_validation
     of_objects = attrs.has(element)
+    detailed = converter.detailed_validation
 
     def structure(value: object, _: object) -> list[Any]:
         if of_objects and isinstance(value, dict):
             value = [value]  # a lone object for a list of one, as Azure OpenAI sends `errors.data`
         if not isinstance(value, list):
             raise _WrongKindError(f"expected list, got {_kind(value)}")
-        result = []
-        for index, item in enumerate(value):
-            try:
-                result.append(handler(item, element))
-            except Exception as error:
-                if not detailed:
-                    raise
-                raise _element_error(error, kind, index, element) from None
-        return result
+        read = _read_each(
+            enumerate(value),
+            lambda _, item: handler(item, element),
+            kind=kind,
+            element=element,
+            detailed=detailed,
+        )
+        return [item for _, item in read]
 
     return structure
 
@@ -191,20 +191,35 @@ def _dict_hook(kind: Any, converter: cattrs.Converter) -> Any:
     value_handler = converter.get_structure_hook(value_kind)
     detailed = converter.detailed_validation
 
+    def pair(key: Any, item: Any) -> tuple[Any, Any]:
+        return key_handler(key, key_kind), value_handler(item, value_kind)
+
     def structure(value: object, _: object) -> dict[Any, Any]:
         if not isinstance(value, dict):
             raise _WrongKindError(f"expected dict, got {_kind(value)}")
-        result = {}
-        for key, item in value.items():
-            try:
-                result[key_handler(key, key_kind)] = value_handler(item, value_kind)
-            except Exception as error:
-                if not detailed:
-                    raise
-                raise _element_error(error, kind, key, value_kind) from None
-        return result
+        read = _read_each(value.items(), pair, kind=kind, element=value_kind, detailed=detailed)
+        return dict(entry for _, entry in read)
 
     return structure
+
+
+def _read_each(
+    pairs: Iterable[tuple[Any, Any]],
+    read: Callable[[Any, Any], Any],
+    *,
+    kind: Any,
+    element: Any,
+    detailed: bool,
+) -> Iterator[tuple[Any, Any]]:
+    """Each (position, element) of a container with its element read, up to the first
+    failure; if `detailed`, that failure is wrapped so that its path names the position."""
+    for position, item in pairs:
+        try:
+            yield position, read(position, item)
+        except Exception as error:
+            if not detailed:
+                raise
+            raise _element_error(error, kind, position, element) from None
 
 
 def _element_error(
