@@ -358,6 +358,18 @@ def test_parse_page_of_valid_batches() -> None:
     assert parsed.has_more is True
 
 
+def test_parse_page_releases_each_raw_item_once_read() -> None:
+    """A page's raw items are let go as their batches are built, valid or not, so that a page
+    never holds its raw and its structured batches at once."""
+    good = synthetic_batches(3, seed=6)
+    payload = _page(good[0], 7, good[1], {**good[2], "created_at": "soon"})
+    parsed = parse_page(payload)
+    assert payload["data"] == [None, None, None, None]
+    assert [batch.id for batch in parsed.batches] == [good[0]["id"], good[1]["id"]]
+    assert [item.index for item in parsed.invalid] == [1, 3]
+    assert (parsed.count, parsed.last_item_id) == (4, good[2]["id"])
+
+
 @pytest.mark.parametrize(
     ("last", "expected"),
     [
