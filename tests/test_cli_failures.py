@@ -118,6 +118,7 @@ NUMERIC_OPTIONS = [
     ("serve", "--count"),
     ("serve", "--seed"),
     ("serve", "--latency-ms"),
+    ("serve", "--speed"),
 ]
 """Every option of every command that takes a number."""
 BEYOND = {

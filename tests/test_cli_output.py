@@ -161,7 +161,7 @@ def test_table_formats_counts_of_any_size() -> None:
     out = io.StringIO()
     make_writer("table", out, ["id", "counts"], width=300).write(huge_batch())
     cell = out.getvalue().splitlines()[1].split()[1]
-    assert cell == f"{HUGE - 1:,}"[:23] + "…"
+    assert cell == f"{HUGE - 1:,}"[:28] + "…"
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "json"])

@@ -40,7 +40,11 @@ DERIVED: Final[dict[str, Callable[[dict[str, Any]], object]]] = {
     "counts": lambda batch: _counts(batch.get("request_counts")),
 }
 """Columns computed for people: `created` in UTC, `counts` as completed/total and failed."""
-_WIDTHS: Final = {"id": 30, "status": 11, "created": 17, "counts": 24, "endpoint": 20}
+_WIDTHS: Final = {"id": 30, "status": 11, "created": 17, "counts": 29, "endpoint": 20}
+"""The width each column wants (24 for others): `counts` holds the largest batch OpenAI
+takes whole (50,000 requests), as many failed included."""
+_GIVES_WAY_LAST: Final = frozenset({"counts"})
+"""Cuttable columns that keep their width while another cuttable column can give way."""
 _KEEP_WHOLE: Final = frozenset({"id", "status", "created", "created_at"})
 """Columns never cut short: on a narrow terminal the rightmost other columns are dropped,
 and a longer value (an unusual id, a time shown as a number) widens its row instead."""
@@ -230,19 +234,17 @@ def event_json(event: BatchEvent) -> str:
 def _fit(fields: list[str], total: int) -> tuple[list[str], list[int]]:
     """Columns and widths that fit `total` characters with 2-space gaps.
 
-    The widest cuttable column shrinks first, down to 8 characters; if the row
-    still does not fit, the rightmost cuttable column is dropped. Ids, statuses
-    and times are never cut while another column can give way.
+    The widest cuttable column shrinks first, down to 8 characters, counts only once the
+    others are down to 8; if the row still does not fit, the rightmost cuttable column is
+    dropped. Ids, statuses and times are never cut while another column can give way.
     """
     while True:
         widths = [_WIDTHS.get(field, 24) for field in fields]
         budget = total - 2 * (len(fields) - 1)
         cuttable = [i for i, field in enumerate(fields) if field not in _KEEP_WHOLE]
-        while sum(widths) > budget:
-            shrinkable = [i for i in cuttable if widths[i] > _MIN_WIDTH]
-            if not shrinkable:
-                break
-            widths[max(shrinkable, key=widths.__getitem__)] -= 1
+        last = [i for i in cuttable if fields[i] in _GIVES_WAY_LAST]
+        _shrink(widths, [i for i in cuttable if i not in last], budget)
+        _shrink(widths, cuttable, budget)
         if sum(widths) <= budget:
             return fields, widths
         if len(cuttable) <= 1:  # a very narrow terminal: everything gives way
@@ -250,6 +252,16 @@ def _fit(fields: list[str], total: int) -> tuple[list[str], list[int]]:
                 widths[widths.index(max(widths))] -= 1
             return fields, widths
         fields = fields[: cuttable[-1]] + fields[cuttable[-1] + 1 :]
+
+
+def _shrink(widths: list[int], columns: list[int], budget: int) -> None:
+    """Narrow the widest of `columns`, one character at a time, down to 8, until `widths`
+    fit `budget`."""
+    while sum(widths) > budget:
+        shrinkable = [i for i in columns if widths[i] > _MIN_WIDTH]
+        if not shrinkable:
+            return
+        widths[max(shrinkable, key=widths.__getitem__)] -= 1
 
 
 def _clip(text: str, width: int) -> str:

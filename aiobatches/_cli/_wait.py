@@ -33,8 +33,8 @@ from ._source import connect
 
 DEMO_PICKS: Final = 3
 """How many of the demo's batches `wait --demo` waits for when given no ids."""
-DEMO_SPEED: Final = 300.0
-"""The clock of `wait --demo`'s server: five minutes a second, for there is nothing to
+DEMO_SPEED: Final = 600.0
+"""The clock of `wait --demo`'s server: ten minutes a second, for there is nothing to
 watch but a count, so that the batches closest to finishing do within seconds."""
 
 _HELP = f"""\
@@ -44,7 +44,7 @@ Lines when piped. Exits 0 when all completed, 3 when any did not, 124 when
 --timeout runs out, and 1 on an API error (an unknown id is one). On a
 terminal, stderr shows how many have finished meanwhile.
 
-With --demo the batches are the embedded demo server's, whose clock runs five
+With --demo the batches are the embedded demo server's, whose clock runs ten
 minutes a second; with no ID it waits for the {DEMO_PICKS} closest to finishing
 (on a terminal, stderr says which). `aiobatches list --demo --status in_progress`
 shows the ids of others. Each --demo run starts a fresh server with the same
