@@ -11,9 +11,10 @@ counts only if its text is not blank. An attribute also counts as documented whe
 class's docstring names it in an `Attributes:` section, which mkdocstrings renders as a
 list; a mention in the class's prose does not count, since it renders no entry.
 
-It also holds `ConstantValues`, the griffe extension that mkdocs.yml gives mkdocstrings: a
-default that names a constant (`timeout=DEFAULT_TIMEOUT`) is shown as the constant's value
-(`timeout=60.0`), since the constant lives in a private module a reader cannot look up.
+It also holds the griffe extensions that mkdocs.yml gives mkdocstrings, each hiding a name
+that lives in a private module a reader cannot look up: `ConstantValues` shows a default
+that names a constant (`timeout=DEFAULT_TIMEOUT`) as the constant's value (`timeout=60.0`),
+and `PublicBases` leaves a class's private base classes out of its "Bases:" line.
 """
 
 from __future__ import annotations
@@ -144,3 +145,32 @@ class ConstantValues(griffe.Extension):
             if isinstance(obj, griffe.Function):
                 for parameter in obj.parameters:
                     parameter.default = constant_value(parameter.default, loader.modules_collection)
+
+
+def exported_paths(package: griffe.Module) -> set[str]:
+    """The paths of the objects that the package and its public submodules export, where
+    they are defined (`aiobatches._client.Client` for `aiobatches.Client`)."""
+    modules = [package, *(m for m in package.modules.values() if not m.name.startswith("_"))]
+    paths: set[str] = set()
+    for module in modules:
+        for name in module.exports or ():
+            member = module[str(name)]
+            paths.add(member.final_target.path if isinstance(member, griffe.Alias) else member.path)
+    return paths
+
+
+class PublicBases(griffe.Extension):
+    """Leave out of each class's bases those defined in the package that it does not export,
+    such as a private mixin; bases from elsewhere (`str`, `enum.Enum`) stay."""
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        """Filter the bases once the whole package is loaded, so that its exports resolve."""
+        exported = exported_paths(pkg)
+
+        def shown(base: str | griffe.Expr) -> bool:
+            path = base.canonical_path if isinstance(base, griffe.Expr) else base
+            return not path.startswith(f"{pkg.name}.") or path in exported
+
+        for obj in defined_objects(pkg):
+            if isinstance(obj, griffe.Class):
+                obj.bases = [base for base in obj.bases if shown(base)]

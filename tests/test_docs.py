@@ -483,3 +483,63 @@ def test_the_reference_hides_only_constructors_that_the_api_calls_for_users() ->
         if function.returns is not None
     }
     assert {name.removeprefix("aiobatches.") for name in hidden} <= handed_out
+
+
+BASES: Final = {
+    "__init__.py": """
+from pkg._models import Child, Public
+
+__all__ = ["Child", "Public"]
+""",
+    "_models.py": '''
+import enum
+
+
+class _Hidden:
+    """A private base."""
+
+
+class Mixin:
+    """Defined in a private module, and not exported."""
+
+
+class Public:
+    """Exported."""
+
+
+class Child(_Hidden, Mixin, Public, str, enum.Enum):
+    """Exported, with one base of each kind."""
+''',
+}
+
+
+def test_private_bases_are_left_out_of_a_class_bases() -> None:
+    """The docs' griffe extension shows a class's bases that the package exports, and those
+    from elsewhere, but none that the package keeps to itself."""
+    hooks = load_hooks()
+    extensions = griffe.load_extensions(hooks.PublicBases)
+    with griffe.temporary_visited_package("pkg", BASES, extensions=extensions) as package:
+        shown = [str(base) for base in package["_models.Child"].bases]
+    assert shown == ["Public", "str", "enum.Enum"]
+
+
+def test_the_reference_shows_no_private_base() -> None:
+    """Every base the reference shows for a public class is exported, or not aiobatches' own."""
+    hooks = load_hooks()
+    extensions = griffe.load_extensions(hooks.PublicBases)
+    package = griffe.load("aiobatches", extensions=extensions)
+    exported = hooks.exported_paths(package)
+    bases = {
+        f"{cls.path} < {base.canonical_path if isinstance(base, griffe.Expr) else base}"
+        for cls in hooks.defined_objects(package)
+        if isinstance(cls, griffe.Class) and cls.path in exported
+        for base in cls.bases
+    }
+    private = {
+        base
+        for base in bases
+        if base.partition(" < ")[2].startswith("aiobatches.")
+        and base.partition(" < ")[2] not in exported
+    }
+    assert private == set()
+    assert "aiobatches._client.AzureClient < aiobatches._client.Client" in bases
