@@ -21,6 +21,7 @@ from _helpers import API_KEY, COMMAND, RunCli, child_env, read_pty, served_ids
 
 import aiobatches
 from aiobatches._cli import main
+from aiobatches._cli._list import Selection, Taken
 from aiobatches._cli._source import DEMO_KEY, DEMO_SPEED, living_server
 from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
@@ -465,3 +466,47 @@ async def test_the_demo_server_records_no_request_log() -> None:
     async with server, aiobatches.Client(api_key=server.api_key, base_url=server.url) as client:
         await client.list_batches(max_items=3).to_list()
     assert (server.request_count, server.requests) == (1, [])
+
+
+def listed_batch(number: int, status: str = "completed") -> aiobatches.Batch:
+    """Batch `number`, created `number` seconds after 1,763,000,000 (a larger number is newer)."""
+    return aiobatches.Batch(
+        f"batch_{number}", "batch", "/v1/responses", "file-x", "24h", status, 1_763_000_000 + number
+    )
+
+
+def test_a_selection_decides_what_each_page_writes_and_when_the_listing_stops() -> None:
+    """Per page: the batches kept by status and --created-before, done at --max-items or at
+    the first batch older than --created-after (newest first, every later one is older)."""
+    page = [listed_batch(9), listed_batch(8, "failed"), listed_batch(7), listed_batch(6)]
+    every = Selection()
+    assert every.take(page, 0) == Taken(page, done=False)
+    failed = Selection(statuses=frozenset({"failed"}))
+    assert failed.take(page, 5) == Taken([page[1]], done=False)
+    assert Selection(before=1_763_000_008).take(page, 0) == Taken(page[2:], done=False)
+    recent = Selection(after=1_763_000_007)
+    assert recent.take(page, 0) == Taken(page[:3], done=True)
+    most = Selection(most=3)
+    assert most.take(page, 1) == Taken(page[:2], done=True)
+    assert most.take(page[:2], 1) == Taken(page[:2], done=True)
+    assert most.take(page[:1], 1) == Taken(page[:1], done=False)
+    assert Selection(most=0).take(page, 0) == Taken([], done=True)
+    assert not every.filtered
+    assert failed.filtered
+    assert recent.filtered
+
+
+async def test_an_api_error_line_says_each_thing_once(cli: RunCli) -> None:
+    """A 404's line: the server's reason without its full stop, the status once, the request
+    id; no status repeated, no `.;`."""
+    code, out, err = await cli("wait", "--demo", "batch_a")
+    assert (code, out) == (1, "")
+    [line] = err.splitlines()
+    assert line == (
+        "aiobatches: waiting for batches failed: No batch found with id 'batch_a';"
+        " status 404; request id req_00000000000000000000000000000001"
+    )
+    code, _, err = await cli("list", "--demo", "--after", "batch_nope")
+    assert code == 1
+    assert ".;" not in err
+    assert err.count("400") == 1

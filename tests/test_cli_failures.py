@@ -274,6 +274,7 @@ async def test_text_the_output_encoding_cannot_hold_is_one_line(
 ) -> None:
     """A stdout in Latin-1 and a model name in Chinese: one line naming the encoding, exit 1."""
     batches = [dict(batch) for batch in synthetic_batches(2)]
+    batches[0]["metadata"] = {"team": "café"}  # Latin-1 holds it, whatever the seed drew
     batches[1]["model"] = "模型"
     latin = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
     monkeypatch.setattr(sys, "stdout", latin)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from aiobatches import Batch, BatchEvent
 from aiobatches._cli import _board
 from aiobatches._cli._board import Board
+from aiobatches._cli._layout import Glyphs, Line, render, server_time
 from aiobatches.testing import Fault, FaultPlan, ManualClock, synthetic_batches
 
 UNSAFE = unsafe_for_terminal("\n")
@@ -522,3 +523,64 @@ def test_the_board_counts_and_shows_as_if_it_kept_every_batch(
                     reverse=True,
                 )
                 assert board.latest_finished(2) == ended_last[:2]
+
+
+# --- the layout: one clock, the order of the latest finished, the legend ----------------------
+
+GLYPHS = Glyphs.for_encoding("utf-8")
+
+
+def text(lines: list[Line]) -> list[str]:
+    """A frame's lines as plain text."""
+    return ["".join(part for part, _ in line) for line in lines]
+
+
+def test_every_time_shown_is_the_servers_and_last_change_is_its_latest() -> None:
+    """`last change` is the newest time the batches carry (the demo's 2025, not this machine's
+    now), in the format of the SINCE and CREATED columns."""
+    board = Board()
+    board.see(BatchEvent("existing", board_batch(1, "in_progress")))
+    board.see(BatchEvent("existing", board_batch(2, "completed", ended=600)))
+    frame = text(render(board, 160, 20, interval=1, glyphs=GLYPHS))
+    newest = 1_763_000_002 + 600  # batch 2 completed: 2025-11-13 02:23:22Z
+    assert frame[0].endswith(" · last change 11-13 02:23Z")
+    assert server_time(newest) == "11-13 02:23Z"
+    assert frame[1].split()[-2:] == ["MODEL", "CREATED"]
+    assert "SINCE" in frame[1].split()
+    times = re.findall(r"\d\d-\d\d \d\d:\d\dZ", "\n".join(frame))
+    assert set(times) == {"11-13 02:13Z", "11-13 02:23Z"}  # created (both), completed
+
+
+def test_the_latest_finished_show_when_they_finished_most_recent_first() -> None:
+    """Finished rows come most recently finished first, and their SINCE column shows it."""
+    board = Board()
+    ends = {3: 50, 4: 900, 5: 300, 6: 7_200, 7: 60}  # seen in no order of finishing
+    for number, ended in ends.items():
+        board.see(BatchEvent("existing", board_batch(number, "completed", ended=ended)))
+    frame = text(render(board, 160, 20, interval=1, glyphs=GLYPHS))
+    assert frame[2] == "no unfinished batches"
+    assert "latest finished" in frame[3]
+    rows = frame[4:]
+    order = sorted(ends, key=lambda number: 1_763_000_000 + number + ends[number], reverse=True)
+    assert [row.split()[0] for row in rows] == [f"batch_{number:06d}" for number in order]
+    since = frame[1].index("SINCE")
+    shown = [row[since : since + 12] for row in rows]
+    assert shown == sorted(shown, reverse=True)
+    assert shown[0] == "11-13 04:13Z"  # batch 6, two hours after its creation
+
+
+def test_a_live_screen_ends_with_a_legend_of_the_bar_and_how_to_quit() -> None:
+    """The bottom line says what the bar's glyphs mean and that Ctrl-C quits; a terminal of
+    fewer than 10 rows keeps them all for batches."""
+    board = Board()
+    board.see(BatchEvent("existing", board_batch(1, "in_progress")))
+    legend = GLYPHS.legend()
+    assert legend == "█ completed  ▒ failed  ░ to do  ·  Ctrl-C to quit"
+    frame = text(render(board, 100, 20, interval=1, glyphs=GLYPHS, legend=legend))
+    assert len(frame) == 20
+    assert frame[-1] == legend
+    assert not any(line.strip() for line in frame[3:-1])
+    small = text(render(board, 100, 9, interval=1, glyphs=GLYPHS, legend=legend))
+    assert legend not in small
+    ascii_legend = Glyphs.for_encoding("ascii").legend()
+    assert ascii_legend == "# completed  x failed  . to do  |  Ctrl-C to quit"
