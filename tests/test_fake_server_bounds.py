@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from _helpers import MakeServer, child_env
 
-from aiobatches import _living
+from aiobatches._fake import timelines
 from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
 
-DAY: Final = _living.DAY
+DAY: Final = timelines.DAY
 MAX_BYTES_PER_BATCH: Final = 3 * 1024
 """What the server may hold per batch; it held about 10 KiB before it was bounded."""
 MEASURE: Final = """
@@ -48,13 +48,13 @@ async def get(session: aiohttp.ClientSession, url: str) -> int:
 def draws(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The creation times of every timeline drawn from now on, in order."""
     drawn: list[int] = []
-    draw = _living.draw_timeline
+    draw = timelines.draw_timeline
 
-    def counted(rng: Any, created: int) -> _living.Timeline:
+    def counted(rng: Any, created: int) -> timelines.Timeline:
         drawn.append(created)
         return draw(rng, created)
 
-    monkeypatch.setattr(_living, "draw_timeline", counted)
+    monkeypatch.setattr(timelines, "draw_timeline", counted)
     return drawn
 
 
@@ -223,7 +223,7 @@ def test_given_batches_never_vanish() -> None:
 async def test_a_given_batch_outlives_an_arrival_with_its_id(make_server: MakeServer) -> None:
     """A given batch whose id an arrival repeats is still found after that arrival vanishes."""
     clock = ManualClock()
-    first, *_ = _living.Arrivals(seed=0, start=clock.start, every=600).until(clock.start + 900)
+    first, *_ = timelines.Arrivals(seed=0, start=clock.start, every=600).until(clock.start + 900)
     given = {**synthetic_batches(1)[0], "id": first.id}
     server = await make_server([given], clock=clock, arrival_every=600)
     clock.advance(900)

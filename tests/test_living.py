@@ -17,7 +17,7 @@ from _helpers import API_KEY, AZURE_VERSION, MakeServer, ids
 from test_contract import RELAXED, VALIDATOR
 
 import aiobatches
-from aiobatches import _living
+from aiobatches._fake import timelines
 from aiobatches._synthetic import EPOCH
 from aiobatches.testing import AcceleratedClock, FakeBatchesServer, Fault, ManualClock
 
@@ -33,7 +33,7 @@ def reachable(status: str) -> set[str]:
     seen: set[str] = set()
     todo = [status]
     while todo:
-        for following in _living.TRANSITIONS.get(todo.pop(), ()):
+        for following in timelines.TRANSITIONS.get(todo.pop(), ()):
             if following not in seen:
                 seen.add(following)
                 todo.append(following)
@@ -71,21 +71,21 @@ async def living(make_server: MakeServer, clock: ManualClock) -> FakeBatchesServ
 
 def test_timelines_take_only_the_allowed_transitions() -> None:
     """Looked at every moment a status changes, each batch takes one allowed transition."""
-    timelines = list(_living.history(400, seed=5, before=EPOCH))
-    arrivals = _living.Arrivals(seed=5, start=EPOCH, every=300)
-    timelines += arrivals.until(EPOCH + 2 * _living.DAY)
+    drawn = list(timelines.history(400, seed=5, before=EPOCH))
+    arrivals = timelines.Arrivals(seed=5, start=EPOCH, every=300)
+    drawn += arrivals.until(EPOCH + 2 * timelines.DAY)
     taken = set()
-    for timeline in timelines:
+    for timeline in drawn:
         status = timeline.at(timeline.created_at)["status"]
         assert status == "validating"
         for when, _ in timeline.steps:
             assert timeline.at(when - 1)["status"] == status
             following = timeline.at(when)["status"]
-            assert following in _living.TRANSITIONS[status]
+            assert following in timelines.TRANSITIONS[status]
             taken.add((status, following))
             status = following
         assert status in FINISHED
-    every = {(before, after) for before, nexts in _living.TRANSITIONS.items() for after in nexts}
+    every = {(before, after) for before, nexts in timelines.TRANSITIONS.items() for after in nexts}
     assert taken == every
 
 
@@ -134,13 +134,13 @@ def test_finished_batches_never_change_again(living: FakeBatchesServer, clock: M
 def test_finished_batches_carry_their_outcome(clock: ManualClock) -> None:
     """Finished batches look as real ones do: their timestamps, files, errors and usage."""
     server = FakeBatchesServer(count=400, seed=1, clock=clock)
-    clock.advance(2 * _living.DAY)
+    clock.advance(2 * timelines.DAY)
     batches = server.batches
     statuses = {batch["status"] for batch in batches}
     assert statuses == FINISHED
     for batch in batches:
         counts = batch["request_counts"]
-        assert batch["expires_at"] == batch["created_at"] + _living.DAY
+        assert batch["expires_at"] == batch["created_at"] + timelines.DAY
         match batch["status"]:
             case "completed":
                 assert batch["created_at"] < batch["in_progress_at"] < batch["finalizing_at"]
@@ -155,7 +155,7 @@ def test_finished_batches_carry_their_outcome(clock: ManualClock) -> None:
                 assert batch["errors"]["data"]
                 assert batch["output_file_id"] is None
             case "expired":
-                assert batch["expired_at"] == batch["created_at"] + _living.DAY
+                assert batch["expired_at"] == batch["created_at"] + timelines.DAY
                 done = counts["completed"] + counts["failed"]
                 assert (batch["error_file_id"] is None) == (done == counts["total"])
             case "cancelled":
@@ -421,7 +421,7 @@ def test_same_seed_same_life() -> None:
     late.advance(3_000)
     second = FakeBatchesServer(count=60, seed=9, clock=late, arrival_every=120)
     early.advance(3_000)
-    for step in (0, 45, 3_000, _living.DAY):
+    for step in (0, 45, 3_000, timelines.DAY):
         early.advance(step)
         late.advance(step)
         assert first.batches == second.batches
@@ -436,12 +436,12 @@ def test_a_jump_serves_what_small_steps_serve() -> None:
     jumped = FakeBatchesServer(count=60, seed=2, clock=jumping, arrival_every=HOUR)
     stepped = FakeBatchesServer(count=60, seed=2, clock=stepping, arrival_every=HOUR)
     for _ in range(200):
-        stepping.advance(_living.DAY / 2)
+        stepping.advance(timelines.DAY / 2)
         assert stepped.batches  # a look after each step, so arrivals are drawn as they come
-    jumping.advance(100 * _living.DAY)
+    jumping.advance(100 * timelines.DAY)
     served = jumped.batches
     assert served == stepped.batches
-    assert all(batch["created_at"] >= jumping.now() - 7 * _living.DAY for batch in served)
+    assert all(batch["created_at"] >= jumping.now() - 7 * timelines.DAY for batch in served)
     assert len(served) > 7 * 24 // 2
 
 
@@ -501,7 +501,7 @@ async def test_living_pages_and_batches_match_the_schema(
     clock = ManualClock()
     server = await make_server(count=120, seed=seed, clock=clock, arrival_every=600)
     async with aiohttp.ClientSession() as session:
-        for step in (0, 7, 95, 600, 2 * HOUR, 12 * HOUR, _living.DAY, 3 * _living.DAY):
+        for step in (0, 7, 95, 600, 2 * HOUR, 12 * HOUR, timelines.DAY, 3 * timelines.DAY):
             clock.advance(step)
             after: str | None = None
             while True:

@@ -1,37 +1,24 @@
-"""How batches live over time: a seeded timeline per batch, and the clocks that move them.
+"""How one batch lives: a seeded timeline drawn at its creation, and when batches are created.
 
 A timeline fixes at a batch's creation when it will pass each status and how
 its request counts will grow, so what the batch looks like at time t is a pure
 function of its timeline and t, and once finished it never changes again.
-`LivingBatches` keeps batches oldest first, adds seeded arrivals on top as its
-clock moves, holds each batch as its bytes once it can no longer change, and
-lets go of batches older than its retention, so its memory stays bounded
-however long it lives and however far its clock jumps.
+`history` draws the batches created before a clock's start, `Arrivals` those
+created after it, block by block, so a clock jump draws only the blocks it needs.
 """
 
 from __future__ import annotations
 
-import array
-import asyncio
-import bisect
-import contextlib
-import heapq
-import itertools
 import math
 import random
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-import orjson
 from attrs import frozen
 
-from . import _retry
-from ._body import dumps, loads_exact
-from ._models import FINISHED_STATUSES
-from ._synthetic import (
+from .._models import FINISHED_STATUSES
+from .._synthetic import (
     ENDPOINTS,
-    EPOCH,
     LEGACY_SHARE,
     MODELS,
     NO_USAGE_SHARE,
@@ -72,9 +59,6 @@ _BLOCK: Final = 1_024
 """Arrivals per block of time, on average. Each block draws from a seed of its own, so a
 clock jump skips the blocks too old to be served; the first block's arrivals are those
 every seed gave before there were blocks."""
-RETENTION: Final = 7 * DAY
-"""How long a living server serves the batches it drew, unless told otherwise."""
-
 TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
     "validating": frozenset({"in_progress", "failed", "cancelling"}),
     "in_progress": frozenset({"finalizing", "expired", "cancelling"}),
@@ -82,82 +66,6 @@ TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
     "cancelling": frozenset({"cancelled"}),
 }
 """The status changes a living batch makes; finished statuses have none."""
-
-
-class ManualClock:
-    """Time that moves only when a test says so (Unix seconds)."""
-
-    def __init__(self, start: float = EPOCH) -> None:
-        self._start = self._now = finite_seconds("start", start)
-
-    @property
-    def start(self) -> float:
-        """Where the clock started: its server's past batches were created before."""
-        return self._start
-
-    def now(self) -> float:
-        """The current time."""
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move the time forward by `seconds` (finite, >= 0)."""
-        if finite_seconds("seconds", seconds) < 0:
-            raise ValueError(f"a clock only moves forward, got {seconds!r} seconds")
-        self._now += seconds
-
-    @contextlib.contextmanager
-    def driving_sleeps(
-        self, before_each: Callable[[float], None] | None = None
-    ) -> Iterator[list[float]]:
-        """Within the block, aiobatches' own sleeps (retry delays, wait polls, watch cycles, all of
-        which go through aiobatches._retry.sleep) do not wait: each calls `before_each(delay)` if
-        given, then advances this clock by its delay, then yields to the loop once; the delays
-        are recorded in the yielded list."""
-        delays: list[float] = []
-
-        async def drive(delay: float) -> None:
-            if before_each is not None:
-                before_each(delay)
-            self.advance(delay)
-            delays.append(delay)
-            await asyncio.sleep(0)
-
-        with _retry.sleeping_through(drive, clock=self.now):
-            yield delays
-
-    def __repr__(self) -> str:
-        return f"<ManualClock start={self._start!r} now={self._now!r}>"
-
-
-class AcceleratedClock:
-    """Real time sped up `speed` times, starting at `start`: for demos."""
-
-    def __init__(self, speed: float = 60.0, start: float = EPOCH) -> None:
-        if finite_seconds("speed", speed) <= 0:
-            raise ValueError(f"speed must be finite and positive, got {speed!r}")
-        self.speed = float(speed)
-        """How many clock seconds pass in each real second."""
-        self._start = finite_seconds("start", start)
-        self._origin = time.monotonic()
-
-    @property
-    def start(self) -> float:
-        """Where the clock started: its server's past batches were created before."""
-        return self._start
-
-    def now(self) -> float:
-        """`start` plus the real seconds since construction times `speed`."""
-        return self._start + (time.monotonic() - self._origin) * self.speed
-
-    def __repr__(self) -> str:
-        return f"AcceleratedClock(speed={self.speed!r}, start={self._start!r})"
-
-
-def finite_seconds(name: str, value: object) -> float:
-    """`value` as finite seconds, or a ValueError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be finite seconds, got {value!r}")
-    return float(value)
 
 
 @frozen
@@ -437,177 +345,3 @@ class Arrivals:
             if t < self._end:
                 return
             self._open(self._block + 1)
-
-
-class LivingBatches:
-    """The batches a server holds, oldest first, as they look at its clock's time.
-
-    A batch's place is its index from the oldest ever held, so places stay valid as
-    arrivals are appended on top and old batches vanish beneath them. Given batches
-    lie at the bottom and never change nor vanish; drawn ones (the history and the
-    arrivals) vanish once created more than `retention` seconds ago. A batch that can
-    no longer change is held only as its encoded bytes; only the others are kept as
-    timelines, and recomputed per request.
-    """
-
-    def __init__(
-        self,
-        given: Iterable[Mapping[str, Any]] = (),
-        past: Iterable[Timeline] = (),
-        *,
-        now: Callable[[], float],
-        arrivals: Arrivals | None = None,
-        retention: float = math.inf,
-    ) -> None:
-        """Hold `given` and `past`, each newest first, the past back to `retention` ago."""
-        self._now = now
-        self._arrivals = arrivals
-        self._retention = retention
-        self._given_ids: list[str] = []
-        self._given: list[bytes] = []
-        for batch in given:
-            self._given_ids.append(batch["id"])
-            self._given.append(_held(batch))
-        self._given_ids.reverse()
-        self._given.reverse()
-        self._places: dict[str, int] = {}
-        # With repeated ids, `after` means the oldest one, as the list endpoint always did.
-        for place, batch_id in enumerate(self._given_ids):
-            self._places.setdefault(batch_id, place)
-        # The drawn batches, oldest first, from place `_floor` up; a finished one as its bytes.
-        self._floor = len(self._given)
-        self._ids: list[str] = []
-        self._cells: list[bytes | Timeline] = []
-        self._created = array.array("q")
-        self._unsettled: list[tuple[int, int]] = []  # a heap of (settled_at, place)
-        t = now()
-        since = t - retention
-        # Newest first, each finished one encoded as it is drawn, so that a long past is
-        # never held as timelines all at once; then turned oldest first.
-        for timeline in itertools.takewhile(lambda drawn: drawn.created_at >= since, past):
-            self._ids.append(timeline.id)
-            self._created.append(timeline.created_at)
-            self._cells.append(_cell(timeline, t))
-        self._ids.reverse()
-        self._created.reverse()
-        self._cells.reverse()
-        for index, cell in enumerate(self._cells):
-            place = self._floor + index
-            self._places.setdefault(self._ids[index], place)
-            if isinstance(cell, Timeline):
-                self._unsettled.append((cell.settled_at, place))
-        heapq.heapify(self._unsettled)
-
-    def _append(self, timelines: Iterable[Timeline], t: float) -> None:
-        """Hold `timelines` (oldest first, none older than those held) on top."""
-        for timeline in timelines:
-            place = self._floor + len(self._ids)
-            self._ids.append(timeline.id)
-            self._places.setdefault(timeline.id, place)
-            self._created.append(timeline.created_at)
-            cell = _cell(timeline, t)
-            self._cells.append(cell)
-            if isinstance(cell, Timeline):
-                heapq.heappush(self._unsettled, (cell.settled_at, place))
-
-    def _time(self) -> float:
-        """The time now, with every batch created by then present, and none too old."""
-        t = self._now()
-        since = t - self._retention
-        if self._arrivals is not None:
-            self._append(self._arrivals.until(t, since=since), t)
-        self._forget(since)
-        self._settle(t)
-        return t
-
-    def _forget(self, since: float) -> None:
-        """Let go of the drawn batches created before `since`: they are no longer served."""
-        gone = bisect.bisect_left(self._created, since)
-        if not gone:
-            return
-        for index, batch_id in enumerate(self._ids[:gone]):
-            if self._places.get(batch_id) == self._floor + index:
-                del self._places[batch_id]
-        del self._ids[:gone], self._cells[:gone], self._created[:gone]
-        self._floor += gone
-
-    def _settle(self, t: float) -> None:
-        """Encode the batches finished by `t` once, and let go of their timelines."""
-        while self._unsettled and self._unsettled[0][0] <= t:
-            _, place = heapq.heappop(self._unsettled)
-            index = place - self._floor
-            if index >= 0:  # else it grew too old before it finished
-                cell = self._cells[index]
-                assert isinstance(cell, Timeline)  # each place is pushed once, when unsettled
-                self._cells[index] = _held(cell.at(t))
-
-    def place(self, batch_id: str) -> int | None:
-        """Where a batch sits (stable as batches arrive), or None for an unknown id."""
-        self._time()
-        return self._places.get(batch_id)
-
-    def page(self, after: int | None, limit: int) -> bytes:
-        """A list response body: `limit` batches below place `after` (None: from the top)."""
-        t = self._time()
-        top = self._floor + len(self._ids) if after is None else after
-        places = list(itertools.islice(self._below(top), limit + 1))
-        has_more = len(places) > limit
-        del places[limit:]
-        ids = [self._id(place) for place in places]
-        envelope = {
-            "object": "list",
-            "first_id": ids[0] if ids else None,
-            "last_id": ids[-1] if ids else None,
-            "has_more": has_more,
-        }
-        data = b"[" + b",".join([self._body(place, t) for place in places]) + b"]"
-        return b'{"data":' + data + b"," + dumps(envelope)[1:]
-
-    def get(self, batch_id: str) -> bytes | None:
-        """The encoded batch with this id as it is now, or None for an unknown id."""
-        t = self._time()
-        place = self._places.get(batch_id)
-        return None if place is None else self._body(place, t)
-
-    def snapshot(self) -> list[Mapping[str, Any]]:
-        """Every batch served now, newest first."""
-        t = self._time()
-        drawn = [
-            _decode(cell) if isinstance(cell, bytes) else cell.at(t)
-            for cell in reversed(self._cells)
-        ]
-        return drawn + [_decode(body) for body in reversed(self._given)]
-
-    def _below(self, top: int) -> Iterator[int]:
-        """The places beneath `top`, newest first: the drawn batches, then the given ones."""
-        yield from range(top - 1, self._floor - 1, -1)
-        yield from range(min(top, len(self._given)) - 1, -1, -1)
-
-    def _id(self, place: int) -> str:
-        """The id of the batch at `place`."""
-        given = len(self._given)
-        return self._given_ids[place] if place < given else self._ids[place - self._floor]
-
-    def _body(self, place: int, t: float) -> bytes:
-        """The batch at `place` encoded as it is at `t`."""
-        if place < len(self._given):
-            return self._given[place]
-        cell = self._cells[place - self._floor]
-        return cell if isinstance(cell, bytes) else dumps(cell.at(t))
-
-
-def _cell(timeline: Timeline, t: float) -> bytes | Timeline:
-    """How a drawn batch is held at `t`: as its bytes once finished, else as its timeline."""
-    return _held(timeline.at(t)) if timeline.settled_at <= t else timeline
-
-
-def _held(batch: Mapping[str, Any]) -> bytes:
-    """`batch` encoded to be held for good: a copy of exactly its length, as orjson's own
-    result keeps a buffer of about 8 KiB whatever its length."""
-    return bytes(memoryview(dumps(batch)))
-
-
-def _decode(body: bytes) -> Any:
-    """A held batch as a dict again, integers beyond 64 bits exact."""
-    exact = loads_exact(body)
-    return orjson.loads(body) if exact is None else exact

@@ -1,0 +1,239 @@
+"""The batches a fake server holds, and how they look at its clock's time.
+
+`LivingBatches` keeps batches oldest first, adds seeded arrivals on top as its
+clock moves, holds each batch as its bytes once it can no longer change, and
+lets go of batches older than its retention, so its memory stays bounded
+however long it lives and however far its clock jumps. It hands out pages as
+encoded batches; a dialect wraps them in its own envelope.
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+from attrs import frozen
+
+from .. import _synthetic
+from .._body import dumps, loads_exact
+from .clocks import AcceleratedClock, ManualClock
+from .timelines import DAY, Arrivals, Timeline, history
+
+RETENTION: Final = 7 * DAY
+"""How long a living server serves the batches it drew, unless told otherwise."""
+
+
+@frozen
+class Page:
+    """One page of batches, newest first: their ids, their encoded bodies, and whether
+    older batches lie beneath."""
+
+    ids: Sequence[str]
+    bodies: Sequence[bytes]
+    has_more: bool
+
+
+def populate(
+    batches: Sequence[Mapping[str, Any]] | None,
+    *,
+    count: int,
+    seed: int,
+    clock: ManualClock | AcceleratedClock | None,
+    every: float,
+    retention: float | None,
+) -> LivingBatches:
+    """The batches a server holds: given or synthetic, static or living on `clock`."""
+    if clock is None:
+        given = _synthetic.draw_batches(count, seed=seed) if batches is None else batches
+        return LivingBatches(given, now=_never)
+    # From the clock's start, not from now: the same batches however late the server is
+    # made, on every run of a demo.
+    start = math.floor(clock.start)
+    return LivingBatches(
+        () if batches is None else batches,
+        history(count, seed=seed, before=start) if batches is None else (),
+        now=clock.now,
+        arrivals=Arrivals(seed=seed, start=start, every=every) if every else None,
+        retention=RETENTION if retention is None else retention,
+    )
+
+
+def _never() -> float:
+    """The time of a server without a clock: its batches look the same at every time."""
+    return 0.0
+
+
+class LivingBatches:
+    """The batches a server holds, oldest first, as they look at its clock's time.
+
+    A batch's place is its index from the oldest ever held, so places stay valid as
+    arrivals are appended on top and old batches vanish beneath them. Given batches
+    lie at the bottom and never change nor vanish; drawn ones (the history and the
+    arrivals) vanish once created more than `retention` seconds ago. A batch that can
+    no longer change is held only as its encoded bytes; only the others are kept as
+    timelines, and recomputed per request.
+    """
+
+    def __init__(
+        self,
+        given: Iterable[Mapping[str, Any]] = (),
+        past: Iterable[Timeline] = (),
+        *,
+        now: Callable[[], float],
+        arrivals: Arrivals | None = None,
+        retention: float = math.inf,
+    ) -> None:
+        """Hold `given` and `past`, each newest first, the past back to `retention` ago."""
+        self._now = now
+        self._arrivals = arrivals
+        self._retention = retention
+        self._given_ids: list[str] = []
+        self._given: list[bytes] = []
+        for batch in given:
+            self._given_ids.append(batch["id"])
+            self._given.append(_held(batch))
+        self._given_ids.reverse()
+        self._given.reverse()
+        self._places: dict[str, int] = {}
+        # With repeated ids, `after` means the oldest one, as the list endpoint always did.
+        for place, batch_id in enumerate(self._given_ids):
+            self._places.setdefault(batch_id, place)
+        # The drawn batches, oldest first, from place `_floor` up; a finished one as its bytes.
+        self._floor = len(self._given)
+        self._ids: list[str] = []
+        self._cells: list[bytes | Timeline] = []
+        self._created = array.array("q")
+        self._unsettled: list[tuple[int, int]] = []  # a heap of (settled_at, place)
+        t = now()
+        since = t - retention
+        # Newest first, each finished one encoded as it is drawn, so that a long past is
+        # never held as timelines all at once; then turned oldest first.
+        for timeline in itertools.takewhile(lambda drawn: drawn.created_at >= since, past):
+            self._ids.append(timeline.id)
+            self._created.append(timeline.created_at)
+            self._cells.append(_cell(timeline, t))
+        self._ids.reverse()
+        self._created.reverse()
+        self._cells.reverse()
+        for index, cell in enumerate(self._cells):
+            place = self._floor + index
+            self._places.setdefault(self._ids[index], place)
+            if isinstance(cell, Timeline):
+                self._unsettled.append((cell.settled_at, place))
+        heapq.heapify(self._unsettled)
+
+    def _append(self, timelines: Iterable[Timeline], t: float) -> None:
+        """Hold `timelines` (oldest first, none older than those held) on top."""
+        for timeline in timelines:
+            place = self._floor + len(self._ids)
+            self._ids.append(timeline.id)
+            self._places.setdefault(timeline.id, place)
+            self._created.append(timeline.created_at)
+            cell = _cell(timeline, t)
+            self._cells.append(cell)
+            if isinstance(cell, Timeline):
+                heapq.heappush(self._unsettled, (cell.settled_at, place))
+
+    def _time(self) -> float:
+        """The time now, with every batch created by then present, and none too old."""
+        t = self._now()
+        since = t - self._retention
+        if self._arrivals is not None:
+            self._append(self._arrivals.until(t, since=since), t)
+        self._forget(since)
+        self._settle(t)
+        return t
+
+    def _forget(self, since: float) -> None:
+        """Let go of the drawn batches created before `since`: they are no longer served."""
+        gone = bisect.bisect_left(self._created, since)
+        if not gone:
+            return
+        for index, batch_id in enumerate(self._ids[:gone]):
+            if self._places.get(batch_id) == self._floor + index:
+                del self._places[batch_id]
+        del self._ids[:gone], self._cells[:gone], self._created[:gone]
+        self._floor += gone
+
+    def _settle(self, t: float) -> None:
+        """Encode the batches finished by `t` once, and let go of their timelines."""
+        while self._unsettled and self._unsettled[0][0] <= t:
+            _, place = heapq.heappop(self._unsettled)
+            index = place - self._floor
+            if index >= 0:  # else it grew too old before it finished
+                cell = self._cells[index]
+                assert isinstance(cell, Timeline)  # each place is pushed once, when unsettled
+                self._cells[index] = _held(cell.at(t))
+
+    def place(self, batch_id: str) -> int | None:
+        """Where a batch sits (stable as batches arrive), or None for an unknown id."""
+        self._time()
+        return self._places.get(batch_id)
+
+    def page(self, after: int | None, limit: int) -> Page:
+        """`limit` batches below place `after` (None: from the top), newest first."""
+        t = self._time()
+        top = self._floor + len(self._ids) if after is None else after
+        places = list(itertools.islice(self._below(top), limit + 1))
+        has_more = len(places) > limit
+        del places[limit:]
+        return Page(
+            ids=[self._id(place) for place in places],
+            bodies=[self._body(place, t) for place in places],
+            has_more=has_more,
+        )
+
+    def get(self, batch_id: str) -> bytes | None:
+        """The encoded batch with this id as it is now, or None for an unknown id."""
+        t = self._time()
+        place = self._places.get(batch_id)
+        return None if place is None else self._body(place, t)
+
+    def snapshot(self) -> list[Mapping[str, Any]]:
+        """Every batch served now, newest first."""
+        t = self._time()
+        drawn = [
+            _decode(cell) if isinstance(cell, bytes) else cell.at(t)
+            for cell in reversed(self._cells)
+        ]
+        return drawn + [_decode(body) for body in reversed(self._given)]
+
+    def _below(self, top: int) -> Iterator[int]:
+        """The places beneath `top`, newest first: the drawn batches, then the given ones."""
+        yield from range(top - 1, self._floor - 1, -1)
+        yield from range(min(top, len(self._given)) - 1, -1, -1)
+
+    def _id(self, place: int) -> str:
+        """The id of the batch at `place`."""
+        given = len(self._given)
+        return self._given_ids[place] if place < given else self._ids[place - self._floor]
+
+    def _body(self, place: int, t: float) -> bytes:
+        """The batch at `place` encoded as it is at `t`."""
+        if place < len(self._given):
+            return self._given[place]
+        cell = self._cells[place - self._floor]
+        return cell if isinstance(cell, bytes) else dumps(cell.at(t))
+
+
+def _cell(timeline: Timeline, t: float) -> bytes | Timeline:
+    """How a drawn batch is held at `t`: as its bytes once finished, else as its timeline."""
+    return _held(timeline.at(t)) if timeline.settled_at <= t else timeline
+
+
+def _held(batch: Mapping[str, Any]) -> bytes:
+    """`batch` encoded to be held for good: a copy of exactly its length, as orjson's own
+    result keeps a buffer of about 8 KiB whatever its length."""
+    return bytes(memoryview(dumps(batch)))
+
+
+def _decode(body: bytes) -> Any:
+    """A held batch as a dict again, integers beyond 64 bits exact."""
+    exact = loads_exact(body)
+    return orjson.loads(body) if exact is None else exact

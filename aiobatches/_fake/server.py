@@ -1,0 +1,320 @@
+"""The fake server itself: its settings, its lifecycle, and what a test can read of it.
+
+`FakeBatchesServer` picks a dialect and a population of batches, and serves them
+through `Endpoints` on a `Site`, an aiohttp.web app on a port whose requests
+still in flight are cancelled when it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, Self
+
+from aiohttp import web
+from attrs import frozen
+
+from .clocks import AcceleratedClock, ManualClock, finite_seconds
+from .dialects import AZURE_API_VERSION, AzureDialect, Dialect, OpenAIDialect
+from .endpoints import Endpoints
+from .faults import Fault, FaultPicker, FaultPlan
+from .living import populate
+
+_RECORDED: Final = 10_000
+"""How many of the latest requests a server keeps by default: enough for any test's
+reading, and a bound for a server left running."""
+
+
+@frozen
+class RecordedRequest:
+    """One request the fake server received."""
+
+    method: str
+    """The HTTP method, e.g. `"GET"`."""
+    path: str
+    """The URL path, e.g. `"/v1/batches"`."""
+    query: Mapping[str, str]
+    """The query parameters, e.g. `{"limit": "20", "after": "batch_abc123"}`."""
+    headers: Mapping[str, str]
+    """The request headers, `Authorization` included."""
+
+
+class FakeBatchesServer:
+    """The batches endpoints on 127.0.0.1 (port 0 by default); an async context manager.
+
+    `GET /v1/batches` lists newest first; `GET /v1/batches/{id}` retrieves one batch
+    (an OpenAI-shaped 404 for an unknown id). Both check auth and are counted, and the
+    latest `record_requests` requests are recorded; faults apply to list requests only
+    (`page_request_count` is the index a `FaultPlan` goes by), never to retrievals.
+
+    With `azure=True` it is an Azure OpenAI endpoint (`url` is the endpoint) serving both
+    of Azure's API styles at once, each with list and retrieve:
+
+    - `/openai/batches`, which requires `api-version` to be `azure_api_version`, and
+      answers in the shapes of Azure's published REST spec (2024-10-21): a list of only
+      `object` and `data` (no `first_id`, `last_id` or `has_more`), and a failed batch's
+      `errors.data` as one object, its first error, whose `line` is a string of digits.
+    - `/openai/v1/batches`, the v1 API, which refuses any `api-version` and answers in
+      OpenAI's shapes.
+
+    Both take the key as `api-key` or Bearer, and answer errors in Azure's shape,
+    `{"error": {"code": ..., "message": ...}}` with no `type` or `param`: a refused key
+    (401, code `"401"`), an unknown batch (404, `"NotFound"`), a bad `api-version`, limit
+    or cursor (400, `"BadRequest"`), and an injected status fault (its status as code).
+
+    Without a clock the batches never change. With one they live: each follows a seeded
+    timeline (validating, in progress with growing request counts, finalizing, completed;
+    or failed, expired or cancelled), and what a batch looks like is a function of the
+    clock's time alone; a finished batch never changes again. The `count` initial batches
+    were created before the clock's start, most of them finished, those of the last day
+    possibly not.
+
+    A living server has a retention window: a synthetic batch created more than
+    `retention` clock seconds ago is no longer served (it vanishes from the list, its
+    retrieval is a 404 and its id no longer a valid `after`), as old batches can vanish
+    from real servers; batches given as `batches` never vanish. So memory stays bounded
+    however long the server runs, and a clock jump of a month or a year draws only the
+    arrivals still within the window, never every arrival of the span it jumps.
+
+    Args:
+        batches: the batches to serve, newest first; by default `count` synthetic ones.
+            With a clock they are served as given, beneath the arrivals.
+        count: how many synthetic batches to generate when `batches` is not given.
+        seed: seed of the synthetic batches (and of their timelines and arrivals).
+        api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
+        latency: seconds each list or retrieve request waits before it is answered.
+        faults: a `FaultPlan`, or a mapping of page-request index to `Fault`.
+        azure: serve Azure OpenAI's two API styles instead of OpenAI's (see above).
+        azure_api_version: with `azure`, the `api-version` that `/openai/batches`
+            accepts (default `"2024-10-21"`).
+        clock: a `ManualClock` or `AcceleratedClock` to make the batches live.
+        arrival_every: with a clock, new batches appear on top at seeded times about
+            this many clock seconds apart (0: none).
+        poll_after_ms: when set, list and retrieve answers carry `openai-poll-after-ms`.
+        retention: with a clock, how many clock seconds a synthetic batch is served after
+            its creation (default 7 days); the initial batches created earlier are left out.
+        record_requests: how many of the latest requests `requests` keeps (default
+            10,000; 0 records none, for a server left running). The counters count all.
+    """
+
+    def __init__(
+        self,
+        batches: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        count: int = 250,
+        seed: int = 0,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        faults: FaultPlan | Mapping[int, Fault] | None = None,
+        azure: bool = False,
+        azure_api_version: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: ManualClock | AcceleratedClock | None = None,
+        arrival_every: float = 0.0,
+        poll_after_ms: int | None = None,
+        retention: float | None = None,
+        record_requests: int = _RECORDED,
+    ) -> None:
+        _check_living(clock, arrival_every, retention)
+        if record_requests < 0:
+            raise ValueError(f"record_requests must be >= 0, got {record_requests!r}")
+        if azure_api_version is not None and not azure:
+            raise ValueError("azure_api_version applies to an Azure server: pass azure=True too")
+        # Without a clock, given batches read back as the very list given; synthetic ones
+        # are held only encoded, and decoded once, when first asked for.
+        self._static = None if batches is None or clock is not None else list(batches)
+        self._population = populate(
+            batches, count=count, seed=seed, clock=clock, every=arrival_every, retention=retention
+        )
+        self.clock = clock
+        """The clock that makes the batches live; None for batches that never change."""
+        self.poll_after_ms = poll_after_ms
+        """Sent as `openai-poll-after-ms` on list and retrieve answers when not None."""
+        self.api_key = api_key
+        """The key requests must carry (as a bearer token, or Azure's `api-key`); None: any."""
+        self.latency = latency
+        """Seconds each list or retrieve request waits before it is answered."""
+        self.azure = azure
+        """Whether the server speaks Azure OpenAI's two API styles instead of OpenAI's."""
+        self.azure_api_version = (azure_api_version or AZURE_API_VERSION) if azure else None
+        """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
+        version = self.azure_api_version
+        self._dialect: Dialect = OpenAIDialect() if version is None else AzureDialect(version)
+        self._recorded: collections.deque[RecordedRequest] = collections.deque(
+            maxlen=record_requests
+        )
+        self.request_count = 0
+        """Every request received, recorded or not, including those refused or not found."""
+        self.page_request_count = 0
+        """The requests made to the list endpoint: the next one's index in a `FaultPlan`."""
+        self.retrieve_request_count = 0
+        """The requests made to retrieve one batch (`GET .../batches/{id}`)."""
+        self.peak_connections = 0
+        """The most client connections open at once, as seen at each request."""
+        self._connections: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._endpoints = Endpoints(
+            self._dialect, self._population, self, FaultPicker(faults), record=self._record
+        )
+        self._site = Site(host, port, self._endpoints.route)
+
+    @property
+    def url(self) -> str:
+        """Base URL to hand to a client: ending in `/v1`, or the endpoint in Azure mode."""
+        return self._site.url + self._dialect.url_suffix
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan in force; assign a new one (or a mapping) at any time."""
+        return self._endpoints.picker.plan
+
+    @faults.setter
+    def faults(self, faults: FaultPlan | Mapping[int, Fault] | None) -> None:
+        self._endpoints.picker = FaultPicker(faults)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (that made a request): a closed client leaves none."""
+        return sum(1 for seen in self._connections if not seen.is_closing())
+
+    @property
+    def batches(self) -> list[Mapping[str, Any]]:
+        """Every batch served, newest first: as given without a clock, else as they are now."""
+        if self.clock is not None:
+            return self._population.snapshot()
+        if self._static is None:
+            self._static = self._population.snapshot()
+        return self._static
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The latest requests received (up to `record_requests`), in order, including
+        those refused or not found."""
+        return list(self._recorded)
+
+    @property
+    def page_requests(self) -> list[RecordedRequest]:
+        """The recorded requests made to the list endpoint, in order."""
+        return [request for request in self._recorded if self._dialect.lists(request.path)]
+
+    @property
+    def retrieve_requests(self) -> list[RecordedRequest]:
+        """The recorded requests made to retrieve one batch (`GET .../batches/{id}`), in order."""
+        return [request for request in self._recorded if self._dialect.retrieves(request.path)]
+
+    async def start(self) -> None:
+        """Bind the port and start serving."""
+        await self._site.start()
+
+    async def close(self) -> None:
+        """Stop serving and release the port; idempotent.
+
+        Requests still being answered (a stall, a latency) are cancelled, and their
+        connections dropped, so closing never waits for them.
+        """
+        await self._site.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    def _record(self, request: web.Request) -> None:
+        """Count `request`, note its connection, and keep it if the server keeps any."""
+        transport = request.transport
+        if transport is not None:
+            self._connections.add(transport)
+            self.peak_connections = max(self.peak_connections, self.open_connections)
+        self.request_count += 1
+        if self._dialect.lists(request.path):
+            self.page_request_count += 1
+        elif self._dialect.retrieves(request.path):
+            self.retrieve_request_count += 1
+        if self._recorded.maxlen:
+            self._recorded.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=dict(request.query),
+                    headers=dict(request.headers),
+                )
+            )
+
+
+class Site:
+    """An aiohttp.web app on a port: started and closed, with the requests still being
+    answered cancelled at closing, so closing never waits for them."""
+
+    def __init__(self, host: str, port: int, routes: Callable[[web.Application], None]) -> None:
+        self._host = host
+        self._port = port
+        self._routes = routes
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of the running app."""
+        if self._url is None:
+            raise RuntimeError("the server is not running; use `async with` or `await start()`")
+        return self._url
+
+    async def start(self) -> None:
+        """Bind the port and start serving."""
+        app = web.Application(middlewares=[self._in_flight])
+        self._routes(app)
+        app.on_shutdown.append(self._cancel_in_flight)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self._url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop serving and release the port; idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    @web.middleware
+    async def _in_flight(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Run `handler`, known as in flight until it returns, so `close()` can cancel it."""
+        task = asyncio.current_task()
+        assert task is not None  # aiohttp runs every handler in a task of its own
+        self._handlers.add(task)
+        try:
+            return await handler(request)
+        finally:
+            self._handlers.discard(task)
+
+    async def _cancel_in_flight(self, _: web.Application) -> None:
+        """Cancel every request still being answered, and wait until each has stopped."""
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers)
+
+
+def _check_living(
+    clock: ManualClock | AcceleratedClock | None, arrival_every: float, retention: float | None
+) -> None:
+    """Refuse living settings that are out of range, or that have no clock to live by."""
+    if finite_seconds("arrival_every", arrival_every) < 0:
+        raise ValueError(f"arrival_every must be finite seconds >= 0, got {arrival_every!r}")
+    if arrival_every and clock is None:
+        raise ValueError("arrival_every needs a clock to arrive by")
+    if retention is not None:
+        if finite_seconds("retention", retention) <= 0:
+            raise ValueError(f"retention must be finite seconds > 0, got {retention!r}")
+        if clock is None:
+            raise ValueError("retention needs a clock to age batches by")
