@@ -150,12 +150,15 @@ async def test_unchanged_batches_and_absent_versus_null_make_no_event() -> None:
     """A batch listed again as it was, or with a null key now absent, yields nothing."""
     async with ScriptedServer(history(["in_progress", "completed"])) as server:
         cycles = 0
+        server.batches[0].update(model=None, usage=None)
 
         async def next_cycle(_: float) -> None:
             nonlocal cycles
             cycles += 1
-            server.batches[0]["model"] = None
-            server.batches[0].pop("usage", None)
+            if cycles % 2:  # null, then absent, then null again
+                del server.batches[0]["model"], server.batches[0]["usage"]
+            else:
+                server.batches[0].update(model=None, usage=None)
             if cycles == 3:
                 raise StopWatchingError
 
