@@ -81,7 +81,7 @@ class _Column:
 _COLUMNS: Final = {
     "id": _Column("ID", 8, 64),
     "status": _Column("STATUS", 6, 16),
-    "progress": _Column("PROGRESS", 12, 36),
+    "progress": _Column("PROGRESS", 20, 36),
     "done": _Column("DONE/TOTAL", 10, 40),
     "failed": _Column("FAILED", 6, 24),
     "since": _Column("SINCE", 12, 24),

@@ -18,7 +18,6 @@ from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, Final
 
 from .. import AIOBatchesError, APIError, APIStatusError
-from .._version import version
 from . import _list, _serve, _wait, _watch
 from ._common import (
     EXIT_CODES,
@@ -96,13 +95,15 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The options of one command, each value read and checked; a usage error exits 2."""
+    from .. import __version__  # noqa: PLC0415 - read from the metadata only when parsing
+
     parser = argparse.ArgumentParser(
         prog="aiobatches",
         description="Stream an organization's OpenAI batch jobs.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parsers = {name: command.add(commands) for name, command in _COMMANDS.items()}
     args = parser.parse_args(argv)

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
 
-from .._client import Client
-from .._errors import AIOBatchesError
+from .. import AIOBatchesError, Client
 from ._common import EXIT_USAGE, CommandError
 
 if TYPE_CHECKING:
