@@ -117,6 +117,8 @@ def test_openai_serves_v1_batches_with_a_bearer_key_only() -> None:
     assert openai.list_paths == ("/v1/batches",)
     assert openai.url_suffix == "/v1"
     assert (openai.cursor, openai.min_limit, openai.max_limit) == ("after", 1, 100)
+    assert openai.request_id_header == "x-request-id"
+    assert openai.poll_after_header == "openai-poll-after-ms"
     assert openai.check_auth({"Authorization": f"Bearer {KEY}"}, KEY) is None
     assert openai.check_auth({"api-key": KEY}, KEY) == Refusal(
         401,

@@ -59,6 +59,10 @@ class Dialect(abc.ABC):
     """What the base URL handed to a client ends in, after the host and port."""
     list_paths: ClassVar[tuple[str, ...]]
     """The paths that list batches; one batch is retrieved at `{path}/{id}`."""
+    request_id_header: ClassVar[str]
+    """The header that carries each answer's request id."""
+    poll_after_header: ClassVar[str]
+    """The header that carries the server's polling hint, when one is set."""
     cursor: ClassVar[str] = "after"
     """The query parameter naming the batch a page starts below."""
     default_limit: ClassVar[int] = 20
@@ -140,6 +144,8 @@ class OpenAIDialect(Dialect):
 
     url_suffix = "/v1"
     list_paths: ClassVar[tuple[str, ...]] = ("/v1/batches",)
+    request_id_header = "x-request-id"
+    poll_after_header = "openai-poll-after-ms"
 
     def check_auth(self, headers: Mapping[str, str], key: str) -> Refusal | None:
         header = headers.get("Authorization")

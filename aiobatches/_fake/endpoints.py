@@ -108,7 +108,7 @@ class Endpoints:
         """A successful answer, with the polling hint when one is set."""
         response = web.Response(body=body, content_type="application/json")
         if self._live.poll_after_ms is not None:
-            response.headers["openai-poll-after-ms"] = str(self._live.poll_after_ms)
+            response.headers[self._dialect.poll_after_header] = str(self._live.poll_after_ms)
         self._stamp(response)
         return response
 
@@ -121,4 +121,4 @@ class Endpoints:
 
     def _stamp(self, response: web.StreamResponse) -> None:
         """Give an answer its request id."""
-        response.headers["x-request-id"] = f"req_{next(self._request_ids):032x}"
+        response.headers[self._dialect.request_id_header] = f"req_{next(self._request_ids):032x}"
