@@ -476,8 +476,7 @@ def listed_batch(number: int, status: str = "completed") -> aiobatches.Batch:
 
 
 def test_a_selection_decides_what_each_page_writes_and_when_the_listing_stops() -> None:
-    """Per page: the batches kept by status and --created-before, done at --max-items or at
-    the first batch older than --created-after (newest first, every later one is older)."""
+    """Per page: what the filters keep; done at --max-items or past --created-after."""
     page = [listed_batch(9), listed_batch(8, "failed"), listed_batch(7), listed_batch(6)]
     every = Selection()
     assert every.take(page, 0) == Taken(page, done=False)
@@ -497,8 +496,7 @@ def test_a_selection_decides_what_each_page_writes_and_when_the_listing_stops() 
 
 
 async def test_an_api_error_line_says_each_thing_once(cli: RunCli) -> None:
-    """A 404's line: the server's reason without its full stop, the status once, the request
-    id; no status repeated, no `.;`."""
+    """An API error's line gives the server's reason, then its status once, then the request id."""
     code, out, err = await cli("wait", "--demo", "batch_a")
     assert (code, out) == (1, "")
     [line] = err.splitlines()

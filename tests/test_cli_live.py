@@ -87,7 +87,7 @@ def batch(
 
 
 def test_soonest_ranks_by_the_time_left_at_the_pace_kept() -> None:
-    """Finalizing first, then in progress by the time left at its pace; unknown pace last."""
+    """Finalizing first, then in progress by time left at its pace; no pace, or cancelling, last."""
     now = 2_000  # in progress for 1,000 seconds
     batches = [
         batch("a_validating", "validating", started=None),
@@ -97,6 +97,7 @@ def test_soonest_ranks_by_the_time_left_at_the_pace_kept() -> None:
         batch("e_none_yet", "in_progress", done=0),  # no pace yet
         batch("f_finalizing", "finalizing", done=100),
         batch("g_fifth", "in_progress", done=20),  # 4,000 s left
+        batch("h_cancelling", "cancelling", done=30),  # ends cancelled, which a demo need not show
     ]
     assert [b.id for b in soonest(batches, now, 4)] == [
         "f_finalizing",
@@ -104,7 +105,11 @@ def test_soonest_ranks_by_the_time_left_at_the_pace_kept() -> None:
         "b_half",
         "g_fifth",
     ]
-    assert [b.id for b in soonest(batches, now, 10)][-2:] == ["a_validating", "e_none_yet"]
+    assert [b.id for b in soonest(batches, now, 10)][-3:] == [
+        "a_validating",
+        "e_none_yet",
+        "h_cancelling",
+    ]
 
 
 async def started(*args: str) -> tuple[asyncio.subprocess.Process, str]:

@@ -460,8 +460,7 @@ def held(board: Board) -> int:
 
 
 def test_the_board_stays_bounded_over_100_000_finished_batches() -> None:
-    """100,000 batches finish (half found finished, half seen finishing): all are counted, and
-    the board never holds more than its unfinished ones and 1,000 finished."""
+    """100,000 batches finish: all are counted, and the board never holds over 1,000 finished."""
     board = Board()
     ends = {number: number * 7_919 % 86_400 for number in range(100_000)}
     largest = 0
@@ -495,9 +494,9 @@ STATUSES = st.sampled_from(FINISHED + UNFINISHED)
 def test_the_board_counts_and_shows_as_if_it_kept_every_batch(
     steps: list[tuple[int, str, int]], shown: set[str], realistic: bool
 ) -> None:
-    """Random histories (ties, reorderings, a status filter, even a finished batch changing):
-    holding at most 4 finished batches, the board counts and shows what a full record would
-    (the latest finished too, whenever finished batches never change, as the API promises)."""
+    """On random histories, a board holding 4 finished batches counts and shows as a full one."""
+    # Ties, reorderings, a status filter, even a finished batch changing; the latest finished
+    # are compared whenever finished batches never change, as the API promises.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_board, "_KEEP_FINISHED", 2)  # every few events drop some
         board = Board(shown)
@@ -536,8 +535,7 @@ def text(lines: list[Line]) -> list[str]:
 
 
 def test_every_time_shown_is_the_servers_and_last_change_is_its_latest() -> None:
-    """`last change` is the newest time the batches carry (the demo's 2025, not this machine's
-    now), in the format of the SINCE and CREATED columns."""
+    """`last change` is the newest time the batches carry, as SINCE and CREATED show times."""
     board = Board()
     board.see(BatchEvent("existing", board_batch(1, "in_progress")))
     board.see(BatchEvent("existing", board_batch(2, "completed", ended=600)))
@@ -570,8 +568,7 @@ def test_the_latest_finished_show_when_they_finished_most_recent_first() -> None
 
 
 def test_a_live_screen_ends_with_a_legend_of_the_bar_and_how_to_quit() -> None:
-    """The bottom line says what the bar's glyphs mean and that Ctrl-C quits; a terminal of
-    fewer than 10 rows keeps them all for batches."""
+    """The bottom line explains the bar and Ctrl-C; under 10 rows, every row is for batches."""
     board = Board()
     board.see(BatchEvent("existing", board_batch(1, "in_progress")))
     legend = GLYPHS.legend()

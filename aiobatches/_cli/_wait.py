@@ -118,13 +118,13 @@ class Tally:
 def soonest(batches: Iterable[Batch], now: float, count: int) -> list[Batch]:
     """The `count` unfinished batches likely to finish first at time `now`, soonest first.
 
-    A batch finalizing or cancelling is a step from its end; one in progress will take,
-    at the pace it has kept, as long again for each share of its requests still to do;
-    one validating, or with nothing done yet, tells nothing and comes last.
+    A batch finalizing is a step from completing; one in progress will take, at the pace
+    it has kept, as long again for each share of its requests still to do; one validating,
+    with nothing done yet, or cancelling (it can only end cancelled) comes last.
     """
 
     def left(batch: Batch) -> float:
-        if batch.status in ("finalizing", "cancelling"):
+        if batch.status == "finalizing":
             return 0.0
         counts = batch.request_counts
         started = batch.in_progress_at
