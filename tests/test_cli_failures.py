@@ -19,7 +19,15 @@ import pytest
 from _helpers import API_KEY, COMMAND, MakeServer, RunCli, child_env
 
 import aiobatches.testing
+from aiobatches import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    NotFoundError,
+)
 from aiobatches._cli import main
+from aiobatches._cli._main import describe
 from aiobatches.testing import (
     FakeBatchesServer,
     Fault,
@@ -377,3 +385,42 @@ async def test_proxy_option_sends_requests_through_the_proxy(
     assert err == ""
     assert [json.loads(line)["id"] for line in lines(out)] == [b["id"] for b in server.batches[:3]]
     assert server.page_requests[0].headers["Host"] == "batches.invalid"
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            NotFoundError("404 Not Found", status_code=404, request_id="req_1"),
+            "waiting for batches failed: Not Found; status 404; request id req_1",
+        ),
+        (
+            NotFoundError("404 Not Found: No batch found.", status_code=404),
+            "waiting for batches failed: No batch found; status 404",
+        ),
+        (
+            APIStatusError(
+                "302 Found (a redirect to another origin is not followed)", status_code=302
+            ),
+            (
+                "waiting for batches failed: Found (a redirect to another origin is not followed);"
+                " status 302"
+            ),
+        ),
+        (
+            APIResponseValidationError("invalid response from x: not JSON.", request_id="req_2"),
+            (
+                "waiting for batches failed: invalid response from x: not JSON; status 200;"
+                " request id req_2"
+            ),
+        ),
+        (
+            APIConnectionError("connection to x failed."),
+            "waiting for batches failed: connection to x failed",
+        ),
+        (NotFoundError("404", status_code=404), "waiting for batches failed: 404; status 404"),
+    ],
+)
+def test_an_error_line_says_the_reason_then_the_status_once(error: APIError, line: str) -> None:
+    """The reason (not its status again, nor its full stop), then `status N; request id X`."""
+    assert describe(error, "wait") == line
