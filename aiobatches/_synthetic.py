@@ -8,7 +8,7 @@ lacks both; some servers send a failed batch's `errors.object` as `null`.
 Each endpoint runs the models that serve it; file ids are shaped as
 OpenAI's; metadata is written by people, in many scripts and with quotes.
 `as_azure_publishes` reshapes a batch as Azure OpenAI's published spec has it.
-Living batches (`_living`) draw their shapes from the same shares and pools.
+Living batches (`_fake.timelines`) draw their shapes from the same shares and pools.
 """
 
 from __future__ import annotations

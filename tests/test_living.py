@@ -18,7 +18,7 @@ from test_contract import RELAXED, VALIDATOR
 
 import aiobatches
 from aiobatches._fake import timelines
-from aiobatches._synthetic import EPOCH
+from aiobatches._synthetic import EPOCH, MODELS_BY_ENDPOINT
 from aiobatches.testing import AcceleratedClock, FakeBatchesServer, Fault, ManualClock
 
 FINISHED: Final = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -165,6 +165,14 @@ def test_finished_batches_carry_their_outcome(clock: ManualClock) -> None:
     assert any(batch.get("usage") for batch in batches)
     assert any("usage" in batch and batch["usage"] is None for batch in batches)
     assert any("model" not in batch for batch in batches)
+
+
+def test_each_batch_runs_a_model_its_endpoint_serves(living: FakeBatchesServer) -> None:
+    """An embeddings batch runs an embedding model, a chat one a chat model; some send null."""
+    models = [(batch["endpoint"], batch.get("model")) for batch in living.batches]
+    assert all(model is None or model in MODELS_BY_ENDPOINT[e] for e, model in models)
+    assert {e for e, model in models if model is not None} == set(MODELS_BY_ENDPOINT)
+    assert any("model" in batch and batch["model"] is None for batch in living.batches)
 
 
 def test_history_is_mostly_finished(living: FakeBatchesServer) -> None:

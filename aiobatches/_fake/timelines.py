@@ -20,7 +20,7 @@ from .._models import FINISHED_STATUSES
 from .._synthetic import (
     ENDPOINTS,
     LEGACY_SHARE,
-    MODELS,
+    MODELS_BY_ENDPOINT,
     NO_USAGE_SHARE,
     NULL_ERRORS_OBJECT_SHARE,
     draw_errors,
@@ -198,9 +198,11 @@ def _between(rng: random.Random, low: float, high: float) -> int:
 def draw_timeline(rng: random.Random, created: int) -> Timeline:
     """A batch created at `created`, its whole life drawn from `rng`."""
     batch_id = f"batch_{rng.getrandbits(96):024x}"
+    endpoint = rng.choice(ENDPOINTS)
+    models = (*MODELS_BY_ENDPOINT[endpoint][:3], None)  # a model that fits; a null in four
     fixed: dict[str, Any] = {
-        "endpoint": rng.choice(ENDPOINTS),
-        "model": rng.choice(MODELS),
+        "endpoint": endpoint,
+        "model": rng.choice(models),
         "input_file_id": f"file-{rng.getrandbits(88):022x}",
         "metadata": draw_metadata(rng),
     }
