@@ -38,7 +38,7 @@ class CloseOnce:
     """Runs `close` once for every caller of `__call__`."""
 
     def __init__(self, close: Callable[[], Awaitable[None]], name: str) -> None:
-        self._close = close
+        self._close: Callable[[], Awaitable[None]] | None = close
         self._name = name
         self._task: asyncio.Task[None] | None = None
 
@@ -54,7 +54,12 @@ class CloseOnce:
     async def _run(self) -> None:
         # A coroutine of our own, so the task never holds a bound method of
         # an object that would rather be collected.
-        await self._close()
+        close = self._close
+        assert close is not None  # a close that finished is never run again
+        await close()
+        # Done for good: let go of the close, which holds its owner, so that the owner
+        # (holding this) is freed by reference counting alone, with no cycle to collect.
+        self._close = None
 
 
 _GUARDS: Final[set[AsyncGenerator[None, None]]] = set()

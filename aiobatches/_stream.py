@@ -174,6 +174,7 @@ class BatchStream(ClosedByExit):
             self._stopped_early = early
             self._ready.clear()
             self._cursor_before, self._items, self._index = self.cursor, [], 0
+            self._page = None
             task, self._task = self._task, None
             if task is not None:
                 task.cancel()

@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -167,3 +168,23 @@ def test_abandoned_one_shot_stream_closes_by_loop_end(prefetch: int, keep: str) 
     assert done.stdout == "ok\n"
     assert done.stderr == ""
     assert done.returncode == 0
+
+
+async def test_a_closed_stream_and_its_pages_are_freed_without_the_cycle_collector() -> None:
+    """A closed stream leaves no reference cycle behind: dropping it frees it, and the page
+    it held, at once, so a service listing all day never waits on a full collection."""
+    async with (
+        FakeBatchesServer(count=150, api_key=API_KEY) as server,
+        aiobatches.Client(api_key=API_KEY, base_url=server.url) as client,
+    ):
+        gc.collect()
+        gc.disable()
+        try:
+            async with client.list_batches(limit=100) as stream:
+                async for _ in stream:
+                    break
+            collected = weakref.ref(stream)
+            del stream
+            assert collected() is None
+        finally:
+            gc.enable()
