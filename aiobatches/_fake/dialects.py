@@ -1,10 +1,13 @@
 """The API shapes the fake server speaks: one small object per API, naming what differs.
 
-A dialect says where the batches are served (its paths, and what its base URL
+A dialect says where its batches are served (its path, and what its base URL
 ends in), which credentials it takes, how a page is asked for (the cursor's
 name, the limit's bounds) and refused, and how pages, batches and errors are
-written. The server's engine takes one and decides nothing by API itself:
-`OpenAIDialect` is `/v1/batches`; `AzureDialect` is Azure OpenAI's two styles.
+written. The server's engine takes a `Dialects`, one or more dialects below one
+base URL, routes each path to its own, and decides nothing by API itself:
+`OpenAIDialect` is `/v1/batches`; Azure OpenAI's two styles are
+`AzureVersionedDialect` (`/openai/batches?api-version=...`) and `AzureV1Dialect`
+(`/openai/v1/batches`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import orjson
-from attrs import frozen
+from attrs import field, frozen
 
 from .. import _synthetic
 from .._body import dumps
@@ -23,15 +26,6 @@ from .living import Page
 
 AZURE_API_VERSION: Final = "2024-10-21"
 """The latest GA version of Azure OpenAI's data-plane API with batches."""
-_AZURE_VERSIONED: Final = "/openai/batches"
-_AZURE_V1: Final = "/openai/v1/batches"
-_AZURE_CODES: Final = {400: "BadRequest", 401: "401", 404: "NotFound"}
-"""The `code` of Azure's errors by status; other statuses send the status itself."""
-_AZURE_DENIED: Final = (
-    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
-    "provide a valid key for an active subscription and use a correct regional API "
-    "endpoint for your resource."
-)
 
 
 @frozen
@@ -42,6 +36,9 @@ class Refusal:
     message: str
     param: str | None = None
     code: str | None = None
+    kind: str | None = None
+    """What kind of error it is, for APIs whose errors say (OpenAI's `type`); None: the
+    dialect's kind for an error in the request."""
 
 
 @frozen
@@ -57,8 +54,8 @@ class Dialect(abc.ABC):
 
     url_suffix: ClassVar[str]
     """What the base URL handed to a client ends in, after the host and port."""
-    list_paths: ClassVar[tuple[str, ...]]
-    """The paths that list batches; one batch is retrieved at `{path}/{id}`."""
+    list_path: ClassVar[str]
+    """The path that lists batches; one batch is retrieved at `{list_path}/{id}`."""
     request_id_header: ClassVar[str]
     """The header that carries each answer's request id."""
     poll_after_header: ClassVar[str]
@@ -71,15 +68,15 @@ class Dialect(abc.ABC):
 
     def lists(self, path: str) -> bool:
         """Whether a request to `path` is a list request (whatever its method)."""
-        return path in self.list_paths
+        return path == self.list_path
 
     def retrieves(self, path: str) -> bool:
-        """Whether a request to `path` is a retrieval: to any path below a list path."""
-        return path.startswith(tuple(listed + "/" for listed in self.list_paths))
+        """Whether a request to `path` is a retrieval: to any path below the list path."""
+        return path.startswith(self.list_path + "/")
 
-    def page_query(self, path: str, query: Mapping[str, str]) -> PageQuery | Refusal:
+    def page_query(self, query: Mapping[str, str]) -> PageQuery | Refusal:
         """The page a list request asks for, or the 400 for a query this API refuses."""
-        refusal = self.check_query(path, query)
+        refusal = self.check_query(query)
         if refusal is not None:
             return refusal
         raw = query.get("limit")
@@ -93,12 +90,12 @@ class Dialect(abc.ABC):
             return self.bad_limit(raw, limit)
         return PageQuery(query.get(self.cursor), limit)
 
-    def check_query(self, path: str, query: Mapping[str, str]) -> Refusal | None:
-        """The 400 for a query parameter the path never takes, if any (besides the page's)."""
+    def check_query(self, query: Mapping[str, str]) -> Refusal | None:
+        """The 400 for a query parameter this API never takes, if any (besides the page's)."""
         return None
 
-    def batch(self, path: str, body: bytes) -> bytes:
-        """One batch as `path` answers it, from its body as OpenAI sends it."""
+    def batch(self, body: bytes) -> bytes:
+        """One batch as this API answers it, from its body as OpenAI sends it."""
         return body
 
     @abc.abstractmethod
@@ -126,11 +123,11 @@ class Dialect(abc.ABC):
         """The error an injected status fault answers with."""
 
     @abc.abstractmethod
-    def page(self, path: str, page: Page) -> bytes:
+    def page(self, page: Page) -> bytes:
         """A list answer: the page's batches in this API's envelope."""
 
     @abc.abstractmethod
-    def claiming_more(self, path: str) -> bytes:
+    def claiming_more(self) -> bytes:
         """A list answer with no batches that still claims more (a broken server's)."""
 
     @abc.abstractmethod
@@ -138,14 +135,55 @@ class Dialect(abc.ABC):
         """An error answer's body, in this API's shape."""
 
 
+@frozen
+class Dialects:
+    """The dialects one server speaks below one base URL, each at its own path.
+
+    The first one answers the paths that none of them serves.
+    """
+
+    each: tuple[Dialect, ...] = field()
+
+    @each.validator
+    def _one_base_url(self, _: object, each: tuple[Dialect, ...]) -> None:
+        if not each:
+            raise ValueError("a server speaks at least one dialect")
+        if len({dialect.url_suffix for dialect in each}) != 1:
+            raise ValueError("the dialects of one server share its base URL")
+        if len({dialect.list_path for dialect in each}) != len(each):
+            raise ValueError("each dialect of one server has a path of its own")
+
+    @property
+    def url_suffix(self) -> str:
+        """What the base URL handed to a client ends in, after the host and port."""
+        return self.each[0].url_suffix
+
+    @property
+    def fallback(self) -> Dialect:
+        """The dialect that answers a path none of them serves."""
+        return self.each[0]
+
+    def lists(self, path: str) -> bool:
+        """Whether a request to `path` is a list request of any of them."""
+        return any(dialect.lists(path) for dialect in self.each)
+
+    def retrieves(self, path: str) -> bool:
+        """Whether a request to `path` is a retrieval of any of them."""
+        return any(dialect.retrieves(path) for dialect in self.each)
+
+
 class OpenAIDialect(Dialect):
     """OpenAI's `/v1/batches`: a Bearer key, `after` and `limit` 1..100, OpenAI's envelope
     and errors."""
 
     url_suffix = "/v1"
-    list_paths: ClassVar[tuple[str, ...]] = ("/v1/batches",)
+    list_path = "/v1/batches"
     request_id_header = "x-request-id"
     poll_after_header = "openai-poll-after-ms"
+    request_error: ClassVar[str] = "invalid_request_error"
+    """The `type` of an error the request made: its key, its query or its path."""
+    server_error: ClassVar[str] = "server_error"
+    """The `type` and `code` of an error the server made: an injected fault."""
 
     def check_auth(self, headers: Mapping[str, str], key: str) -> Refusal | None:
         header = headers.get("Authorization")
@@ -192,9 +230,10 @@ class OpenAIDialect(Dialect):
         return Refusal(404, f"Invalid URL ({method} {path})")
 
     def injected(self, status: int) -> Refusal:
-        return Refusal(status, f"Injected fault: {status}.", code="server_error")
+        kind = self.server_error
+        return Refusal(status, f"Injected fault: {status}.", code=kind, kind=kind)
 
-    def page(self, path: str, page: Page) -> bytes:
+    def page(self, page: Page) -> bytes:
         envelope = {
             "object": "list",
             "first_id": page.ids[0] if page.ids else None,
@@ -203,14 +242,13 @@ class OpenAIDialect(Dialect):
         }
         return b'{"data":[' + b",".join(page.bodies) + b"]," + dumps(envelope)[1:]
 
-    def claiming_more(self, path: str) -> bytes:
+    def claiming_more(self) -> bytes:
         return b'{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":true}'
 
     def error_body(self, refusal: Refusal) -> bytes:
-        kind = "server_error" if refusal.code == "server_error" else "invalid_request_error"
         error = {
             "message": refusal.message,
-            "type": kind,
+            "type": refusal.kind or self.request_error,
             "param": refusal.param,
             "code": refusal.code,
         }
@@ -218,59 +256,74 @@ class OpenAIDialect(Dialect):
 
 
 class AzureDialect(OpenAIDialect):
-    """Azure OpenAI's endpoint, in both of its styles at once, each with list and retrieve.
+    """What Azure OpenAI's two API styles share below the bare endpoint: the key as
+    `api-key` or Bearer, and errors as `{"error": {"code", "message"}}` with Azure's codes.
 
-    `/openai/batches` requires `api-version` to be `api_version`, and answers in the
-    shapes of Azure's published REST spec: a list of only `object` and `data`, and a
-    failed batch's `errors.data` as its first error alone, whose `line` is a string.
-    `/openai/v1/batches` refuses any `api-version` and answers in OpenAI's shapes. Both
-    take the key as `api-key` or Bearer, and answer errors as `{"error": {"code",
-    "message"}}`, with Azure's codes.
+    Each style says which `api-version` it takes; pages, batches, limits and cursors are
+    OpenAI's unless the style says otherwise.
     """
 
     url_suffix = ""
-    list_paths: ClassVar[tuple[str, ...]] = (_AZURE_VERSIONED, _AZURE_V1)
+    codes: ClassVar[Mapping[int, str]] = {400: "BadRequest", 401: "401", 404: "NotFound"}
+    """The `code` of an error by its status; any other status sends the status itself."""
+    denied: ClassVar[str] = (
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+        "provide a valid key for an active subscription and use a correct regional API "
+        "endpoint for your resource."
+    )
+    """The message of a refused key."""
 
-    def __init__(self, api_version: str = AZURE_API_VERSION) -> None:
-        self.api_version = api_version
-        """The `api-version` that `/openai/batches` accepts."""
+    @abc.abstractmethod
+    def check_query(self, query: Mapping[str, str]) -> Refusal | None:
+        """The 400 for an `api-version` this style does not take."""
 
     def check_auth(self, headers: Mapping[str, str], key: str) -> Refusal | None:
         if headers.get("api-key") == key or headers.get("Authorization") == f"Bearer {key}":
             return None
-        return Refusal(401, _AZURE_DENIED)
-
-    def check_query(self, path: str, query: Mapping[str, str]) -> Refusal | None:
-        """The 400 for an `api-version` the path does not take: the versioned path takes
-        only its own, the v1 path none at all."""
-        version = query.get("api-version")
-        if not _versioned(path):
-            if version is None:
-                return None
-            return Refusal(400, "api-version query parameter is not allowed when using /v1 path")
-        if version == self.api_version:
-            return None
-        return Refusal(400, "API version not supported")
+        return Refusal(401, self.denied)
 
     def not_found(self, method: str, path: str) -> Refusal:
         return Refusal(404, "Resource not found")
 
-    def batch(self, path: str, body: bytes) -> bytes:
-        return dumps(_as_published(body)) if _versioned(path) else body
-
-    def page(self, path: str, page: Page) -> bytes:
-        if not _versioned(path):
-            return super().page(path, page)
-        return dumps({"object": "list", "data": [_as_published(body) for body in page.bodies]})
-
     def error_body(self, refusal: Refusal) -> bytes:
-        code = _AZURE_CODES.get(refusal.status, str(refusal.status))
+        code = self.codes.get(refusal.status, str(refusal.status))
         return orjson.dumps({"error": {"code": code, "message": refusal.message}})
 
 
-def _versioned(path: str) -> bool:
-    """Whether `path` is Azure's versioned one, which answers in its spec's shapes."""
-    return path.startswith(_AZURE_VERSIONED)
+class AzureVersionedDialect(AzureDialect):
+    """Azure OpenAI's `/openai/batches`, which requires `api-version` to be `api_version`,
+    and answers in the shapes of Azure's published REST spec: a list of only `object` and
+    `data`, and a failed batch's `errors.data` as its first error alone, whose `line` is a
+    string."""
+
+    list_path = "/openai/batches"
+
+    def __init__(self, api_version: str = AZURE_API_VERSION) -> None:
+        self.api_version = api_version
+        """The `api-version` it takes."""
+
+    def check_query(self, query: Mapping[str, str]) -> Refusal | None:
+        if query.get("api-version") == self.api_version:
+            return None
+        return Refusal(400, "API version not supported")
+
+    def batch(self, body: bytes) -> bytes:
+        return dumps(_as_published(body))
+
+    def page(self, page: Page) -> bytes:
+        return dumps({"object": "list", "data": [_as_published(body) for body in page.bodies]})
+
+
+class AzureV1Dialect(AzureDialect):
+    """Azure OpenAI's v1 API, `/openai/v1/batches`, which refuses any `api-version` and
+    answers in OpenAI's shapes."""
+
+    list_path = "/openai/v1/batches"
+
+    def check_query(self, query: Mapping[str, str]) -> Refusal | None:
+        if "api-version" not in query:
+            return None
+        return Refusal(400, "api-version query parameter is not allowed when using /v1 path")
 
 
 def _as_published(body: bytes) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The fake server itself: its settings, its lifecycle, and what a test can read of it.
 
-`FakeBatchesServer` picks a dialect and a population of batches, and serves them
-through `Endpoints` on a `Site`, an aiohttp.web app on a port whose requests
-still in flight are cancelled when it closes.
+`FakeBatchesServer` picks its dialects (OpenAI's, or Azure's two styles) and a
+population of batches, and serves them through `Endpoints` on a `Site`, an
+aiohttp.web app on a port whose requests still in flight are cancelled when it
+closes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from aiohttp import web
 from attrs import frozen
 
 from .clocks import AcceleratedClock, ManualClock, finite_seconds
-from .dialects import AZURE_API_VERSION, AzureDialect, Dialect, OpenAIDialect
+from .dialects import (
+    AZURE_API_VERSION,
+    AzureV1Dialect,
+    AzureVersionedDialect,
+    Dialects,
+    OpenAIDialect,
+)
 from .endpoints import Endpoints
 from .faults import Fault, FaultPicker, FaultPlan
 from .living import populate
@@ -142,7 +149,11 @@ class FakeBatchesServer:
         self.azure_api_version = (azure_api_version or AZURE_API_VERSION) if azure else None
         """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
         version = self.azure_api_version
-        self._dialect: Dialect = OpenAIDialect() if version is None else AzureDialect(version)
+        self._dialects = Dialects(
+            (OpenAIDialect(),)
+            if version is None
+            else (AzureVersionedDialect(version), AzureV1Dialect())
+        )
         self._recorded: collections.deque[RecordedRequest] = collections.deque(
             maxlen=record_requests
         )
@@ -156,14 +167,14 @@ class FakeBatchesServer:
         """The most client connections open at once, as seen at each request."""
         self._connections: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._endpoints = Endpoints(
-            self._dialect, self._population, self, FaultPicker(faults), record=self._record
+            self._dialects, self._population, self, FaultPicker(faults), record=self._record
         )
         self._site = Site(host, port, self._endpoints.route)
 
     @property
     def url(self) -> str:
         """Base URL to hand to a client: ending in `/v1`, or the endpoint in Azure mode."""
-        return self._site.url + self._dialect.url_suffix
+        return self._site.url + self._dialects.url_suffix
 
     @property
     def faults(self) -> FaultPlan:
@@ -197,12 +208,12 @@ class FakeBatchesServer:
     @property
     def page_requests(self) -> list[RecordedRequest]:
         """The recorded requests made to the list endpoint, in order."""
-        return [request for request in self._recorded if self._dialect.lists(request.path)]
+        return [request for request in self._recorded if self._dialects.lists(request.path)]
 
     @property
     def retrieve_requests(self) -> list[RecordedRequest]:
         """The recorded requests made to retrieve one batch (`GET .../batches/{id}`), in order."""
-        return [request for request in self._recorded if self._dialect.retrieves(request.path)]
+        return [request for request in self._recorded if self._dialects.retrieves(request.path)]
 
     async def start(self) -> None:
         """Bind the port and start serving."""
@@ -230,9 +241,9 @@ class FakeBatchesServer:
             self._connections.add(transport)
             self.peak_connections = max(self.peak_connections, self.open_connections)
         self.request_count += 1
-        if self._dialect.lists(request.path):
+        if self._dialects.lists(request.path):
             self.page_request_count += 1
-        elif self._dialect.retrieves(request.path):
+        elif self._dialects.retrieves(request.path):
             self.retrieve_request_count += 1
         if self._recorded.maxlen:
             self._recorded.append(
