@@ -16,8 +16,8 @@ from . import _retry
 from ._chain import Walk
 from ._closing import ClosedByExit
 from ._config import MAX_PAGE_SIZE, check_count, check_seconds
-from ._errors import APIError, APIResponseValidationError, NotFoundError
-from ._polling import Source, check_ids, hint_of, retrieve_all, skippable
+from ._errors import APIError, APIResponseValidationError
+from ._polling import Source, check_ids, hint_of, retrieve_all
 from ._response import FetchedPage, Retrieved
 from ._stream import OnInvalid, check_on_invalid, skip_malformed
 from ._watchstate import BatchEvent, WatchState, unix_seconds
@@ -61,7 +61,7 @@ class BatchWatch(ClosedByExit):
         """The error that ends the watch, raised once the events before it are handed out."""
         self._listing: Walk | None = None
         self._found: set[str] = set()
-        """The ids this cycle's listing showed (a malformed one included)."""
+        """The ids of the batches this cycle's listing showed well."""
         self._top: int | None = None
         """The newest creation second this cycle's listing showed."""
         self._hint: float | None = None
@@ -69,7 +69,7 @@ class BatchWatch(ClosedByExit):
         self._rest_first = False
         """Whether the next cycle rests first: after any cycle but a first look's success."""
         self._working: asyncio.Task[object] | None = None
-        """The rest or the retrievals in progress: a task closing the watch cancels."""
+        """The rest, page or retrievals in progress: a task that closing the watch cancels."""
         self._busy = False
         self._done = False
         """No cycle follows (`until_finished` met, or closed); queued events still go out."""
@@ -114,8 +114,9 @@ class BatchWatch(ClosedByExit):
         and events not yet handed out are dropped."""
         self._closed = self._done = True
         self._events.clear()
+        self._failure = None
         self._listing = None
-        working, self._working = self._working, None
+        working = self._working  # left for `_own` to clear, so that every caller waits for it
         if working is not None:
             working.cancel()
             await asyncio.wait({working})
@@ -233,7 +234,7 @@ class BatchWatch(ClosedByExit):
             results = await self._own(
                 retrieve_all(self._source, missing, final=self._final), "retrievals"
             )
-            if results is None:  # closed meanwhile
+            if results is None or self._closed:  # closed meanwhile, perhaps just after
                 return
             self._take_retrieved(results)
         self._state.end_cycle(self._found, self._top)
@@ -241,38 +242,26 @@ class BatchWatch(ClosedByExit):
             self._done = True
 
     def _take_retrieved(self, results: list[tuple[str, Retrieved | APIError]]) -> None:
-        """Found batches are followed by retrieval, gone ones dropped (an id named in `ids`
-        raised `NotFoundError` already); a transient failure ends the cycle afterwards."""
+        """Take in each retrieval's batch or failure, as the watch state judges it; a
+        transient failure ends the cycle afterwards (a final one was raised already)."""
         state, transient = self._state, []
         for batch_id, result in results:
             if isinstance(result, Retrieved):
                 self._hint = result.poll_after or self._hint
-                followed = state.unreadable.pop(batch_id, False)
-                self._queue(state.see(result.batch, followed=followed))
-                state.by_retrieval.add(batch_id)
-            elif isinstance(result, NotFoundError):
-                logger.warning("batch %s is gone (404); no longer watching it", batch_id)
-                state.known.pop(batch_id, None)
-                state.unreadable.pop(batch_id, None)
-            elif self._state.maybe_followed_only(batch_id, result):
-                state.unreadable.pop(batch_id)
-            elif skippable(result, self._on_invalid):
-                skip_malformed(result)
-                if batch_id in state.known:
-                    state.by_retrieval.add(batch_id)  # it exists: it must not pin the horizon
-            else:
+                self._queue(state.retrieved(result.batch))
+                continue
+            verdict = state.judge(batch_id, result, self._on_invalid)
+            if verdict == "transient":
                 transient.append(result)
+                continue
+            if verdict == "gone":
+                logger.warning("batch %s is gone (404); no longer watching it", batch_id)
+            elif verdict == "skip":
+                skip_malformed(result)
+            state.failed(batch_id, verdict)
         if transient:
             raise transient[0]
 
     def _final(self, batch_id: str, error: APIError) -> bool:
-        """Whether a retrieval's error ends the watch: neither transient, nor a 404 of a
-        batch not named in `ids` (dropped), nor a malformed batch `on_invalid` skips."""
-        if (
-            error.retryable
-            or skippable(error, self._on_invalid)
-            or self._state.maybe_followed_only(batch_id, error)
-        ):
-            return False
-        ids = self._state.ids
-        return not isinstance(error, NotFoundError) or bool(ids and batch_id in ids)
+        """Whether a retrieval's error ends the watch at once, as the watch state judges."""
+        return self._state.judge(batch_id, error, self._on_invalid) == "final"

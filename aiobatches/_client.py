@@ -30,6 +30,7 @@ from ._config import (
     azure_settings,
     check_batch_id,
     check_count,
+    check_options,
     openai_settings,
 )
 from ._endpoint import Endpoint
@@ -105,6 +106,7 @@ class Client(ClosedByExit):
         **options: Unpack[ClientOptions],
     ) -> None:
         """Check and store what every kind of client shares."""
+        check_options(type(self).__name__, options)
         self._endpoint = Endpoint(list_url, auth, options)
         self._list_url = list_url
         self._state = _State.UNOPENED
@@ -178,8 +180,7 @@ class Client(ClosedByExit):
             check_count("max_items", max_items)
         if after is not None and not isinstance(after, str):
             raise TypeError(f"after must be a batch id (str) or None, got {after!r}")
-        if not callable(on_invalid):
-            check_on_invalid(on_invalid)
+        check_on_invalid(on_invalid)
         self._check_open()
         stream = BatchStream(
             self._fetch_page,

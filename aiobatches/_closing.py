@@ -9,6 +9,7 @@ shutting down) is started again by the next call.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -16,11 +17,12 @@ from types import TracebackType
 from typing import Final, Self
 
 
-class ClosedByExit:
+class ClosedByExit(abc.ABC):
     """An async context manager whose exit, however it comes, is `await self.aclose()`."""
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
-        raise NotImplementedError
+        """Close it; safe to call any number of times."""
 
     async def __aenter__(self) -> Self:
         return self

@@ -42,6 +42,14 @@ class ClientOptions(TypedDict, total=False):
     proxy: str | None
 
 
+def check_options(owner: str, options: Mapping[str, object]) -> None:
+    """Refuse a keyword setting `ClientOptions` does not name, as a signature would: a
+    misspelt `timout=` never passes silently through `**client_kwargs`."""
+    unknown = sorted(options.keys() - ClientOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+
+
 @frozen
 class OpenAISettings:
     """Where and as whom a `Client` lists, after environment fallbacks."""

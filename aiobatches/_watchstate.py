@@ -20,10 +20,15 @@ from typing import Final, Literal
 import attrs
 from attrs import frozen
 
-from ._errors import APIError, APIResponseValidationError
+from ._errors import APIError, APIResponseValidationError, NotFoundError
 from ._models import Batch
+from ._polling import skippable
+from ._stream import OnInvalid
 
 EventKind = Literal["existing", "created", "updated"]
+Verdict = Literal["final", "transient", "gone", "skip", "leave"]
+"""What a failed retrieval means to a watch: it ends the watch, the cycle is tried again,
+the batch is gone (dropped), malformed and skipped, or maybe not followed (left be)."""
 _FIELDS: Final = tuple(field.name for field in attrs.fields(Batch))
 
 
@@ -112,10 +117,12 @@ class WatchState:
         """Compare a batch with what was known, keep it, and return the event it makes; a
         new batch below the floor is not followed, unless known to be (`followed`)."""
         previous = self.known.get(batch.id)
-        floor = self.floor()
-        below = floor is not None and batch.created_at < floor
-        if not self.follows(batch.id) or (previous is None and not followed and below):
+        if not self.follows(batch.id):
             return None
+        if previous is None and not followed:
+            floor = self.floor()
+            if floor is not None and batch.created_at < floor:
+                return None
         self.known[batch.id] = batch
         if previous is None:
             return BatchEvent("existing" if self.cycles == 0 else "created", batch)
@@ -144,12 +151,37 @@ class WatchState:
             missing += sorted(self.ids - found - self.known.keys() - self.unreadable.keys())
         return missing
 
-    def maybe_followed_only(self, batch_id: str, error: APIError) -> bool:
-        """Whether a retrieval found malformed a batch listed malformed where it may lie
-        below the floor: the watch cannot tell it follows it, and leaves it be."""
-        return self.unreadable.get(batch_id) is False and isinstance(
-            error, APIResponseValidationError
-        )
+    def retrieved(self, batch: Batch) -> BatchEvent | None:
+        """Take in a batch read by retrieval: followed by retrieval from now on (a batch
+        listed malformed where the watch surely follows it, as followed)."""
+        followed = self.unreadable.pop(batch.id, False)
+        event = self.see(batch, followed=followed)
+        self.by_retrieval.add(batch.id)
+        return event
+
+    def judge(self, batch_id: str, error: APIError, on_invalid: OnInvalid) -> Verdict:
+        """What a failed retrieval of `batch_id` means (the one place that decides)."""
+        if error.retryable:
+            return "transient"
+        if self.unreadable.get(batch_id) is False and isinstance(error, APIResponseValidationError):
+            return "leave"  # listed malformed where it may lie below the floor: can't tell
+        if skippable(error, on_invalid):
+            return "skip"
+        if isinstance(error, NotFoundError) and not (self.ids and batch_id in self.ids):
+            return "gone"
+        return "final"
+
+    def failed(self, batch_id: str, verdict: Verdict) -> None:
+        """Keep what a failed retrieval's verdict means: a gone batch is forgotten, and one
+        that may not be followed is left be. A skipped one that exists is followed by
+        retrieval, never pinning the horizon; one never yet read well stays unread, so
+        that `until_finished` never ends on a batch whose state it does not know."""
+        if verdict in ("gone", "leave"):
+            self.unreadable.pop(batch_id, None)
+        if verdict == "gone":
+            self.known.pop(batch_id, None)
+        elif verdict == "skip" and batch_id in self.known:
+            self.by_retrieval.add(batch_id)
 
     def end_cycle(self, found: set[str], top: int | None) -> None:
         """Move the horizon after a cycle whose listing showed `found` (the newest of them

@@ -268,7 +268,21 @@ async def test_unknown_on_invalid_is_refused_before_any_request() -> None:
     ):
         with pytest.raises(ValueError, match="on_invalid"):
             client.list_batches(on_invalid="ignore")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="on_invalid"):  # a policy is a word, not a function
+            client.list_batches(on_invalid=lambda _: "raise")  # type: ignore[arg-type]
     assert server.requests == []
+
+
+def test_a_misspelt_setting_is_refused_by_every_client() -> None:
+    """`AzureClient(timout=5)` is a TypeError naming the word, as `Client(timout=5)` is,
+    never a setting silently dropped on its way through `**client_kwargs`."""
+    settings: dict[str, Any] = {"timout": 5}
+    with pytest.raises(TypeError, match="timout"):
+        aiobatches.Client(api_key=API_KEY, **settings)
+    with pytest.raises(TypeError, match=r"AzureClient\(\) got an unexpected .* 'timout'"):
+        aiobatches.AzureClient(azure_endpoint=MOCK_BASE, api_key=API_KEY, **settings)
+    with pytest.raises(TypeError, match="base_url"):
+        aiobatches.AzureClient(azure_endpoint=MOCK_BASE, api_key=API_KEY, base_url=MOCK_BASE)
 
 
 # --- a borrowed session closed under the client ------------------------------------------------

@@ -13,6 +13,9 @@ from _scripted import ScriptedServer, between_polls, make_batch, nothing
 
 import aiobatches
 from aiobatches import _retry
+from aiobatches._converter import parse_page
+from aiobatches._polling import Source
+from aiobatches._response import FetchedPage, Retrieved
 
 NOW = 1_000_000
 
@@ -219,3 +222,88 @@ async def test_a_wait_under_a_manual_clock_has_no_real_time_deadline() -> None:
                     ["batch_000000"], poll_interval=0.25, timeout=1.0
                 )
     assert batch.status == "completed"
+
+
+def _source(listed: dict[str, Any], retrieved: dict[str, Any]) -> Source:
+    """A client seam with no server: one page holding `listed`; `retrieved` by id."""
+
+    async def fetch(after: str | None, limit: int) -> FetchedPage:
+        return FetchedPage(parse_page({"data": [dict(listed)], "has_more": False}), ())
+
+    async def retrieve(batch_id: str) -> Retrieved:
+        await asyncio.sleep(0)
+        (batch,) = parse_page({"data": [dict(retrieved)]}).batches
+        return Retrieved(batch, None)
+
+    return Source(fetch, retrieve)
+
+
+async def test_a_watch_closed_as_its_retrievals_end_hands_out_nothing_they_found() -> None:
+    """Closing a watch from another task just after its retrievals finished, before the
+    iterating task resumes, drops what they found: no event arrives after the close."""
+    named = make_batch(1, status="in_progress", created_at=100)
+    watch = aiobatches.BatchWatch(
+        _source(make_batch(2, status="completed", created_at=200), named),
+        poll_interval=1,
+        since=None,
+        ids=[named["id"]],
+        until_finished=False,
+        limit=10,
+    )
+    kinds: list[str] = []
+
+    async def consume() -> None:
+        async for event in watch:
+            kinds.append(event.kind)
+
+    consumer = asyncio.create_task(consume())
+    retrievals = await _task_named("aiobatches watch retrievals")
+    while not retrievals.done():
+        await asyncio.sleep(0)
+    await watch.aclose()
+    await consumer
+    assert kinds == []
+
+
+async def test_every_caller_of_a_watchs_close_waits_for_its_work_to_stop() -> None:
+    """Two tasks closing a watch at once both return only when its rest has ended, and
+    iteration then ends."""
+    first = make_batch(0, status="in_progress", created_at=100)
+    async with ScriptedServer([first]) as server, server.client() as client:
+        watch = client.watch_batches(poll_interval=3600)
+        assert (await anext(watch)).kind == "existing"
+        resting = asyncio.create_task(anext(watch))
+        rest = await _task_named("aiobatches watch rest")
+        closing = asyncio.create_task(watch.aclose())
+        await asyncio.sleep(0)  # the first close has cancelled the rest, and waits for it
+        await watch.aclose()
+        assert rest.done()
+        await closing
+        with pytest.raises(StopAsyncIteration):
+            await resting
+        with pytest.raises(StopAsyncIteration):
+            await anext(watch)
+
+
+async def test_an_error_met_before_the_close_is_dropped_with_the_events() -> None:
+    """A watch closed while an error waits behind its events ends quietly: the close
+    drops what was not handed out, the error included."""
+    # The page shows the first batch, and one below `since` that ends the cycle at once; its
+    # retrievals (the unknown named id: 404) fail before the event is handed out.
+    listed = [
+        make_batch(0, status="in_progress", created_at=100),
+        make_batch(1, status="completed", created_at=50),
+    ]
+    async with ScriptedServer(listed) as server, server.client() as client:
+        watch = client.watch_batches(since=75, ids=["batch_000000", "batch_999999"])
+        assert (await anext(watch)).kind == "existing"
+        await watch.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(watch)
+
+
+async def _task_named(name: str) -> asyncio.Task[Any]:
+    """The running task of that name, once the code under test has started it."""
+    while not (found := [task for task in asyncio.all_tasks() if task.get_name() == name]):
+        await asyncio.sleep(0)
+    return found[0]
