@@ -10,9 +10,10 @@ import attrs
 import pytest
 from _helpers import unsafe_for_terminal
 
-from aiobatches import Batch, BatchRequestCounts, BatchUsage
-from aiobatches._cli._output import make_writer
+from aiobatches import Batch, BatchEvent, BatchRequestCounts, BatchUsage
+from aiobatches._cli._output import event_json, make_writer
 from aiobatches._cli._terminal import for_terminal
+from aiobatches._converter import unstructure_batch
 from aiobatches._models import InputTokensDetails, OutputTokensDetails
 
 HOSTILE = "\x1b[2J\r\x07\x08\x9b\u202e\u2066evil\x7f"
@@ -84,6 +85,11 @@ def written(kind: str, batch: Batch, *, terminal: bool | None = None, width: int
         ("\u202e", "\\u202e"),
         ("\u2066", "\\u2066"),
         ("\u2069", "\\u2069"),
+        ("\u200e", "\\u200e"),
+        ("\u200f", "\\u200f"),
+        ("\u061c", "\\u061c"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
         ("\ud800", "\\ud800"),
     ],
 )
@@ -147,6 +153,61 @@ def test_json_output_stays_exact_with_controls(kind: str) -> None:
     assert "\x1b" not in text
     assert parsed["id"] == f"batch_{HOSTILE}"
     assert parsed["metadata"] == {"note": HOSTILE}
+
+
+CONTROLS = "".join(
+    map(
+        chr,
+        [
+            *range(0x20),  # C0 controls, which JSON always escapes
+            0x7F,  # DEL
+            *range(0x80, 0xA0),  # C1 controls, CSI (0x9b) among them
+            0x061C,  # Arabic letter mark
+            0x200E,  # left-to-right mark
+            0x200F,  # right-to-left mark
+            0x2028,  # line separator
+            0x2029,  # paragraph separator
+            *range(0x202A, 0x202F),  # LRE RLE PDF LRO RLO
+            *range(0x2066, 0x206A),  # LRI RLI FSI PDI
+        ],
+    )
+)
+"""Every character a terminal obeys, or draws other than it is, beside text: C0 and C1
+controls, bidi controls, line and paragraph separators."""
+
+
+def controls_batch(created_at: int = 1_763_000_000) -> Batch:
+    """A hostile batch whose id, metadata keys and metadata values carry each of `CONTROLS`."""
+    metadata = {f"key{char}": f"value{char}" for char in CONTROLS}
+    metadata["all"] = f"{HOSTILE}{CONTROLS}"
+    return attrs.evolve(
+        hostile_batch(), id=f"batch_{CONTROLS}", metadata=metadata, created_at=created_at
+    )
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json"])
+@pytest.mark.parametrize(
+    "batch",
+    [controls_batch(), controls_batch(created_at=HUGE)],
+    ids=["orjson", "beyond-64-bits"],
+)
+def test_json_output_escapes_c1_and_bidi_controls_and_stays_exact(kind: str, batch: Batch) -> None:
+    """JSON writes C1, bidi and separator characters as `\\u` escapes that parse back exactly."""
+    text = written(kind, batch)
+    parsed = json.loads(text) if kind == "jsonl" else json.loads(text)[0]
+    assert parsed == json.loads(json.dumps(unstructure_batch(batch)))
+    document = text.removeprefix("[\n").removesuffix("\n]\n").removesuffix("\n")
+    assert [char for char in CONTROLS if char in document] == []  # the framing's newlines aside
+    assert "\\u009b" in text
+    assert "\\u202e" in text
+
+
+def test_watch_events_escape_c1_and_bidi_controls_and_stay_exact() -> None:
+    """A watch's JSON events write C1, bidi and separator characters as escapes, exactly."""
+    batch = controls_batch()
+    text = event_json(BatchEvent("updated", batch, hostile_batch(), ("metadata",)))
+    assert json.loads(text)["batch"] == json.loads(json.dumps(unstructure_batch(batch)))
+    assert [char for char in CONTROLS if char in text] == []
 
 
 @pytest.mark.parametrize("stamp", [2**63, HUGE, -HUGE, 253_402_300_800])

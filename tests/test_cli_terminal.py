@@ -70,7 +70,7 @@ async def test_a_terminal_never_gets_the_servers_control_characters(
     assert not RAW.search(text)
     assert "\x1b" not in text
     assert text.count("\\x1b[2J\\r\\x9b\\u202e") == 6  # in ids and models
-    assert text.count("x\\u001b[2J\\r\\x") == 3  # in metadata, escaped by JSON first
+    assert text.count("x\\u001b[2J\\r\\u") == 3  # in metadata, escaped by JSON, C1 included
 
 
 async def test_csv_to_a_pipe_keeps_the_servers_text_exactly(

@@ -4,8 +4,9 @@ a watch's events as JSON Lines, and progress lines on a terminal's stderr.
 Every writer streams: a batch is written as soon as it arrives, and the
 caller flushes after each page. The table sizes its columns from the
 terminal's width once, before the first row, so rows need not wait.
-JSON stays exact whatever the numbers; text meant for a terminal (the table,
-csv on a terminal) has its control characters shown as escapes.
+JSON stays exact whatever the numbers, and writes every character unsafe on a
+terminal as a `\\uXXXX` escape (the same value, spelled safely); text meant for a
+terminal (the table, csv on a terminal) has its control characters shown as escapes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import csv
 import datetime
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +25,7 @@ import orjson
 
 from .. import Batch, BatchEvent
 from .._converter import unstructure_batch
-from ._terminal import clip, for_terminal
+from ._terminal import UNSAFE, clip, for_terminal
 
 FORMATS: Final = ("jsonl", "json", "csv", "table")
 TABLE_FIELDS: Final = ("id", "status", "created", "counts", "endpoint", "model")
@@ -286,16 +288,23 @@ def _cell(value: object) -> str:
 
 
 def _json(value: object) -> str:
-    """Compact JSON of `value`, exact whatever the size of its integers."""
+    """Compact JSON of `value`, exact whatever the size of its integers, with every
+    character unsafe on a terminal written as a `\\uXXXX` escape: the same JSON value,
+    safe to show and always encodable (a lone surrogate included)."""
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # an int beyond 64 bits (or a lone surrogate)
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate can only be written as a \u escape
-        return json.dumps(value, separators=(",", ":"))
-    return text
+    # Both encoders escape C0 controls but write C1 controls, bidi controls and line
+    # separators raw. An ASCII string says so in O(1), and DEL is found by memchr, so most
+    # batches skip the regex.
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def human_time(stamp: int | None, layout: str = "%Y-%m-%d %H:%MZ") -> str:
