@@ -15,7 +15,10 @@ from _helpers import COMMAND, RunCli, child_env
 import aiobatches
 from aiobatches import Batch, BatchRequestCounts
 from aiobatches._cli import main
+from aiobatches._cli._source import DEMO_KEY
 from aiobatches._cli._wait import DEMO_PICKS, soonest
+from aiobatches._converter import unstructure_batch
+from aiobatches.testing import FakeBatchesServer, ManualClock
 
 
 def ids_in(out: str) -> list[str]:
@@ -87,7 +90,7 @@ def batch(
 
 
 def test_soonest_ranks_by_the_time_left_at_the_pace_kept() -> None:
-    """Finalizing first, then in progress by time left at its pace; no pace, or cancelling, last."""
+    """Finalizing, then in progress by time left at its pace, no pace last; never cancelling."""
     now = 2_000  # in progress for 1,000 seconds
     batches = [
         batch("a_validating", "validating", started=None),
@@ -97,7 +100,7 @@ def test_soonest_ranks_by_the_time_left_at_the_pace_kept() -> None:
         batch("e_none_yet", "in_progress", done=0),  # no pace yet
         batch("f_finalizing", "finalizing", done=100),
         batch("g_fifth", "in_progress", done=20),  # 4,000 s left
-        batch("h_cancelling", "cancelling", done=30),  # ends cancelled, which a demo need not show
+        batch("h_cancelling", "cancelling", done=30),  # can only end cancelled: never picked
     ]
     assert [b.id for b in soonest(batches, now, 4)] == [
         "f_finalizing",
@@ -105,11 +108,72 @@ def test_soonest_ranks_by_the_time_left_at_the_pace_kept() -> None:
         "b_half",
         "g_fifth",
     ]
-    assert [b.id for b in soonest(batches, now, 10)][-3:] == [
-        "a_validating",
-        "e_none_yet",
-        "h_cancelling",
+    assert [b.id for b in soonest(batches, now, 10)][-2:] == ["a_validating", "e_none_yet"]
+    assert "h_cancelling" not in [b.id for b in soonest(batches, now, 10)]
+
+
+def test_soonest_picks_fewer_rather_than_a_cancelling_batch() -> None:
+    """With fewer candidates than asked, `soonest` gives those there are, never a cancelling one."""
+    batches = [
+        batch("a_cancelling", "cancelling", done=99),
+        batch("b_half", "in_progress", done=50),
+        batch("c_cancelling", "cancelling", done=0, started=None),
+        batch("d_done", "completed", done=100),
     ]
+    assert [b.id for b in soonest(batches, 2_000, DEMO_PICKS)] == ["b_half"]
+    assert soonest([b for b in batches if b.id != "b_half"], 2_000, DEMO_PICKS) == []
+
+
+def demo_serving(monkeypatch: pytest.MonkeyPatch, *batches: Batch) -> None:
+    """Make --demo's embedded server serve `batches` as they are, on a clock that stands still."""
+
+    def serving(**_: object) -> FakeBatchesServer:
+        return FakeBatchesServer(
+            [unstructure_batch(one) for one in batches], clock=ManualClock(), api_key=DEMO_KEY
+        )
+
+    monkeypatch.setattr("aiobatches._cli._source.living_server", serving)
+
+
+async def test_wait_demo_with_only_cancelling_batches_unfinished_exits_2(
+    cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wait --demo` with no id when every unfinished demo batch is cancelling: exit 2 saying so."""
+    demo_serving(
+        monkeypatch,
+        batch("batch_a", "cancelling", done=30),
+        batch("batch_b", "cancelling", done=0, started=None),
+        batch("batch_c", "completed", done=100),
+    )
+    code, out, err = await cli("wait", "--demo", "--timeout", "5")
+    assert (code, out) == (2, "")
+    assert err == (
+        "aiobatches: the demo has no unfinished batch that can complete: give ids"
+        " (`aiobatches list --demo` shows them)\n"
+    )
+
+
+async def test_wait_demo_waits_for_fewer_than_3_rather_than_a_cancelling_batch(
+    cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wait --demo` with one batch able to complete, the others cancelling, waits for that one."""
+    demo_serving(
+        monkeypatch,
+        batch("batch_cancelling_1", "cancelling", done=30),
+        batch("batch_finalizing", "finalizing", done=100),
+        batch("batch_cancelling_2", "cancelling", done=99),
+    )
+    stderr = Terminal()
+    monkeypatch.setattr("sys.stderr", stderr)
+    code, out, _ = await cli("wait", "--demo", "--timeout", "0.3", "--interval", "0.05")
+    assert (code, out) == (124, "")  # the scripted batches stand still
+    said = stderr.getvalue()
+    assert "waiting for the demo batch closest to finishing: batch_finalizing\n" in said
+    assert (
+        "gave up after 0.3s: 0 of 1 batches finished; still waiting for batch_finalizing finalizing"
+        in said
+    )
+    assert "cancelling" not in said
 
 
 async def started(*args: str) -> tuple[asyncio.subprocess.Process, str]:

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 DEMO_KEY: Final = "sk-demo"
 DEMO_SPEED: Final = 60.0
-"""The demo's clock runs a minute per second, so that batches move while one watches."""
+"""The demo's clock (`list`, `watch`, `serve --live`) runs a minute per second, so that
+batches move while one watches."""
+WAIT_DEMO_SPEED: Final = 600.0
+"""The clock of `wait --demo`'s server: ten minutes a second, for there is nothing to
+watch but a count, so that the batches closest to finishing do within seconds."""
 ARRIVAL: Final = 90.0
 """Seconds of a living server's clock between new batches (on average): at the demo's
 speed, one every second and a half."""

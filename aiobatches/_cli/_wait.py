@@ -21,6 +21,7 @@ from ._common import (
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_UNSUCCESSFUL,
+    EXIT_USAGE,
     Command,
     CommandError,
     Commands,
@@ -29,13 +30,16 @@ from ._common import (
     writing,
 )
 from ._output import WaitProgress, make_writer
-from ._source import connect
+from ._source import WAIT_DEMO_SPEED, connect
 
 DEMO_PICKS: Final = 3
-"""How many of the demo's batches `wait --demo` waits for when given no ids."""
-DEMO_SPEED: Final = 600.0
-"""The clock of `wait --demo`'s server: ten minutes a second, for there is nothing to
-watch but a count, so that the batches closest to finishing do within seconds."""
+"""How many of the demo's batches `wait --demo` waits for when given no ids (fewer when
+fewer can still complete)."""
+
+_NONE_TO_PICK: Final = (
+    "the demo has no unfinished batch that can complete: give ids"
+    " (`aiobatches list --demo` shows them)"
+)
 
 _HELP = f"""\
 Wait until every batch ID is finished (completed, failed, expired or
@@ -46,9 +50,10 @@ terminal, stderr shows how many have finished meanwhile.
 
 With --demo the batches are the embedded demo server's, whose clock runs ten
 minutes a second; with no ID it waits for the {DEMO_PICKS} closest to finishing
-(on a terminal, stderr says which). `aiobatches list --demo --status in_progress`
-shows the ids of others. Each --demo run starts a fresh server with the same
-seed, so those ids are the same every time.
+(on a terminal, stderr says which), never one being cancelled, which cannot
+complete. `aiobatches list --demo --status in_progress` shows the ids of others.
+Each --demo run starts a fresh server with the same seed, so those ids are the
+same every time.
 """
 
 
@@ -116,11 +121,13 @@ class Tally:
 
 
 def soonest(batches: Iterable[Batch], now: float, count: int) -> list[Batch]:
-    """The `count` unfinished batches likely to finish first at time `now`, soonest first.
+    """The `count` (or fewer) unfinished batches likely to complete first at time `now`,
+    soonest first.
 
     A batch finalizing is a step from completing; one in progress will take, at the pace
     it has kept, as long again for each share of its requests still to do; one validating,
-    with nothing done yet, or cancelling (it can only end cancelled) comes last.
+    or with nothing done yet, comes last. One cancelling is never picked: it can only end
+    cancelled.
     """
 
     def left(batch: Batch) -> float:
@@ -133,22 +140,25 @@ def soonest(batches: Iterable[Batch], now: float, count: int) -> list[Batch]:
         done = (counts.completed + counts.failed) / counts.total
         return max(now - started, 0.0) * (1 - done) / done if done > 0 else math.inf
 
-    unfinished = [batch for batch in batches if not batch.is_finished]
-    return sorted(unfinished, key=lambda batch: (left(batch), batch.id))[:count]
+    candidates = [
+        batch for batch in batches if not batch.is_finished and batch.status != "cancelling"
+    ]
+    return sorted(candidates, key=lambda batch: (left(batch), batch.id))[:count]
 
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
     """Wait for the batches, print them in the order given, and exit by how they ended."""
     kind = args.format or ("table" if out.isatty() else "jsonl")
     terminal = on_terminal(err)
-    async with connect(args, arrivals=True, speed=DEMO_SPEED) as source:
+    async with connect(args, arrivals=True, speed=WAIT_DEMO_SPEED) as source:
         ids, demo = args.ids, source.demo
         if not ids and demo is not None and demo.clock is not None:
             ids = await _pick(source.client, demo.clock.now())
+            if not ids:
+                raise CommandError(_NONE_TO_PICK, EXIT_USAGE)
             if terminal is not None:
-                say(
-                    f"waiting for the {len(ids)} demo batches closest to finishing: {' '.join(ids)}"
-                )
+                which = "demo batch" if len(ids) == 1 else f"{len(ids)} demo batches"
+                say(f"waiting for the {which} closest to finishing: {' '.join(ids)}")
         batches = await _wait(source.client, ids, args, terminal)
     with writing():
         writer = make_writer(kind, out, args.fields)
