@@ -8,7 +8,8 @@ lacks both; some servers send a failed batch's `errors.object` as `null`.
 Each endpoint runs the models that serve it; file ids are shaped as
 OpenAI's; metadata is written by people, in many scripts and with quotes.
 `as_azure_publishes` reshapes a batch as Azure OpenAI's published spec has it.
-Living batches (`_fake.timelines`) draw their shapes from the same shares and pools.
+Living batches (`_fake.timelines`) draw their keys, models and file ids with the
+same helpers (`draw_keys`, `draw_model`, `file_id`), so both follow one set of shares.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from typing import Any, Final
+
+from attrs import frozen
 
 EPOCH: Final = 1_763_000_000
 """Creation time of the newest synthetic batch (November 2025), fixed for reproducibility."""
@@ -32,7 +35,6 @@ _STATUS_WEIGHTS: Final = {
     "cancelling": 7,
 }
 ENDPOINTS: Final = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
-MODELS: Final = ("gpt-5-2025-08-07", "gpt-4.1-mini-2025-04-14", "text-embedding-3-large", None)
 MODELS_BY_ENDPOINT: Final = {
     "/v1/chat/completions": (
         "gpt-5-2025-08-07",
@@ -54,7 +56,7 @@ MODELS_BY_ENDPOINT: Final = {
     ),
     "/v1/completions": ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002", "davinci-002"),
 }
-"""The models each endpoint runs, drawn as often as `MODELS`."""
+"""The models each endpoint runs, each drawn as often as it is listed."""
 LEGACY_SHARE: Final = 1 / 13
 """Batches with neither `model` nor `usage` key, like the official example response."""
 NO_USAGE_SHARE: Final = 1 / 66
@@ -92,14 +94,45 @@ def draw_batches(count: int, *, seed: int = 0, newest: int = EPOCH) -> Iterator[
         created -= rng.randint(30, 3_600)
 
 
+@frozen
+class Keys:
+    """Which of the keys real servers may leave out a batch has, and whether its `model`,
+    when it has one, is `null`."""
+
+    model: bool
+    usage: bool
+    null_model: bool
+
+
+def draw_keys(rng: random.Random, nulls: random.Random) -> Keys:
+    """A batch's keys in the shares real servers send them: `LEGACY_SHARE` lack `model`
+    and `usage`, `NO_USAGE_SHARE` of the others lack `usage`, and `NULL_MODEL_SHARE` of
+    those with a `model` send it as `null`.
+
+    Which keys it has is one draw from `rng`; whether its model is null is drawn next from
+    `nulls` (which may be `rng` itself), so a caller can keep its own stream as it was.
+    """
+    draw = rng.random()
+    legacy = draw < LEGACY_SHARE
+    usage = not legacy and draw >= LEGACY_SHARE + (1 - LEGACY_SHARE) * NO_USAGE_SHARE
+    null_model = not legacy and nulls.random() < NULL_MODEL_SHARE
+    return Keys(model=not legacy, usage=usage, null_model=null_model)
+
+
+def draw_model(rng: random.Random, endpoint: str) -> str:
+    """A model that `endpoint` runs."""
+    models = MODELS_BY_ENDPOINT[endpoint]
+    return models[rng.randrange(len(models))]
+
+
 def _omit_keys(rng: random.Random, batch: dict[str, Any]) -> dict[str, Any]:
     """Leave out the keys that real servers leave out, in realistic shares."""
-    draw = rng.random()
-    if draw < LEGACY_SHARE:
-        del batch["model"], batch["usage"]
-    elif draw < LEGACY_SHARE + (1 - LEGACY_SHARE) * NO_USAGE_SHARE:
+    keys = draw_keys(rng, rng)
+    if not keys.model:
+        del batch["model"]
+    if not keys.usage:
         del batch["usage"]
-    if "model" in batch and rng.random() < NULL_MODEL_SHARE:
+    if keys.null_model:
         batch["model"] = None
     if batch["errors"] is not None and rng.random() < NULL_ERRORS_OBJECT_SHARE:
         batch["errors"]["object"] = None
@@ -142,13 +175,13 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
         "id": batch_id,
         "object": "batch",
         "endpoint": endpoint,
-        "model": MODELS_BY_ENDPOINT[endpoint][rng.randrange(len(MODELS))],
+        "model": draw_model(rng, endpoint),
         "errors": draw_errors(rng) if status == "failed" else None,
-        "input_file_id": _file_id(rng.getrandbits(88)),
+        "input_file_id": file_id(rng),
         "completion_window": "24h",
         "status": status,
-        "output_file_id": _file_id(rng.getrandbits(88)) if has_output else None,
-        "error_file_id": _file_id(rng.getrandbits(88)) if has_output and failed else None,
+        "output_file_id": file_id(rng) if has_output else None,
+        "error_file_id": file_id(rng) if has_output and failed else None,
         "created_at": created,
         "in_progress_at": started,
         "expires_at": created + _DAY,
@@ -168,8 +201,9 @@ def _batch(rng: random.Random, status: str, created: int) -> dict[str, Any]:
 _BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def _file_id(bits: int) -> str:
-    """A file id shaped as OpenAI's: `file-` and 22 letters and digits, spread from `bits`."""
+def file_id(rng: random.Random) -> str:
+    """A file id shaped as OpenAI's: `file-` and 22 letters and digits."""
+    bits = rng.getrandbits(88)
     value = (bits * 0x9E3779B97F4A7C15F39CC0605CEDC835 + bits) % 62**22
     digits = []
     for _ in range(22):

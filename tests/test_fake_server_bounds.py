@@ -50,9 +50,9 @@ def draws(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     drawn: list[int] = []
     draw = timelines.draw_timeline
 
-    def counted(rng: Any, created: int) -> timelines.Timeline:
+    def counted(rng: Any, created: int, *, nulls: Any) -> timelines.Timeline:
         drawn.append(created)
-        return draw(rng, created)
+        return draw(rng, created, nulls=nulls)
 
     monkeypatch.setattr(timelines, "draw_timeline", counted)
     return drawn

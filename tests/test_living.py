@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -18,7 +19,7 @@ from test_contract import RELAXED, VALIDATOR
 
 import aiobatches
 from aiobatches._fake import timelines
-from aiobatches._synthetic import EPOCH, MODELS_BY_ENDPOINT
+from aiobatches._synthetic import EPOCH, MODELS_BY_ENDPOINT, NULL_MODEL_SHARE, synthetic_batches
 from aiobatches.testing import AcceleratedClock, FakeBatchesServer, Fault, ManualClock
 
 FINISHED: Final = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -173,6 +174,28 @@ def test_each_batch_runs_a_model_its_endpoint_serves(living: FakeBatchesServer) 
     assert all(model is None or model in MODELS_BY_ENDPOINT[e] for e, model in models)
     assert {e for e, model in models if model is not None} == set(MODELS_BY_ENDPOINT)
     assert any("model" in batch and batch["model"] is None for batch in living.batches)
+
+
+def test_living_and_static_batches_follow_one_rule_for_files_and_models() -> None:
+    """Living batches name their files and send null models as static ones do, in one share."""
+    living = [
+        timeline.at(timeline.settled_at)
+        for timeline in timelines.history(4_000, seed=7, before=EPOCH)
+    ]
+    for batches in (living, synthetic_batches(4_000, seed=7)):
+        files = [
+            batch[key]
+            for batch in batches
+            for key in ("input_file_id", "output_file_id", "error_file_id")
+            if batch[key] is not None
+        ]
+        assert all(re.fullmatch(r"file-[0-9A-Za-z]{22}", name) for name in files)
+        letters = {char for name in files for char in name.removeprefix("file-")}
+        assert letters > set("0123456789abcdef")  # letters and digits, not hex
+        models = [(batch["endpoint"], batch["model"]) for batch in batches if "model" in batch]
+        assert all(model is None or model in MODELS_BY_ENDPOINT[e] for e, model in models)
+        nulls = sum(model is None for _, model in models) / len(models)
+        assert NULL_MODEL_SHARE / 2 < nulls < NULL_MODEL_SHARE * 2
 
 
 def test_history_is_mostly_finished(living: FakeBatchesServer) -> None:

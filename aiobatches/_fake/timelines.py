@@ -19,12 +19,12 @@ from attrs import frozen
 from .._models import FINISHED_STATUSES
 from .._synthetic import (
     ENDPOINTS,
-    LEGACY_SHARE,
-    MODELS_BY_ENDPOINT,
-    NO_USAGE_SHARE,
     NULL_ERRORS_OBJECT_SHARE,
     draw_errors,
+    draw_keys,
     draw_metadata,
+    draw_model,
+    file_id,
 )
 
 DAY: Final = 86_400
@@ -195,22 +195,25 @@ def _between(rng: random.Random, low: float, high: float) -> int:
     return int(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
-def draw_timeline(rng: random.Random, created: int) -> Timeline:
-    """A batch created at `created`, its whole life drawn from `rng`."""
+def draw_timeline(rng: random.Random, created: int, *, nulls: random.Random) -> Timeline:
+    """A batch created at `created`, its whole life drawn from `rng`, and from `nulls`
+    whether its model is null.
+
+    The null models have a stream of their own so that every other value stays what the
+    same seed gave before they followed the static batches' share.
+    """
     batch_id = f"batch_{rng.getrandbits(96):024x}"
     endpoint = rng.choice(ENDPOINTS)
-    models = (*MODELS_BY_ENDPOINT[endpoint][:3], None)  # a model that fits; a null in four
-    fixed: dict[str, Any] = {
-        "endpoint": endpoint,
-        "model": rng.choice(models),
-        "input_file_id": f"file-{rng.getrandbits(88):022x}",
-        "metadata": draw_metadata(rng),
-    }
-    shape = rng.random()
-    legacy = shape < LEGACY_SHARE
-    has_usage_key = not legacy and shape >= LEGACY_SHARE + (1 - LEGACY_SHARE) * NO_USAGE_SHARE
-    if legacy:
-        del fixed["model"]
+    model = draw_model(rng, endpoint)
+    input_file_id = file_id(rng)
+    metadata = draw_metadata(rng)
+    keys = draw_keys(rng, nulls)
+    fixed: dict[str, Any] = {"endpoint": endpoint}
+    if keys.model:
+        fixed["model"] = None if keys.null_model else model
+    fixed["input_file_id"] = input_file_id
+    fixed["metadata"] = metadata
+    has_usage_key = keys.usage
     rates = (
         _whole(rng, 50, 4_000),
         _whole(rng, 5, 1_500),
@@ -257,8 +260,8 @@ def draw_timeline(rng: random.Random, created: int) -> Timeline:
         steps=steps,
         work=work,
         fixed=fixed,
-        output_file_id=f"file-{rng.getrandbits(88):022x}",
-        error_file_id=f"file-{rng.getrandbits(88):022x}",
+        output_file_id=file_id(rng),
+        error_file_id=file_id(rng),
         errors=errors,
         usage=rates if has_usage_key and rng.random() < _USAGE_SHARE else None,
         has_usage_key=has_usage_key and created >= USAGE_SINCE,
@@ -295,10 +298,11 @@ def history(count: int, *, seed: int, before: float) -> Iterator[Timeline]:
     time, so a caller can stop at the oldest it keeps.
     """
     rng = random.Random(f"{seed}-history")  # noqa: S311 - reproducible test data, not secrets
+    nulls = random.Random(f"{seed}-history-nulls")  # noqa: S311 - as above
     created = math.floor(before)
     for _ in range(count):
         created -= _whole(rng, *_HISTORY_GAP)
-        yield draw_timeline(rng, created)
+        yield draw_timeline(rng, created, nulls=nulls)
 
 
 class Arrivals:
@@ -321,6 +325,7 @@ class Arrivals:
         """Start drawing `block`: its own seed, its first arrival a gap after its start."""
         name = f"{self._seed}-arrivals" + (f"-{block}" if block else "")
         self._rng = random.Random(name)  # noqa: S311 - reproducible test data, not secrets
+        self._nulls = random.Random(f"{name}-nulls")  # noqa: S311 - as above
         self._block = block
         self._end = self._start + (block + 1) * self._span
         self._next = self._start + block * self._span + self._gap()
@@ -340,7 +345,7 @@ class Arrivals:
                 skipped = math.floor((since - self._start) / self._span)
                 self._open(max(self._block + 1, skipped))
             while self._next <= t and self._next < self._end:
-                timeline = draw_timeline(self._rng, math.floor(self._next))
+                timeline = draw_timeline(self._rng, math.floor(self._next), nulls=self._nulls)
                 self._next += self._gap()
                 if timeline.created_at >= since:
                     yield timeline
