@@ -20,6 +20,7 @@ from ._errors import (
     BadRequestError,
     ConflictError,
     InternalServerError,
+    InvalidWebhookError,
     NotFoundError,
     PaginationError,
     PermissionDeniedError,
@@ -40,6 +41,7 @@ from ._models import (
 )
 from ._stream import BatchStream, PageIterator
 from ._watchstate import BatchEvent
+from ._webhooks import WebhookEvent, verify_webhook
 
 __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "AIOBatchesError",
@@ -66,6 +68,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "FINISHED_STATUSES",
     "InputTokensDetails",
     "InternalServerError",
+    "InvalidWebhookError",
     "NotFoundError",
     "OutputTokensDetails",
     "PageIterator",
@@ -73,7 +76,9 @@ __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "PermissionDeniedError",
     "RateLimitError",
     "UnprocessableEntityError",
+    "WebhookEvent",
     "list_batches",
+    "verify_webhook",
 ]
 
 

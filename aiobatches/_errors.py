@@ -1,6 +1,7 @@
 """Every exception aiobatches raises, named as in the official OpenAI SDK.
 
     AIOBatchesError
+    ├── InvalidWebhookError
     └── APIError
         ├── APIConnectionError ── APITimeoutError
         ├── APIStatusError
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 
 class AIOBatchesError(Exception):
     """Root of everything aiobatches raises; catch this to catch them all."""
+
+
+class InvalidWebhookError(AIOBatchesError):
+    """A webhook delivery failed verification: a header missing, a timestamp out of
+    tolerance, no signature matching, or a body over 1 MiB or not a JSON event.
+
+    Answer it with 400; the message never shows a secret or a signature.
+    """
 
 
 class APIError(AIOBatchesError):

@@ -16,6 +16,7 @@ from ._fake.faults import Fault, FaultKind, FaultPlan
 from ._fake.server import FakeBatchesServer, RecordedRequest
 from ._retry import recorded_sleeps
 from ._synthetic import synthetic_batches
+from ._webhooks import sign_webhook
 
 __all__ = [
     "AcceleratedClock",
@@ -26,5 +27,6 @@ __all__ = [
     "ManualClock",
     "RecordedRequest",
     "recorded_sleeps",
+    "sign_webhook",
     "synthetic_batches",
 ]

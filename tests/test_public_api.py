@@ -50,6 +50,7 @@ def test_version_comes_from_the_installed_metadata() -> None:
 def test_error_tree_matches_the_contract() -> None:
     """The error classes nest as API.md draws them."""
     parents = {
+        aiobatches.InvalidWebhookError: aiobatches.AIOBatchesError,
         aiobatches.APIError: aiobatches.AIOBatchesError,
         aiobatches.APIConnectionError: aiobatches.APIError,
         aiobatches.APITimeoutError: aiobatches.APIConnectionError,

@@ -10,9 +10,10 @@ import asyncio
 import datetime
 
 import aiohttp
+import multidict
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, recorded_sleeps
+from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, recorded_sleeps, sign_webhook
 
 
 async def stream_everything(client: aiobatches.Client) -> list[str]:
@@ -149,3 +150,18 @@ async def awaiting(client: aiobatches.Client, azure: aiobatches.AzureClient) -> 
         skipped: list[str | None] = stream.skipped
         seen.extend(batch_id or "" for batch_id in skipped)
     return seen
+
+
+def webhooks(body: bytes, headers: multidict.CIMultiDictProxy[str]) -> str | None:
+    rotating: list[str] = ["whsec_b2xk", "whsec_bmV3"]
+    try:
+        event: aiobatches.WebhookEvent = aiobatches.verify_webhook(
+            body, headers, secret=rotating, tolerance=60
+        )
+    except aiobatches.InvalidWebhookError as error:
+        return str(error)
+    stamped: int = event.created_at
+    kind: str = event.type
+    own: dict[str, str] = sign_webhook(body.decode(), "whsec_b2xk")
+    aiobatches.verify_webhook(body, own, secret="whsec_b2xk")
+    return event.batch_id or f"{event.id} {kind} {stamped}"
