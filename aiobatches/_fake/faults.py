@@ -1,9 +1,10 @@
 """How the fake server misbehaves: the faults, the plans that pick them, and serving one.
 
-A `FaultPlan` says which list requests go wrong (by index, or by seeded chance),
-a `FaultPicker` replays it request by request, and `misbehave` serves the fault
-picked in place of the page: an error status (with e.g. Retry-After), a dropped
-or cut connection, a stall, a pagination loop or an empty page that claims more.
+A `FaultPlan` says which list requests (or webhook deliveries) go wrong (by index,
+or by seeded chance), a `FaultPicker` replays it one by one, and `misbehave` serves
+the fault picked in place of the page: an error status (with e.g. Retry-After), a
+dropped or cut connection, a stall, a pagination loop or an empty page that claims
+more. A webhook delivery knows three of the kinds: dropped, duplicated, stalled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import enum
 import random
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from aiohttp import web
 from attrs import field, frozen
@@ -23,15 +25,23 @@ class FaultKind(enum.Enum):
     STATUS = "status"
     """Answer with `status`, `headers` and `body` (an OpenAI-shaped error by default)."""
     DROP = "drop"
-    """Close the connection without answering."""
+    """Close the connection without answering; a webhook: never delivered."""
     TRUNCATE = "truncate"
     """Announce the full page's length, send half of it, and close."""
     STALL = "stall"
-    """Wait `seconds` before answering normally."""
+    """Wait `seconds` before answering normally; a webhook: delivered that much later."""
     CYCLE = "cycle"
     """Answer with the first page again, whatever the cursor (a pagination loop)."""
     EMPTY_HAS_MORE = "empty_has_more"
     """Answer an empty page that claims `has_more: true`."""
+    DUPLICATE = "duplicate"
+    """Deliver a webhook twice, with one `webhook-id` (webhooks only)."""
+
+
+PAGE_FAULTS: Final = frozenset(FaultKind) - {FaultKind.DUPLICATE}
+"""The kinds a list request can be served."""
+WEBHOOK_FAULTS: Final = frozenset({FaultKind.DROP, FaultKind.DUPLICATE, FaultKind.STALL})
+"""The kinds a webhook delivery can suffer."""
 
 
 @frozen
@@ -49,11 +59,11 @@ class Fault:
     content_type: str = "application/json"
     """The answer's `Content-Type`, for `FaultKind.STATUS`."""
     seconds: float = 0.0
-    """How long to hold the answer back, for `FaultKind.STALL`."""
+    """How long to hold the answer (or the webhook) back, for `FaultKind.STALL`."""
 
     @classmethod
     def drop(cls) -> Fault:
-        """Close the connection before replying."""
+        """Close the connection before replying; a webhook so faulted is never delivered."""
         return cls(FaultKind.DROP)
 
     @classmethod
@@ -76,7 +86,8 @@ class Fault:
 
     @classmethod
     def stall(cls, seconds: float) -> Fault:
-        """Hold the answer back for `seconds`."""
+        """Hold the answer back for `seconds`; a webhook so faulted is delivered that much
+        later, so the deliveries after it overtake it."""
         return cls(FaultKind.STALL, seconds=seconds)
 
     @classmethod
@@ -89,13 +100,19 @@ class Fault:
         """Serve an empty page that still claims more."""
         return cls(FaultKind.EMPTY_HAS_MORE)
 
+    @classmethod
+    def duplicate(cls) -> Fault:
+        """Deliver a webhook twice, both with the same `webhook-id` (webhooks only)."""
+        return cls(FaultKind.DUPLICATE)
+
 
 @frozen
 class FaultPlan:
-    """Which requests to the list endpoint misbehave, and how.
+    """Which requests to the list endpoint (or which webhooks) misbehave, and how.
 
     Attributes:
-        at: faults by the 0-based index of the page request (retries count too).
+        at: faults by the 0-based index of the page request (retries count too), or
+            of the webhook event (in the order the batches finished).
         rate: chance that any other request draws a fault from `pool`.
         pool: the faults drawn by chance.
         seed: seed of those draws, so a plan replays identically.
@@ -108,11 +125,26 @@ class FaultPlan:
 
 
 class FaultPicker:
-    """Replays a plan: the fault for each successive request, if any."""
+    """Replays a plan: the fault for each successive request, if any.
 
-    def __init__(self, plan: FaultPlan | Mapping[int, Fault] | None) -> None:
+    A plan holding a fault of a kind not in `kinds` is a ValueError naming `name`.
+    """
+
+    def __init__(
+        self,
+        plan: FaultPlan | Mapping[int, Fault] | None,
+        *,
+        kinds: frozenset[FaultKind] = PAGE_FAULTS,
+        name: str = "faults",
+    ) -> None:
         if not isinstance(plan, FaultPlan):
             plan = FaultPlan(at=dict(plan or {}))
+        for fault in (*plan.at.values(), *plan.pool):
+            if fault.kind not in kinds:
+                known = ", ".join(sorted(kind.value for kind in kinds))
+                raise ValueError(
+                    f"{name} cannot hold a {fault.kind.value} fault (kinds it takes: {known})"
+                )
         self.plan = plan
         """The plan replayed, a mapping of faults made into one."""
         self._random = random.Random(plan.seed)  # noqa: S311 - reproducible test faults

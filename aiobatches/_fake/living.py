@@ -4,7 +4,9 @@
 clock moves, holds each batch as its bytes once it can no longer change, and
 lets go of batches older than its retention, so its memory stays bounded
 however long it lives and however far its clock jumps. It hands out pages as
-encoded batches; a dialect wraps them in its own envelope.
+encoded batches; a dialect wraps them in its own envelope. Each time it reads
+its clock it tells who listens which batches finished since the last reading
+(a `Finish` each), in the order they finished.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ class Page:
     has_more: bool
 
 
+@frozen(order=True)
+class Finish:
+    """A batch reaching its final status: when, which, and which status."""
+
+    at: int
+    batch_id: str
+    status: str
+
+
 def populate(
     batches: Sequence[Mapping[str, Any]] | None,
     *,
@@ -47,8 +58,10 @@ def populate(
     clock: ManualClock | AcceleratedClock | None,
     every: float,
     retention: float | None,
+    on_finish: Callable[[list[Finish]], None] | None = None,
 ) -> LivingBatches:
-    """The batches a server holds: given or synthetic, static or living on `clock`."""
+    """The batches a server holds: given or synthetic, static or living on `clock`,
+    telling `on_finish` of the batches that finish as it lives."""
     if clock is None:
         given = _synthetic.draw_batches(count, seed=seed) if batches is None else batches
         return LivingBatches(given, now=_never)
@@ -61,6 +74,7 @@ def populate(
         now=clock.now,
         arrivals=Arrivals(seed=seed, start=start, every=every) if every else None,
         retention=RETENTION if retention is None else retention,
+        on_finish=on_finish,
     )
 
 
@@ -78,6 +92,11 @@ class LivingBatches:
     arrivals) vanish once created more than `retention` seconds ago. A batch that can
     no longer change is held only as its encoded bytes; only the others are kept as
     timelines, and recomputed per request.
+
+    At each reading of the clock, `on_finish` (when given) hears of the drawn batches
+    that finished since the previous reading (or since it was made), in the order of
+    their finishing: those settled from timelines held, and those arriving already
+    finished. A batch that vanishes before it finishes is heard of never.
     """
 
     def __init__(
@@ -88,9 +107,11 @@ class LivingBatches:
         now: Callable[[], float],
         arrivals: Arrivals | None = None,
         retention: float = math.inf,
+        on_finish: Callable[[list[Finish]], None] | None = None,
     ) -> None:
         """Hold `given` and `past`, each newest first, the past back to `retention` ago."""
         self._now = now
+        self._on_finish = on_finish
         self._arrivals = arrivals
         self._retention = retention
         self._given_ids: list[str] = []
@@ -110,7 +131,7 @@ class LivingBatches:
         self._cells: list[bytes | Timeline] = []
         self._created = array.array("q")
         self._unsettled: list[tuple[int, int]] = []  # a heap of (settled_at, place)
-        t = now()
+        t = self._born = now()
         since = t - retention
         # Newest first, each finished one encoded as it is drawn, so that a long past is
         # never held as timelines all at once; then turned oldest first.
@@ -128,8 +149,11 @@ class LivingBatches:
                 self._unsettled.append((cell.settled_at, place))
         heapq.heapify(self._unsettled)
 
-    def _append(self, timelines: Iterable[Timeline], t: float) -> None:
-        """Hold `timelines` (oldest first, none older than those held) on top."""
+    def _append(
+        self, timelines: Iterable[Timeline], t: float, finished: list[Finish] | None
+    ) -> None:
+        """Hold `timelines` (oldest first, none older than those held) on top, noting in
+        `finished` (when given) those finished by `t` since these batches were made."""
         for timeline in timelines:
             place = self._floor + len(self._ids)
             self._ids.append(timeline.id)
@@ -139,16 +163,28 @@ class LivingBatches:
             self._cells.append(cell)
             if isinstance(cell, Timeline):
                 heapq.heappush(self._unsettled, (cell.settled_at, place))
+            elif finished is not None and timeline.settled_at > self._born:
+                finished.append(_finish(timeline))
 
     def _time(self) -> float:
-        """The time now, with every batch created by then present, and none too old."""
+        """The time now, with every batch created by then present, and none too old; those
+        that finished since the last reading told to `on_finish`."""
         t = self._now()
         since = t - self._retention
+        finished: list[Finish] | None = None if self._on_finish is None else []
         if self._arrivals is not None:
-            self._append(self._arrivals.until(t, since=since), t)
+            self._append(self._arrivals.until(t, since=since), t, finished)
         self._forget(since)
-        self._settle(t)
+        self._settle(t, finished)
+        if finished and self._on_finish is not None:
+            finished.sort()
+            self._on_finish(finished)
         return t
+
+    def catch_up(self) -> None:
+        """Read the clock: arrive, vanish and finish as of now, whether or not asked for
+        a batch, so that `on_finish` hears of finished batches without a request."""
+        self._time()
 
     def _forget(self, since: float) -> None:
         """Let go of the drawn batches created before `since`: they are no longer served."""
@@ -161,8 +197,9 @@ class LivingBatches:
         del self._ids[:gone], self._cells[:gone], self._created[:gone]
         self._floor += gone
 
-    def _settle(self, t: float) -> None:
-        """Encode the batches finished by `t` once, and let go of their timelines."""
+    def _settle(self, t: float, finished: list[Finish] | None) -> None:
+        """Encode the batches finished by `t` once, and let go of their timelines; note
+        each in `finished` when given."""
         while self._unsettled and self._unsettled[0][0] <= t:
             _, place = heapq.heappop(self._unsettled)
             index = place - self._floor
@@ -170,6 +207,8 @@ class LivingBatches:
                 cell = self._cells[index]
                 assert isinstance(cell, Timeline)  # each place is pushed once, when unsettled
                 self._cells[index] = _held(cell.at(t))
+                if finished is not None:
+                    finished.append(_finish(cell))
 
     def place(self, batch_id: str) -> int | None:
         """Where a batch sits (stable as batches arrive), or None for an unknown id."""
@@ -225,6 +264,12 @@ class LivingBatches:
 def _cell(timeline: Timeline, t: float) -> bytes | Timeline:
     """How a drawn batch is held at `t`: as its bytes once finished, else as its timeline."""
     return _held(timeline.at(t)) if timeline.settled_at <= t else timeline
+
+
+def _finish(timeline: Timeline) -> Finish:
+    """How a batch's life ends: its final status and when it reaches it."""
+    at, status = timeline.steps[-1]
+    return Finish(at=at, batch_id=timeline.id, status=status)
 
 
 def _held(batch: Mapping[str, Any]) -> bytes:

@@ -3,7 +3,7 @@
 `FakeBatchesServer` picks its dialects (OpenAI's, or Azure's two styles) and a
 population of batches, and serves them through `Endpoints` on a `Site`, an
 aiohttp.web app on a port whose requests still in flight are cancelled when it
-closes.
+closes; a living one may push webhooks through a `Pusher` as its batches finish.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .dialects import (
 from .endpoints import Endpoints
 from .faults import Fault, FaultPicker, FaultPlan
 from .living import populate
+from .pushing import ATTEMPTS, BACKLOG, BACKOFF, Pusher, check_webhooks
 
 _RECORDED: Final = 10_000
 """How many of the latest requests a server keeps by default: enough for any test's
@@ -85,6 +86,24 @@ class FakeBatchesServer:
     however long the server runs, and a clock jump of a month or a year draws only the
     arrivals still within the window, never every arrival of the span it jumps.
 
+    A living server given `webhook_url` pushes a webhook when a batch finishes (reaches
+    completed, failed, expired or cancelled) after the server was made: a POST of an
+    OpenAI-shaped event, `{"id": "evt_...", "object": "event", "created_at": <when it
+    finished>, "type": "batch.completed", "data": {"id": <batch id>}}`, signed with
+    `webhook_secret` as OpenAI signs (`webhook-id`, `webhook-timestamp` of the real time,
+    `webhook-signature`). The server reads its clock at each request and every 50 ms of
+    real time while it runs, and pushes the batches finished since the last reading in
+    the order they finished (so a `ManualClock` advanced past many finishes pushes them
+    all). A delivery refused, cut, timed out or answered other than 2xx is retried after
+    `webhook_backoff` real seconds, doubling each time (at most 30 s apart), and given
+    up after `webhook_attempts` attempts. `webhook_faults` picks by the event's index
+    (0-based, in finishing order) a `Fault.drop()` (never delivered),
+    `Fault.duplicate()` (delivered twice, one `webhook-id`) or `Fault.stall(seconds)`
+    (delivered that much later, so later events overtake it). At most `webhook_backlog`
+    deliveries wait at once (the oldest is let go beyond it, counted in
+    `webhooks_overflowed`), so memory stays bounded. Closing the server cancels the
+    deliveries still waiting. The `webhooks_...` counters say what became of each.
+
     Args:
         batches: the batches to serve, newest first; by default `count` synthetic ones.
             With a clock they are served as given, beneath the arrivals.
@@ -104,6 +123,14 @@ class FakeBatchesServer:
             its creation (default 7 days); the initial batches created earlier are left out.
         record_requests: how many of the latest requests `requests` keeps (default
             10,000; 0 records none, for a server left running). The counters count all.
+        webhook_url: with a clock, where to POST a signed event as each batch finishes.
+        webhook_secret: the secret signing the webhooks (required with `webhook_url`);
+            `whsec_...` is base64 of the key, any other string its UTF-8 bytes.
+        webhook_faults: a `FaultPlan`, or a mapping of event index to `Fault`: drop,
+            duplicate or stall faults for the webhooks.
+        webhook_attempts: how many times a delivery is tried before it is given up.
+        webhook_backoff: real seconds before a failed delivery's first retry.
+        webhook_backlog: how many deliveries may wait at once (default 10,000).
     """
 
     def __init__(
@@ -124,8 +151,36 @@ class FakeBatchesServer:
         poll_after_ms: int | None = None,
         retention: float | None = None,
         record_requests: int = _RECORDED,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_faults: FaultPlan | Mapping[int, Fault] | None = None,
+        webhook_attempts: int = ATTEMPTS,
+        webhook_backoff: float = BACKOFF,
+        webhook_backlog: int = BACKLOG,
     ) -> None:
         _check_living(clock, arrival_every, retention)
+        check_webhooks(
+            living=clock is not None,
+            url=webhook_url,
+            secret=webhook_secret,
+            faults=webhook_faults,
+            attempts=webhook_attempts,
+            backoff=webhook_backoff,
+            backlog=webhook_backlog,
+        )
+        self._pusher = (
+            None
+            if webhook_url is None or webhook_secret is None
+            else Pusher(
+                webhook_url,
+                webhook_secret,
+                faults=webhook_faults,
+                attempts=webhook_attempts,
+                backoff=webhook_backoff,
+                backlog=webhook_backlog,
+                seed=seed,
+            )
+        )
         if record_requests < 0:
             raise ValueError(f"record_requests must be >= 0, got {record_requests!r}")
         if azure_api_version is not None and not azure:
@@ -134,10 +189,18 @@ class FakeBatchesServer:
         # are held only encoded, and decoded once, when first asked for.
         self._static = None if batches is None or clock is not None else list(batches)
         self._population = populate(
-            batches, count=count, seed=seed, clock=clock, every=arrival_every, retention=retention
+            batches,
+            count=count,
+            seed=seed,
+            clock=clock,
+            every=arrival_every,
+            retention=retention,
+            on_finish=None if self._pusher is None else self._pusher.push,
         )
         self.clock = clock
         """The clock that makes the batches live; None for batches that never change."""
+        self.webhook_url = webhook_url
+        """Where webhooks are pushed as batches finish; None: nowhere."""
         self.poll_after_ms = poll_after_ms
         """Sent as `openai-poll-after-ms` on list and retrieve answers when not None."""
         self.api_key = api_key
@@ -186,6 +249,41 @@ class FakeBatchesServer:
         self._endpoints.picker = FaultPicker(faults)
 
     @property
+    def webhook_events(self) -> int:
+        """Webhook events made so far: one per batch finished, whatever its faults."""
+        return 0 if self._pusher is None else self._pusher.events
+
+    @property
+    def webhooks_delivered(self) -> int:
+        """Webhook deliveries the receiver accepted with a 2xx; a duplicate counts twice."""
+        return 0 if self._pusher is None else self._pusher.delivered
+
+    @property
+    def webhooks_failed(self) -> int:
+        """Webhook attempts that failed (refused, cut, timed out, or not 2xx), retries too."""
+        return 0 if self._pusher is None else self._pusher.failed
+
+    @property
+    def webhooks_given_up(self) -> int:
+        """Webhook deliveries abandoned after `webhook_attempts` failed attempts."""
+        return 0 if self._pusher is None else self._pusher.given_up
+
+    @property
+    def webhooks_dropped(self) -> int:
+        """Webhook events never delivered because `webhook_faults` dropped them."""
+        return 0 if self._pusher is None else self._pusher.dropped
+
+    @property
+    def webhooks_overflowed(self) -> int:
+        """Waiting webhook deliveries let go, the oldest first, beyond `webhook_backlog`."""
+        return 0 if self._pusher is None else self._pusher.overflowed
+
+    @property
+    def webhooks_waiting(self) -> int:
+        """Webhook deliveries waiting now: not yet due (a stall), due, or between attempts."""
+        return 0 if self._pusher is None else self._pusher.waiting
+
+    @property
     def open_connections(self) -> int:
         """Client connections open now (that made a request): a closed client leaves none."""
         return sum(1 for seen in self._connections if not seen.is_closing())
@@ -216,16 +314,23 @@ class FakeBatchesServer:
         return [request for request in self._recorded if self._dialects.retrieves(request.path)]
 
     async def start(self) -> None:
-        """Bind the port and start serving."""
+        """Bind the port and start serving (and pushing webhooks, with `webhook_url`)."""
         await self._site.start()
+        if self._pusher is not None:
+            await self._pusher.start(self._population.catch_up)
 
     async def close(self) -> None:
         """Stop serving and release the port; idempotent.
 
         Requests still being answered (a stall, a latency) are cancelled, and their
-        connections dropped, so closing never waits for them.
+        connections dropped, so closing never waits for them; so is a webhook delivery
+        under way, and those still waiting are never delivered.
         """
-        await self._site.close()
+        try:
+            await self._site.close()
+        finally:
+            if self._pusher is not None:
+                await self._pusher.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
