@@ -128,6 +128,22 @@ def test_aiohttp_and_starlette_headers_are_read_as_they_come() -> None:
         assert aiobatches.verify_webhook(BODY, headers, secret=SECRET).id == EVENT["id"]
 
 
+def test_a_repeated_header_counts_as_the_mapping_reads_it_first() -> None:
+    """Of a header sent twice, the first value counts, as `headers.get` in aiohttp and
+    Starlette reads it; a second one neither spoils nor replaces it."""
+    good = signed(BODY)
+
+    def twice(first: str, second: str) -> CIMultiDictProxy[str]:
+        headers = CIMultiDict(good)
+        headers["webhook-signature"] = first
+        headers.add("Webhook-Signature", second)
+        return CIMultiDictProxy(headers)
+
+    twice_good_first = twice(good["webhook-signature"], "v1")
+    assert aiobatches.verify_webhook(BODY, twice_good_first, secret=SECRET).id == EVENT["id"]
+    assert "malformed" in refused(BODY, twice("v1", good["webhook-signature"]))
+
+
 def test_any_secret_of_a_rotation_verifies() -> None:
     """During a rotation both the old and the new secret verify; a third does not."""
     rotation = [OLD_SECRET, SECRET]
@@ -273,8 +289,14 @@ def test_a_body_over_one_mib_is_refused_before_any_hashing_or_parsing(
     def never(*args: object) -> NoReturn:
         raise AssertionError("a body over the limit reached a signature or JSON check")
 
+    class Unencodable(str):
+        """Text that fails the test if it is encoded: its size alone must refuse it."""
+
+        def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+            raise AssertionError("a text body over the limit was encoded")
+
     headers = signed(BODY)
-    for body in (b" " * (5 << 20), " " * (5 << 20)):
+    for body in (b" " * (5 << 20), Unencodable(" " * (5 << 20))):
         monkeypatch.setattr(_webhooks, "signature", never)
         monkeypatch.setattr(_webhooks, "_event_of", never)
         assert "over 1048576 bytes" in refused(body, headers)
@@ -385,15 +407,16 @@ def test_a_tolerance_that_is_no_number_of_seconds_is_a_value_error(tolerance: fl
 def test_sign_webhook_dates_now_with_a_fresh_id() -> None:
     """`sign_webhook` stamps the real current time and a new `msg_` id on each call, and
     its headers verify, for a body given as bytes or text."""
+    body = event_body(data={"id": "batch_é"})
     before = int(time.time())
-    first, second = sign_webhook(BODY, SECRET), sign_webhook(BODY.decode(), SECRET)
+    first, second = sign_webhook(body, SECRET), sign_webhook(body.decode(), SECRET)
     after = int(time.time())
     assert first["webhook-id"].startswith("msg_")
     assert first["webhook-id"] != second["webhook-id"]
     assert before <= int(first["webhook-timestamp"]) <= after
     assert first["webhook-signature"].startswith("v1,")
     for headers in (first, second):
-        assert aiobatches.verify_webhook(BODY, headers, secret=SECRET).id == EVENT["id"]
+        assert aiobatches.verify_webhook(body, headers, secret=SECRET).batch_id == "batch_é"
 
 
 def test_sign_headers_matches_the_standard_webhooks_test_vector() -> None:
