@@ -15,11 +15,12 @@ from typing import Final, Self, TypeVar
 from . import _retry
 from ._chain import Walk
 from ._closing import ClosedByExit
-from ._config import MAX_PAGE_SIZE, check_count, check_seconds
-from ._errors import APIError, APIResponseValidationError
+from ._config import MAX_PAGE_SIZE, check_batch_id, check_count, check_seconds
+from ._errors import APIError
 from ._polling import Source, check_ids, hint_of, retrieve_all
-from ._response import FetchedPage, Retrieved
+from ._response import Retrieved
 from ._stream import OnInvalid, check_on_invalid, skip_malformed
+from ._wakeups import Wakeups
 from ._watchstate import BatchEvent, WatchState, unix_seconds
 
 T = TypeVar("T")
@@ -31,9 +32,10 @@ class BatchWatch(ClosedByExit):
     """An async iterator of `BatchEvent` and an async context manager.
 
     Each cycle lists newest first down to its horizon, retrieves the followed
-    unfinished batches the listing does not show, then rests. The work runs in
-    the iterating task (one at a time); closing the watch (or leaving `async
-    with`, or an error, or cancellation) stops it at once, its rest included.
+    unfinished batches the listing does not show, then rests; `notify()` ends a
+    rest at once to retrieve one batch. The work runs in the iterating task (one
+    at a time); closing the watch (or leaving `async with`, or an error, or
+    cancellation) stops it at once, its rest included.
     """
 
     def __init__(
@@ -60,14 +62,13 @@ class BatchWatch(ClosedByExit):
         self._failure: APIError | None = None
         """The error that ends the watch, raised once the events before it are handed out."""
         self._listing: Walk | None = None
-        self._found: set[str] = set()
-        """The ids of the batches this cycle's listing showed well."""
-        self._top: int | None = None
-        """The newest creation second this cycle's listing showed."""
         self._hint: float | None = None
         """The latest pause the server asked for; good for the next rest only."""
         self._rest_first = False
         """Whether the next cycle rests first: after any cycle but a first look's success."""
+        self._cycle_at: float | None = None
+        """When the rest under way ends and the next cycle begins (`_retry.now()` time)."""
+        self._wakeups = Wakeups()
         self._working: asyncio.Task[object] | None = None
         """The rest, page or retrievals in progress: a task that closing the watch cancels."""
         self._busy = False
@@ -134,7 +135,7 @@ class BatchWatch(ClosedByExit):
                 await self._end_cycle()
                 return
             self._hint = fetched.poll_after or self._hint
-            if self._read(fetched):
+            if self._state.read_page(fetched, self._on_invalid, self._queue):
                 await self._end_cycle()
         except APIError as error:
             if not error.retryable or self._closed:
@@ -144,66 +145,46 @@ class BatchWatch(ClosedByExit):
             self._hint = hint_of(error) or self._hint
             self._listing = None
 
-    def _read(self, fetched: FetchedPage) -> bool:
-        """Take in a page's batches down to the floor; whether the cycle ends with it.
-
-        The page's malformed batches are judged by where they lay: see `_read_malformed`.
-        """
-        floor = self._state.floor()  # once per page: it moves only between cycles
-        batches = fetched.parsed.batches
-        stop = next(
-            (k for k, b in enumerate(batches) if floor is not None and b.created_at < floor),
-            len(batches),
-        )
-        malformed: dict[int, list[APIResponseValidationError]] = {}
-        for before, (item, error) in enumerate(
-            zip(fetched.parsed.invalid, fetched.errors, strict=True)
-        ):
-            # Keyed by how many of the page's batches lay above it.
-            malformed.setdefault(item.index - before, []).append(error)
-        for index, batch in enumerate(batches[:stop]):
-            self._read_malformed(malformed.pop(index, []), surely_above=True)
-            self._found.add(batch.id)
-            if self._top is None or batch.created_at > self._top:
-                self._top = batch.created_at
-            self._queue(self._state.see(batch, followed=True))  # above the floor: followed
-        # Below the last batch above the floor, a malformed one may lie on either side.
-        self._read_malformed(malformed.pop(stop, []), surely_above=floor is None)
-        for below in malformed.values():  # below the floor: not the watch's
-            for error in below:
-                skip_malformed(error)
-        return stop < len(batches) or self._state.first_look_complete(self._found)
-
-    def _read_malformed(
-        self, errors: list[APIResponseValidationError], *, surely_above: bool
-    ) -> None:
-        """Deal with malformed batches that lay together on a page. One the watch surely
-        follows raises (`"raise"`); the others are skipped, and a followed one retrieved
-        to read it or learn where it lies: a known one as the listing missed it, a new one
-        until it reads well (or, one that may lie below the floor, until its retrieval too
-        is malformed: a neighbour, as far as can be told)."""
-        for error in errors:
-            batch_id = error.batch_id
-            followed = batch_id is not None and self._state.follows(batch_id)
-            if followed and surely_above and self._on_invalid == "raise":
-                raise error
-            skip_malformed(error)
-            if batch_id is not None and followed:
-                self._state.listed_malformed(batch_id, surely_followed=surely_above)
-
     def _queue(self, event: BatchEvent | None) -> None:
         if event is not None:
             self._events.append(event)
 
+    def notify(self, batch_id: str) -> None:
+        """Have the watch retrieve this batch now (a webhook said it finished, say) rather
+        than at its next cycle: the change, if any, is the next event.
+
+        Call it from the watch's event loop. Repeats coalesce, a batch the watch does not
+        follow is ignored, and duplicate or late news makes no duplicate event (the watch
+        compares states). Beyond 1,000 pending, the watch runs one ordinary cycle instead.
+        """
+        check_batch_id("batch_id", batch_id)
+        if not self._done and self._state.follows(batch_id):
+            self._wakeups.add(batch_id)
+
     async def _begin_cycle(self) -> None:
         if self._rest_first:
-            hint, self._hint = self._hint, None
-            await self._own(_retry.sleep(_retry.pause(self._interval, hint)), "rest")
-            if self._closed:
-                return
+            if self._cycle_at is None:
+                hint, self._hint = self._hint, None
+                left = _retry.pause(self._interval, hint)
+                self._cycle_at = _retry.now() + left
+            else:  # a rest that notifications broke: what remains of it
+                left = self._cycle_at - _retry.now()
+            while not self._wakeups.flooded and left > 0:
+                if self._wakeups.pending:
+                    await self._retrieve(self._wakeups.take())
+                    if self._until_finished and self._state.named_all_finished():
+                        self._done = True
+                    if self._events or self._done:
+                        return  # hand them out first; the rest goes on after
+                elif await self._own(self._wakeups.rest(left), "rest"):
+                    break  # slept through
+                if self._closed:
+                    return
+                left = self._cycle_at - _retry.now()
+        self._cycle_at = None
+        self._wakeups.settle()
         self._rest_first = True
-        self._found = set()
-        self._top = None
+        self._state.begin_cycle()
         self._listing = Walk(self._source.fetch_page, self._limit)
 
     async def _own(self, work: Coroutine[object, None, T], what: str) -> T | None:
@@ -229,17 +210,22 @@ class BatchWatch(ClosedByExit):
         self._listing = None
         if self._closed:
             return
-        missing = self._state.missing(self._found)
-        if missing:
-            results = await self._own(
-                retrieve_all(self._source, missing, final=self._final), "retrievals"
-            )
-            if results is None or self._closed:  # closed meanwhile, perhaps just after
-                return
-            self._take_retrieved(results)
-        self._state.end_cycle(self._found, self._top)
+        if not await self._retrieve(self._state.missing()):
+            return
+        self._state.end_cycle()
         if self._until_finished and self._state.all_finished:
             self._done = True
+
+    async def _retrieve(self, batch_ids: list[str]) -> bool:
+        """Retrieve these batches as the watch's own work, and take in what they say;
+        False when closing the watch stopped them (perhaps just after they ended)."""
+        if batch_ids:
+            retrieving = retrieve_all(self._source, batch_ids, final=self._final)
+            results = await self._own(retrieving, "retrievals")
+            if results is None or self._closed:
+                return False
+            self._take_retrieved(results)
+        return True
 
     def _take_retrieved(self, results: list[tuple[str, Retrieved | APIError]]) -> None:
         """Take in each retrieval's batch or failure, as the watch state judges it; a

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Callable
 from typing import Final, Literal
 
 import attrs
@@ -23,7 +24,8 @@ from attrs import frozen
 from ._errors import APIError, APIResponseValidationError, NotFoundError
 from ._models import Batch
 from ._polling import skippable
-from ._stream import OnInvalid
+from ._response import FetchedPage
+from ._stream import OnInvalid, skip_malformed
 
 EventKind = Literal["existing", "created", "updated"]
 Verdict = Literal["final", "transient", "gone", "skip", "leave"]
@@ -103,6 +105,17 @@ class WatchState:
         """The creation second later cycles list down to (inclusive); None: the whole list."""
         self.cycles = 0
         """How many cycles ended; the first one's batches are `"existing"`."""
+        self.ended: set[str] = set()
+        """The named ids (`ids`) seen finished: none of them changes again."""
+        self.found: set[str] = set()
+        """The ids of the batches this cycle's listing showed well."""
+        self.top: int | None = None
+        """The newest creation second this cycle's listing showed."""
+
+    def begin_cycle(self) -> None:
+        """Forget what the last cycle's listing showed."""
+        self.found = set()
+        self.top = None
 
     def follows(self, batch_id: str | None) -> bool:
         """Whether the watch is about this batch at all (`ids`)."""
@@ -123,6 +136,8 @@ class WatchState:
             floor = self.floor()
             if floor is not None and batch.created_at < floor:
                 return None
+        if self.ids is not None and batch.is_finished:
+            self.ended.add(batch.id)
         self.known[batch.id] = batch
         if previous is None:
             return BatchEvent("existing" if self.cycles == 0 else "created", batch)
@@ -130,21 +145,70 @@ class WatchState:
             return BatchEvent("updated", batch, previous, changed_fields(previous, batch))
         return None
 
-    def listed_malformed(self, batch_id: str, *, surely_followed: bool) -> None:
-        """Note a followed batch the listing showed malformed, to be retrieved."""
-        if batch_id not in self.known:
-            self.unreadable[batch_id] = self.unreadable.get(batch_id, False) or surely_followed
+    def read_page(
+        self, fetched: FetchedPage, on_invalid: OnInvalid, emit: Callable[[BatchEvent], None]
+    ) -> bool:
+        """Take in a page's batches down to the floor, emitting their events in order;
+        whether the cycle ends with this page. Its malformed batches are judged by where
+        they lay: see `_read_malformed`."""
+        floor = self.floor()  # once per page: it moves only between cycles
+        batches = fetched.parsed.batches
+        stop = next(
+            (k for k, b in enumerate(batches) if floor is not None and b.created_at < floor),
+            len(batches),
+        )
+        malformed: dict[int, list[APIResponseValidationError]] = {}
+        invalid = zip(fetched.parsed.invalid, fetched.errors, strict=True)
+        for before, (item, error) in enumerate(invalid):
+            # Keyed by how many of the page's batches lay above it.
+            malformed.setdefault(item.index - before, []).append(error)
+        for index, batch in enumerate(batches[:stop]):
+            self._read_malformed(malformed.pop(index, []), on_invalid, surely_above=True)
+            self.found.add(batch.id)
+            if self.top is None or batch.created_at > self.top:
+                self.top = batch.created_at
+            if (event := self.see(batch, followed=True)) is not None:  # above the floor
+                emit(event)
+        # Below the last batch above the floor, a malformed one may lie on either side.
+        self._read_malformed(malformed.pop(stop, []), on_invalid, surely_above=floor is None)
+        for below in malformed.values():  # below the floor: not the watch's
+            for error in below:
+                skip_malformed(error)
+        return stop < len(batches) or self.first_look_complete()
 
-    def first_look_complete(self, found: set[str]) -> bool:
+    def _read_malformed(
+        self, errors: list[APIResponseValidationError], on_invalid: OnInvalid, *, surely_above: bool
+    ) -> None:
+        """Deal with malformed batches that lay together on a page. One the watch surely
+        follows raises (`"raise"`); the others are skipped, and a followed one retrieved
+        to read it or learn where it lies: a known one as the listing missed it, a new one
+        until it reads well (or, one that may lie below the floor, until its retrieval too
+        is malformed: a neighbour, as far as can be told)."""
+        for error in errors:
+            batch_id = error.batch_id
+            if batch_id is None or not self.follows(batch_id):
+                skip_malformed(error)
+                continue
+            if surely_above and on_invalid == "raise":
+                raise error
+            skip_malformed(error)
+            if batch_id not in self.known:
+                self.unreadable[batch_id] = self.unreadable.get(batch_id, False) or surely_above
+
+    def first_look_complete(self) -> bool:
         """Watching named ids with no `since`, the first look may stop once it found them."""
         return (
-            self.cycles == 0 and self.ids is not None and self.since is None and self.ids <= found
+            self.cycles == 0
+            and self.ids is not None
+            and self.since is None
+            and self.ids <= self.found
         )
 
-    def missing(self, found: set[str]) -> list[str]:
-        """What a cycle whose listing showed `found` retrieves: the followed unfinished
-        batches it did not show well, the unreadable ones, and on the first look the
-        named ids it did not reach."""
+    def missing(self) -> list[str]:
+        """What a cycle retrieves once its listing is done: the followed unfinished batches
+        the listing did not show well, the unreadable ones, and on the first look the named
+        ids it did not reach."""
+        found = self.found
         missing = [i for i, batch in self.known.items() if not batch.is_finished and i not in found]
         missing += sorted(self.unreadable.keys() - self.known.keys())
         if self.cycles == 0 and self.ids is not None:
@@ -183,11 +247,11 @@ class WatchState:
         elif verdict == "skip" and batch_id in self.known:
             self.by_retrieval.add(batch_id)
 
-    def end_cycle(self, found: set[str], top: int | None) -> None:
-        """Move the horizon after a cycle whose listing showed `found` (the newest of them
-        created at `top`), and forget what lies below it."""
+    def end_cycle(self) -> None:
+        """Move the horizon once a cycle's listing and retrievals are done, and forget what
+        lies below it."""
         self.cycles += 1
-        self.by_retrieval.difference_update(found)
+        self.by_retrieval.difference_update(self.found)
         unfinished = [
             batch.created_at
             for batch_id, batch in self.known.items()
@@ -195,8 +259,8 @@ class WatchState:
         ]
         if unfinished:
             self.horizon = min(unfinished)
-        elif top is not None:
-            self.horizon = top
+        elif self.top is not None:
+            self.horizon = self.top
         if self.horizon is None:
             return
         horizon = self.horizon
@@ -210,6 +274,11 @@ class WatchState:
         self.by_retrieval.intersection_update(
             i for i, batch in self.known.items() if not batch.is_finished
         )
+
+    def named_all_finished(self) -> bool:
+        """Whether the watch follows named ids only, and knows each of them finished."""
+        named = self.ids
+        return named is not None and named <= self.ended and not self.unreadable
 
     @property
     def all_finished(self) -> bool:

@@ -24,7 +24,8 @@ def test_events_say_what_changed_and_an_unchanged_batch_makes_none() -> None:
     first = state.see(batch(1, "in_progress", 100))
     assert first is not None
     assert first.kind == "existing"
-    state.end_cycle({first.batch.id}, 100)
+    state.found, state.top = {first.batch.id}, 100
+    state.end_cycle()
     assert state.see(batch(1, "in_progress", 100)) is None
     updated = state.see(batch(1, "completed", 100))
     assert updated is not None
@@ -41,7 +42,8 @@ def test_the_horizon_is_the_oldest_unfinished_second_and_what_lies_below_is_forg
     seen = [batch(3, "completed", 90), batch(2, "in_progress", 100), batch(1, "completed", 110)]
     for each in seen:
         state.see(each)
-    state.end_cycle({each.id for each in seen}, 110)
+    state.found, state.top = {each.id for each in seen}, 110
+    state.end_cycle()
     assert state.horizon == 100
     assert set(state.known) == {"batch_000002", "batch_000001"}
     assert state.see(batch(4, "completed", 99)) is None
@@ -52,7 +54,8 @@ def test_with_nothing_unfinished_the_horizon_is_the_newest_second_seen() -> None
     """When every batch is finished the next cycle lists down to the newest second it saw."""
     state = WatchState(since=None, ids=None)
     state.see(batch(1, "completed", 100))
-    state.end_cycle({"batch_000001"}, 100)
+    state.found, state.top = {"batch_000001"}, 100
+    state.end_cycle()
     assert state.horizon == 100
     assert state.all_finished
 
@@ -64,11 +67,14 @@ def test_a_batch_followed_by_retrieval_never_holds_the_horizon_down() -> None:
     old, new = batch(1, "in_progress", 50), batch(2, "completed", 200)
     state.see(old)
     state.see(new)
-    state.end_cycle({old.id, new.id}, 200)
+    state.found, state.top = {old.id, new.id}, 200
+    state.end_cycle()
     assert state.horizon == 50
-    assert state.missing({new.id}) == [old.id]
+    state.begin_cycle()
+    state.found, state.top = {new.id}, 200
+    assert state.missing() == [old.id]
     state.by_retrieval.add(old.id)
-    state.end_cycle({new.id}, 200)
+    state.end_cycle()
     assert state.horizon == 200
     assert old.id in state.known
 
@@ -80,5 +86,6 @@ def test_named_ids_and_since_bound_what_is_followed() -> None:
     assert state.see(batch(2, "in_progress", 200)) is None  # not named
     assert state.see(batch(1, "in_progress", 100)) is None  # below since
     assert state.floor() == 150.0
-    assert state.missing({"batch_000001"}) == ["batch_000009"]
-    assert not state.first_look_complete({"batch_000001"})
+    state.found = {"batch_000001"}
+    assert state.missing() == ["batch_000009"]
+    assert not state.first_look_complete()
