@@ -71,7 +71,7 @@ class Delivery:
 
 class Receiver:
     """A webhook endpoint on 127.0.0.1 that records each delivery and answers the statuses
-    in `answers` first, then 200 (or never answers, while `hang`)."""
+    in `answers` first, then 200 (or holds each delivery until `release()`, while `hang`)."""
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
@@ -79,7 +79,7 @@ class Receiver:
         self.hang = False
         self.url = ""
         self._arrived = asyncio.Event()
-        self._closing = asyncio.Event()
+        self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     async def start(self, port: int = 0) -> None:
@@ -95,7 +95,7 @@ class Receiver:
 
     async def close(self) -> None:
         """Stop listening, letting go of the deliveries it holds."""
-        self._closing.set()
+        self.release()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -104,8 +104,13 @@ class Receiver:
         self.deliveries.append(Delivery(CIMultiDict(request.headers), body, time.monotonic()))
         self._arrived.set()
         if self.hang:
-            await self._closing.wait()
+            await self._released.wait()
         return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+    def release(self) -> None:
+        """Answer the deliveries held, and hold no more."""
+        self.hang = False
+        self._released.set()
 
     async def wait_for(self, count: int) -> list[Delivery]:
         """The deliveries once `count` have arrived (a failure after `WAIT` seconds)."""
@@ -221,8 +226,8 @@ async def test_finished_batches_are_pushed_without_a_request(receiver: Receiver)
 
 async def test_every_finish_of_a_living_server_is_pushed_once(receiver: Receiver) -> None:
     """Over uneven clock steps with arrivals, exactly the batches that finished after the
-    server was made are pushed, each once, among them arrivals that finished between two
-    readings, of every final status."""
+    server was made are pushed, each once and in the order they finished, among them
+    arrivals that finished between two readings, of every final status."""
     clock = ManualClock()
     async with FakeBatchesServer(
         count=60,
@@ -245,6 +250,8 @@ async def test_every_finish_of_a_living_server_is_pushed_once(receiver: Receiver
         await settled(server)
     events = [delivery.event for delivery in receiver.deliveries]
     assert len(events) == len(deliveries) == server.webhook_events
+    order = [(event.created_at, event.batch_id) for event in events]
+    assert order == sorted(order)
     pushed = {event.batch_id: (event.type, event.created_at) for event in events}
     assert pushed == {
         batch_id: (f"batch.{status}", stamp) for batch_id, (status, stamp) in finished.items()
@@ -441,6 +448,32 @@ async def test_the_oldest_waiting_delivery_is_the_one_let_go(receiver: Receiver)
         await settled(server)
         assert server.webhooks_overflowed == 1
     assert delivery.event.batch_id == second.batch_id
+
+
+@pytest.mark.parametrize("status", [200, 500])
+async def test_a_delivery_let_go_while_under_way_is_not_retried(
+    receiver: Receiver, status: int
+) -> None:
+    """A delivery let go for the backlog while the receiver holds it is never tried again,
+    whatever its answer; the later one is delivered."""
+    first, second = finishes()[:2]
+    receiver.hang = True
+    receiver.answers = [status]
+    async with pushing(receiver.url, webhook_backlog=1) as (server, clock):
+        finish(server, clock, first)
+        await receiver.wait_for(1)
+        finish(server, clock, second)
+        assert server.webhooks_overflowed == 1
+        receiver.release()
+        deliveries = await receiver.wait_for(2)
+        await settled(server)
+        failed = int(status != 200)
+        assert (server.webhooks_failed, server.webhooks_delivered) == (failed, 2 - failed)
+    assert len(receiver.deliveries) == 2
+    assert [delivery.event.batch_id for delivery in deliveries] == [
+        first.batch_id,
+        second.batch_id,
+    ]
 
 
 def refusals() -> Iterable[tuple[dict[str, Any], str]]:
