@@ -9,10 +9,10 @@ import asyncio
 import datetime
 import logging
 from collections import deque
-from collections.abc import Coroutine, Iterable
-from typing import Final, Self, TypeVar
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any, Final, Self, TypeVar
 
-from . import _retry
+from . import _checkpoint, _retry
 from ._chain import Walk
 from ._closing import ClosedByExit
 from ._config import MAX_PAGE_SIZE, check_batch_id, check_count, check_seconds
@@ -48,13 +48,17 @@ class BatchWatch(ClosedByExit):
         until_finished: bool,
         limit: int,
         on_invalid: OnInvalid = "raise",
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         self._source = source
         self._interval = check_seconds("poll_interval", poll_interval)
-        self._state = WatchState(
-            since=unix_seconds(since),
-            ids=None if ids is None else frozenset(check_ids("ids", ids)),
-        )
+        if resume is None:
+            named = None if ids is None else frozenset(check_ids("ids", ids))
+            self._state = WatchState(since=unix_seconds(since), ids=named)
+        elif since is not None or ids is not None:
+            raise ValueError("resume carries the watch's since and ids: give neither with it")
+        else:
+            self._state = _checkpoint.load(resume)
         self._until_finished = until_finished
         self._limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
         self._on_invalid = check_on_invalid(on_invalid)
@@ -135,7 +139,8 @@ class BatchWatch(ClosedByExit):
                 await self._end_cycle()
                 return
             self._hint = fetched.poll_after or self._hint
-            if self._state.read_page(fetched, self._on_invalid, self._queue):
+            ends = self._state.read_page(fetched, self._on_invalid, self._queue)
+            if ends or self._listing.exhausted:  # the cycle ends with the page it reads
                 await self._end_cycle()
         except APIError as error:
             if not error.retryable or self._closed:
@@ -148,6 +153,12 @@ class BatchWatch(ClosedByExit):
     def _queue(self, event: BatchEvent | None) -> None:
         if event is not None:
             self._events.append(event)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The watch's state as the events handed out so far tell it, as a small JSON-able
+        dict: save it after handling events, and `watch_batches(resume=...)` goes on from
+        it after a restart, with no flood of `"existing"` and nothing missed."""
+        return _checkpoint.dump(self._state, self._events)
 
     def notify(self, batch_id: str) -> None:
         """Have the watch retrieve this batch now (a webhook said it finished, say) rather

@@ -101,6 +101,11 @@ class Walk:
         self._chain = CursorChain(after=None, limit=limit, max_items=None)
         self._error: PaginationError | None = None
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether the page last read was the last one, with nothing left to raise."""
+        return self._chain.ended and self._error is None
+
     async def next_page(self) -> FetchedPage | None:
         """The next page, or None after the last; a chain that cannot be followed raises
         its `PaginationError` after the page that broke it."""

@@ -13,7 +13,7 @@ import datetime
 import enum
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Final, Self, Unpack
+from typing import Any, Final, Self, Unpack
 
 import aiohttp
 from yarl import URL
@@ -247,6 +247,7 @@ class Client(ClosedByExit):
         until_finished: bool = False,
         limit: int = MAX_PAGE_SIZE,
         on_invalid: OnInvalid = "raise",
+        resume: Mapping[str, Any] | None = None,
     ) -> BatchWatch:
         """Watch batches change: an async iterator of `BatchEvent`, and an async context manager.
 
@@ -265,6 +266,9 @@ class Client(ClosedByExit):
             limit: page size of each listing.
             on_invalid: a malformed watched batch raises (`"raise"`) or is skipped with a
                 WARNING (`"skip"`); a malformed batch not watched is always skipped.
+            resume: a `watch.checkpoint()` to go on from (it carries `since` and `ids`):
+                known batches make no `"existing"` event, and what changed meanwhile is
+                reported. A malformed checkpoint is a ValueError before any request.
         """
         self._check_open()
         return BatchWatch(
@@ -275,6 +279,7 @@ class Client(ClosedByExit):
             until_finished=until_finished,
             limit=limit,
             on_invalid=on_invalid,
+            resume=resume,
         )
 
     async def retrieve_batch(self, batch_id: str) -> Batch:

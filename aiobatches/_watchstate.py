@@ -107,6 +107,14 @@ class WatchState:
         """How many cycles ended; the first one's batches are `"existing"`."""
         self.ended: set[str] = set()
         """The named ids (`ids`) seen finished: none of them changes again."""
+        self.newest: int | None = None
+        """The newest creation second the ended cycles looked at: every batch created
+        before it was looked at (or lies below the floor)."""
+        self.seen_mark: int | None = None
+        """Resumed from a checkpoint, until the first cycle ends: a finished batch created
+        before this second was looked at before the checkpoint (see `_checkpoint`)."""
+        self.seen_ids: set[str] = set()
+        """Resumed likewise: finished batches reported before the checkpoint, by id."""
         self.found: set[str] = set()
         """The ids of the batches this cycle's listing showed well."""
         self.top: int | None = None
@@ -139,11 +147,21 @@ class WatchState:
         if self.ids is not None and batch.is_finished:
             self.ended.add(batch.id)
         self.known[batch.id] = batch
+        if previous is None and self._reported_before(batch):
+            return None
         if previous is None:
             return BatchEvent("existing" if self.cycles == 0 else "created", batch)
         if previous != batch:
             return BatchEvent("updated", batch, previous, changed_fields(previous, batch))
         return None
+
+    def _reported_before(self, batch: Batch) -> bool:
+        """Whether a resumed watch's checkpoint says this unknown batch was reported
+        before, finished (it has not changed since)."""
+        if not batch.is_finished:
+            return False
+        mark = self.seen_mark
+        return batch.id in self.seen_ids or (mark is not None and batch.created_at < mark)
 
     def read_page(
         self, fetched: FetchedPage, on_invalid: OnInvalid, emit: Callable[[BatchEvent], None]
@@ -251,6 +269,9 @@ class WatchState:
         """Move the horizon once a cycle's listing and retrievals are done, and forget what
         lies below it."""
         self.cycles += 1
+        self.seen_mark, self.seen_ids = None, set()  # the listing has looked at all of it
+        if self.top is not None and (self.newest is None or self.top > self.newest):
+            self.newest = self.top
         self.by_retrieval.difference_update(self.found)
         unfinished = [
             batch.created_at
