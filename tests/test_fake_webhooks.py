@@ -388,8 +388,26 @@ async def test_closing_cancels_deliveries_waiting_and_under_way(receiver: Receiv
         started = time.monotonic()
     assert time.monotonic() - started < 1
     assert receiver.deliveries[0].event.batch_id == first.batch_id
+    assert server.webhooks_waiting == 0
     assert [task for task in asyncio.all_tasks() if task.get_name() == "fake webhooks"] == []
     assert server.webhooks_delivered == 0
+
+
+async def test_a_restarted_server_pushes_what_finishes_after(receiver: Receiver) -> None:
+    """Deliveries cancelled by closing stay cancelled when the server starts again; what
+    finishes after is pushed."""
+    first, second = finishes()[:2]
+    async with pushing(receiver.url, webhook_faults={0: Fault.stall(0.2)}) as (server, clock):
+        finish(server, clock, first)
+        assert server.webhooks_waiting == 1
+        await server.close()
+        await server.start()
+        finish(server, clock, second)
+        [delivery] = await receiver.wait_for(1)
+        await asyncio.sleep(0.3)
+        await settled(server)
+    assert delivery.event.batch_id == second.batch_id
+    assert len(receiver.deliveries) == 1
 
 
 async def test_closing_twice_and_a_server_without_webhooks_count_nothing() -> None:

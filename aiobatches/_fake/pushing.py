@@ -58,8 +58,8 @@ class Pusher:
 
     `push` (synchronous, called as the population reads its clock) queues the events;
     `start` opens a client session and the task that delivers them and reads the clock
-    every `_TICK` seconds through `catch_up`; `close` cancels that task, awaits it, and
-    closes the session, leaving undelivered events where they are.
+    every `_TICK` seconds through `catch_up`; `close` lets go of the deliveries waiting,
+    cancels that task, awaits it, and closes the session.
     """
 
     def __init__(
@@ -146,15 +146,16 @@ class Pusher:
 
     async def start(self, catch_up: Callable[[], None]) -> None:
         """Open the session and start delivering, reading the clock through `catch_up`."""
-        if self._task is not None:
-            return
         self._catch_up = catch_up
         self._wake = asyncio.Event()  # of this loop, should the server restart in another
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_ATTEMPT_TIMEOUT))
         self._task = asyncio.create_task(self._run(self._session), name="fake webhooks")
 
     async def close(self) -> None:
-        """Stop delivering (an attempt under way is cancelled) and close the session; idempotent."""
+        """Stop delivering and close the session; idempotent. The deliveries waiting, and one
+        under way, are cancelled: let go, never delivered."""
+        self._waiting.clear()
+        self._due.clear()
         task, self._task = self._task, None
         session, self._session = self._session, None
         try:
@@ -195,11 +196,7 @@ class Pusher:
         self, session: aiohttp.ClientSession, order: int, delivery: _Delivery
     ) -> None:
         """POST `delivery` once; then let it go, or hold it for its next attempt."""
-        try:
-            ok = await self._post(session, delivery)
-        except asyncio.CancelledError:
-            heapq.heappush(self._due, (time.monotonic(), order))  # due again at a restart
-            raise
+        ok = await self._post(session, delivery)
         delivery.attempts += 1
         if ok:
             self.delivered += 1
