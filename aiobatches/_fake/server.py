@@ -94,9 +94,10 @@ class FakeBatchesServer:
     `webhook-signature`). The server reads its clock at each request and every 50 ms of
     real time while it runs, and pushes the batches finished since the last reading in
     the order they finished (so a `ManualClock` advanced past many finishes pushes them
-    all). A delivery refused, cut, timed out or answered other than 2xx is retried after
-    `webhook_backoff` real seconds, doubling each time (at most 30 s apart), and given
-    up after `webhook_attempts` attempts. `webhook_faults` picks by the event's index
+    all). Deliveries go out one at a time, each given 10 s to be answered; one refused,
+    cut, timed out or answered other than 2xx is retried after `webhook_backoff` real
+    seconds, doubling each time (at most 30 s apart), and given up after
+    `webhook_attempts` attempts. `webhook_faults` picks by the event's index
     (0-based, in finishing order) a `Fault.drop()` (never delivered),
     `Fault.duplicate()` (delivered twice, one `webhook-id`) or `Fault.stall(seconds)`
     (delivered that much later, so later events overtake it). At most `webhook_backlog`
