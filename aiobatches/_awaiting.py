@@ -73,6 +73,8 @@ class BatchWatch(ClosedByExit):
         self._cycle_at: float | None = None
         """When the rest under way ends and the next cycle begins (`_retry.now()` time)."""
         self._wakeups = Wakeups()
+        self._first_told: set[str] = set()
+        """The batches the first look reported so far, while its events are not all out."""
         self._working: asyncio.Task[object] | None = None
         """The rest, page or retrievals in progress: a task that closing the watch cancels."""
         self._busy = False
@@ -96,7 +98,12 @@ class BatchWatch(ClosedByExit):
                 if self._done or self._closed:
                     raise StopAsyncIteration
                 await self._advance()
-            return self._events.popleft()
+            event = self._events.popleft()
+            if event.kind == "existing":
+                self._first_told.add(event.batch.id)
+            if self._state.cycles and not (self._events and self._events[0].kind == "existing"):
+                self._first_told.clear()  # the first look is out: the state says the rest
+            return event
         finally:
             self._busy = False
 
@@ -158,7 +165,7 @@ class BatchWatch(ClosedByExit):
         """The watch's state as the events handed out so far tell it, as a small JSON-able
         dict: save it after handling events, and `watch_batches(resume=...)` goes on from
         it after a restart, with no flood of `"existing"` and nothing missed."""
-        return _checkpoint.dump(self._state, self._events)
+        return _checkpoint.dump(self._state, self._events, self._first_told)
 
     def notify(self, batch_id: str) -> None:
         """Have the watch retrieve this batch now (a webhook said it finished, say) rather

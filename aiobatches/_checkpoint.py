@@ -23,9 +23,13 @@ from ._watchstate import BatchEvent, WatchState, unix_seconds
 VERSION: Final = 1
 
 
-def dump(state: WatchState, queued: Iterable[BatchEvent]) -> dict[str, Any]:
+def dump(
+    state: WatchState, queued: Iterable[BatchEvent], first_told: Iterable[str] = ()
+) -> dict[str, Any]:
     """The checkpoint of `state` as the consumer knows it: `queued` events not handed out
-    yet are undone (a batch they report is as before them, or unknown)."""
+    yet are undone (a batch they report is as before them, or unknown). `first_told`
+    names the batches a first look not all handed out has reported (the state may have
+    let go of the finished ones already)."""
     told = dict(state.known)
     untold: list[int] = []  # creation seconds of batches reported by no handed-out event
     queued = list(queued)
@@ -46,12 +50,14 @@ def dump(state: WatchState, queued: Iterable[BatchEvent]) -> dict[str, Any]:
         mark = min((m for m in marks if m is not None), default=None)
     seen = {batch.id for batch in finished if mark is None or batch.created_at >= mark}
     unfinished = [batch for batch in told.values() if not batch.is_finished]
+    if not cycles:  # all a look not done reported, but the unfinished kept in full
+        seen |= set(first_told) - {batch.id for batch in unfinished}
     return {
         "version": VERSION,
         "since": state.since,
         "ids": None if state.ids is None else sorted(state.ids),
         "cycles": cycles,
-        "horizon": state.horizon,
+        "horizon": state.horizon if cycles else None,  # a look not done lists everything
         "mark": mark,
         "seen": sorted(seen | state.seen_ids),
         "batches": [unstructure_batch(batch) for batch in unfinished],

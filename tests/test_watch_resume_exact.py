@@ -1,0 +1,126 @@
+"""Exact across a restart: a checkpoint taken anywhere (mid-look, mid-page, at a rest),
+changes while nothing watches, a resumed watch; the events before the checkpoint and
+after it fold into the server's state, none twice, on accounts drawn as real ones look."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any, Final
+
+import pytest
+from _account import AccountServer, resting_with
+from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import strategies as st
+from test_watch_exact import draw_account
+
+import aiobatches
+
+RESTARTS: Final = 1000
+
+
+class StopWatchingError(Exception):
+    """Raised from a rest to stop a watch."""
+
+
+class Fold:
+    """The batches as the events so far say they are; refuses an event that repeats one
+    or skips a change."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, aiobatches.Batch] = {}
+
+    def take(self, event: aiobatches.BatchEvent) -> None:
+        batch_id = event.batch.id
+        note(f"event {event.kind} {batch_id} {event.batch.status}")
+        if event.kind == "updated":
+            assert batch_id in self.batches, f"{batch_id} updated before it was reported"
+            assert event.previous == self.batches[batch_id], f"{batch_id}: a change missed"
+            assert event.batch != event.previous, f"{batch_id}: an update with no change"
+        else:
+            assert batch_id not in self.batches, f"{batch_id} reported as new twice"
+        self.batches[batch_id] = event.batch
+
+
+def change(account: Any, rng: random.Random) -> None:
+    """What may happen between two looks: progress, finishes, batches new in the newest
+    second or later, and ties listed in a new order."""
+    for batch_id in sorted(account.batches):
+        roll = rng.random()
+        if roll < 0.3:
+            account.progress(batch_id, rng.randrange(8))
+        elif roll < 0.4:
+            account.finish(batch_id)
+    for _ in range(rng.choice((0, 0, 1, 3))):
+        later = 0 if rng.random() < 0.5 else rng.randint(1, 2)
+        status = rng.choice(("validating", "in_progress", "completed", "failed"))
+        created = account.create(account.newest() + later, status, rng.random())
+        note(f"  created {created}")
+    account.shuffle_ties(rng.randrange(1 << 16))
+
+
+@settings(
+    max_examples=RESTARTS,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+async def test_a_restart_anywhere_misses_nothing_and_repeats_nothing(data: st.DataObject) -> None:
+    """Events before a checkpoint taken at a random point plus a resumed watch's events
+    fold into the server's state, none twice."""
+    rng = data.draw(st.randoms(use_true_random=False), label="rng")
+    account = draw_account(data, rng)
+    account.hidden.clear()  # what the listing hides is the exactness test's own subject
+    limit = data.draw(st.sampled_from([1, 2, 3, 100]), label="limit")
+    told = data.draw(st.integers(0, 25), label="events before the checkpoint")
+    rests_before = data.draw(st.integers(0, 3), label="rests before the checkpoint")
+    rests_after = data.draw(st.integers(0, 2), label="rests with changes after resuming")
+    fold = Fold()
+    state: dict[str, Any] = {}
+    async with AccountServer(account) as server:
+        watch: aiobatches.BatchWatch | None = None
+        rests = 0
+
+        async def before(_: float) -> None:
+            nonlocal rests, state
+            rests += 1
+            if rests > rests_before:
+                assert watch is not None
+                state = watch.checkpoint()  # at a rest: every event is out
+                raise StopWatchingError
+            change(account, rng)
+
+        with resting_with(before), pytest.raises(StopWatchingError):
+            async with server.client() as client:
+                watch = client.watch_batches(limit=limit)
+                async with watch:
+                    async for event in watch:
+                        fold.take(event)
+                        told -= 1
+                        if told < 0:
+                            state = watch.checkpoint()
+                            raise StopWatchingError
+        note(f"checkpoint: {state}")
+        if rng.random() < 0.7:
+            note("while down:")
+            change(account, rng)
+        resumed = json.loads(json.dumps(state))
+        rests = 0
+
+        async def after(_: float) -> None:
+            nonlocal rests
+            rests += 1
+            if rests <= rests_after:
+                change(account, rng)
+            elif rests == rests_after + 2:  # a whole cycle saw the last change
+                raise StopWatchingError
+
+        with resting_with(after), pytest.raises(StopWatchingError):
+            async with server.client() as client, client.watch_batches(resume=resumed) as again:
+                async for event in again:
+                    fold.take(event)
+    for batch_id in account.batches:
+        assert batch_id in fold.batches, f"{batch_id} was never reported"
+        assert fold.batches[batch_id] == account.model(batch_id), f"{batch_id} is stale"
