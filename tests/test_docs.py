@@ -28,6 +28,8 @@ FENCE: Final = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 """A line that opens or closes a fenced block, at any indent, as Superfences reads one."""
 PYTHON_LANGUAGE: Final = re.compile(r"py(thon)?3?|pyi|pycon", re.IGNORECASE)
 """The languages that Superfences highlights as Python code or a Python session."""
+WEBHOOK_SECRET: Final = "whsec_ZG9jcyBzaWduaW5nIHNlY3JldCwgbm90IGEgcmVhbCBvbmU="
+"""The signing secret the docs' examples find in OPENAI_WEBHOOK_SECRET, as a user's app does."""
 HOUR: Final = 3_600.0
 """How far the docs' server clock jumps at each sleep, so waits on day-long batches end in
 a few dozen polls."""
@@ -189,6 +191,7 @@ async def test_example_runs_as_written(
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", azure.url)
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
     # Blank lines first, so that a traceback names the page's own line numbers.
     source = "\n" * (example.line - 1) + example.code
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # as `python -m asyncio` compiles what it is given
