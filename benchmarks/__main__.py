@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import aiohttp
 
-from . import _awaiting, _cpu, _imports, _latency, _memory, _structuring
+from . import _awaiting, _cpu, _imports, _latency, _memory, _pushed, _structuring
 
-SECTIONS = ("cpu", "structuring", "latency", "memory", "imports", "awaiting")
+SECTIONS = ("cpu", "structuring", "latency", "memory", "imports", "awaiting", "pushed")
 
 
 def main() -> None:
@@ -52,6 +52,9 @@ def main() -> None:
             )
             + "\n\n"
             + _awaiting.edges(polls=3, cycles=20 if quick else 200)
+        ),
+        "pushed": lambda: _pushed.run(
+            speed=600, window=1_200 if quick else 18_000, every=60 if quick else 150
         ),
     }
     for name in SECTIONS:
