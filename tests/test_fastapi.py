@@ -1,8 +1,10 @@
-"""The docs' FastAPI recipe, run as written on uvicorn: NDJSON, SSE, hang-ups, load, shutdown."""
+"""The docs' FastAPI recipe, run as written on uvicorn: NDJSON, SSE, webhooks, hang-ups, load,
+shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import json
 import random
@@ -28,11 +30,19 @@ from _helpers import (
 from _scripted import between_polls
 
 import aiobatches
-from aiobatches.testing import FakeBatchesServer, Fault, ManualClock, synthetic_batches
+from aiobatches.testing import (
+    FakeBatchesServer,
+    Fault,
+    ManualClock,
+    sign_webhook,
+    synthetic_batches,
+)
 
 FASTAPI_RECIPE = "# recipe: FastAPI NDJSON and SSE"
 LATENCY = 0.1
 """Seconds the upstream takes per page where a test hangs up mid-stream."""
+WEBHOOK_SECRET = "whsec_dGhlIEZhc3RBUEkgcmVjaXBlJ3Mgc2lnbmluZyBzZWNyZXQ="
+"""The signing secret the recipe finds in OPENAI_WEBHOOK_SECRET."""
 
 
 class App:
@@ -196,6 +206,90 @@ async def test_sse_forwards_the_first_look_then_changes(
         assert data["finished"] == (batch["status"] in aiobatches.FINISHED_STATUSES and ends)
         seen[batch["id"]] = batch
     assert set(pauses) == {60.0}
+
+
+def finished(batch_id: str) -> bytes:
+    """The body of OpenAI's webhook telling that a batch completed."""
+    event = {
+        "id": f"evt_{batch_id.removeprefix('batch_')}",
+        "object": "event",
+        "type": "batch.completed",
+        "created_at": int(time.time()),
+        "data": {"id": batch_id},
+    }
+    return json.dumps(event).encode()
+
+
+async def test_a_signed_webhook_brings_the_batch_to_every_event_stream_at_once(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signed delivery to POST /webhooks/openai makes every open event stream report the
+    notified batch's change at once, by one retrieval per watch, though the watches would not
+    list again for an hour."""
+    clock = ManualClock()
+    upstream = await make_server(count=30, api_key=API_KEY, clock=clock)
+    aim_recipe_at(upstream, monkeypatch)
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    start = await read_directly(upstream)
+    async with App() as app, aiohttp.ClientSession() as session, asyncio.timeout(30):
+        params = {"poll_interval": "3600"}
+        streams = [await session.get(f"{app.url}/batches/events", params=params) for _ in "ab"]
+        for stream in streams:
+            for _ in start:
+                assert (await next_event(stream.content))["event"] == "existing"
+        clock.advance(3600)  # the batches move on while the watches rest
+        now = {batch["id"]: batch for batch in await read_directly(upstream)}
+        changed = next(
+            batch["id"]
+            for batch in start
+            if batch["status"] not in aiobatches.FINISHED_STATUSES and now[batch["id"]] != batch
+        )
+        listed, retrieved = len(upstream.page_requests), len(upstream.retrieve_requests)
+        body = finished(changed)
+        headers = sign_webhook(body, WEBHOOK_SECRET)
+        async with asyncio.timeout(5):  # the watches' pause: 3600 s
+            async with session.post(f"{app.url}/webhooks/openai", data=body, headers=headers) as r:
+                answer = r.status, await r.read()
+            events = [await next_event(stream.content) for stream in streams]
+        for stream in streams:
+            stream.close()
+    assert answer == (204, b"")
+    for event in events:
+        data = json.loads(event["data"])
+        assert event["event"] == "updated"
+        assert data["batch"] == now[changed]
+        assert data["changes"] != []
+    assert len(upstream.page_requests) == listed  # no cycle ran: the webhook alone explains it
+    assert len(upstream.retrieve_requests) == retrieved + len(streams)
+
+
+async def test_a_webhook_that_fails_verification_is_a_bare_400_and_wakes_nothing(
+    upstream: FakeBatchesServer, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unsigned delivery, one signed with another secret and one whose body was altered are
+    each a 400 that says no more, and no watch retrieves anything."""
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    batch_id = upstream.batches[0]["id"]
+    body = finished(batch_id)
+    other = "whsec_" + base64.b64encode(b"another secret entirely").decode()
+    deliveries = [
+        (body, {"content-type": "application/json"}),
+        (body, sign_webhook(body, other)),
+        (body.replace(b"completed", b"cancelled"), sign_webhook(body, WEBHOOK_SECRET)),
+    ]
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+        params = {"poll_interval": "3600"}
+        stream = await session.get(f"{app.url}/batches/events", params=params)
+        for _ in upstream.batches:
+            assert (await next_event(stream.content))["event"] == "existing"
+        answers = []
+        for data, headers in deliveries:
+            async with session.post(f"{app.url}/webhooks/openai", data=data, headers=headers) as r:
+                answers.append((r.status, await r.json()))
+        await asyncio.sleep(0.2)  # time for a woken watch to retrieve
+        stream.close()
+    assert answers == [(400, {"detail": "Bad Request"})] * len(deliveries)
+    assert upstream.retrieve_requests == []
 
 
 async def test_upstream_refusals_become_the_responses_status(
