@@ -9,7 +9,9 @@ import inspect
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -84,6 +86,11 @@ class App:
         return client
 
     @property
+    def feed(self) -> Any:
+        """The recipe's feed of its one watch, as its lifespan put it in the state."""
+        return self.server.lifespan.state["feed"]
+
+    @property
     def requests_running(self) -> int:
         """Requests uvicorn is still answering: a hung-up one ends once the app has let go."""
         return len(self.server.server_state.tasks)
@@ -91,9 +98,37 @@ class App:
 
 @pytest.fixture
 async def app(upstream: FakeBatchesServer) -> AsyncIterator[App]:
-    """The recipe's app, served for the test and shut down after it."""
+    """The recipe's app, served for the test once its watch has made its first look (then it
+    rests for 600 s), and shut down after it."""
     async with App() as running:
+        assert await eventually(lambda: len(upstream.page_requests) == first_look(upstream))
         yield running
+
+
+def first_look(upstream: FakeBatchesServer) -> int:
+    """The page requests of a watch's first look at the upstream."""
+    return -(-len(upstream.batches) // 100)
+
+
+@contextmanager
+def held_first_look(
+    upstream: FakeBatchesServer,
+    release: asyncio.Event,
+    then: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Iterator[None]:
+    """Within the block, an app's watch starts its first look only once `release` is set, so
+    that a test's subscribers see it from its start: its first page request is refused with a
+    503, whose retry pause lasts until then. Later pauses run `then(delay)`."""
+
+    async def pause(delay: float) -> None:
+        if release.is_set():
+            await then(delay)
+        else:
+            await release.wait()
+
+    upstream.faults = {len(upstream.page_requests): Fault.respond(503)}
+    with between_polls(pause):
+        yield
 
 
 async def read_event(content: aiohttp.StreamReader) -> dict[str, str]:
@@ -150,14 +185,16 @@ async def test_ndjson_streams_every_batch_newest_first(
 async def test_sse_forwards_the_first_look_then_changes(
     make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """GET /batches/events sends the first look's batches as `existing`, then what the living
-    upstream's clock changes as `created` and `updated`, each naming exactly what changed."""
+    """GET /batches/events sends the app's watch's first look as `existing` to a subscriber
+    there from its start, then what the living upstream's clock changes as `created` and
+    `updated`, each naming exactly what changed."""
     clock = ManualClock()
     upstream = await make_server(count=60, api_key=API_KEY, clock=clock, arrival_every=600)
     aim_recipe_at(upstream, monkeypatch)
+    monkeypatch.setenv("BATCHES_POLL_INTERVAL", "60")
     start = await read_directly(upstream)  # the clock moves only in the watch's pauses
     pauses: list[float] = []
-    seen_enough, resting = asyncio.Event(), asyncio.Event()
+    subscribed, seen_enough, resting = asyncio.Event(), asyncio.Event(), asyncio.Event()
     monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.05)  # FastAPI's test hook
 
     async def tick(delay: float) -> None:
@@ -171,19 +208,23 @@ async def test_sse_forwards_the_first_look_then_changes(
         await asyncio.sleep(0)
 
     # The app's tasks inherit the pauses: uvicorn's task is started within the block.
-    with between_polls(tick):
-        async with App() as app, aiohttp.ClientSession() as session, asyncio.timeout(60):
-            params = {"poll_interval": "60"}
-            async with session.get(f"{app.url}/batches/events", params=params) as response:
-                assert response.status == 200
-                assert response.headers["Content-Type"].startswith("text/event-stream")
-                events = [await next_event(response.content) for _ in start]
-                while not {"created", "updated"} <= {event["event"] for event in events}:
-                    events.append(await next_event(response.content))
-                seen_enough.set()
-                await resting.wait()
-                while (await read_event(response.content)) != {"comment": "ping"}:
-                    pass  # the quiet watch's keep-alive: every event before it was delivered
+    with held_first_look(upstream, subscribed, then=tick):
+        async with (
+            App() as app,
+            aiohttp.ClientSession() as session,
+            asyncio.timeout(60),
+            session.get(f"{app.url}/batches/events") as response,
+        ):
+            subscribed.set()
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            events = [await next_event(response.content) for _ in start]
+            while not {"created", "updated"} <= {event["event"] for event in events}:
+                events.append(await next_event(response.content))
+            seen_enough.set()
+            await resting.wait()
+            while (await read_event(response.content)) != {"comment": "ping"}:
+                pass  # the quiet watch's keep-alive: every event before it was delivered
     assert [event["id"] for event in events] == [str(n) for n in range(1, len(events) + 1)]
     first_look = events[: len(start)]
     assert {event["event"] for event in first_look} == {"existing"}
@@ -224,35 +265,39 @@ async def test_a_signed_webhook_brings_the_batch_to_every_event_stream_at_once(
     make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A signed delivery to POST /webhooks/openai makes every open event stream report the
-    notified batch's change at once, by one retrieval per watch, though the watches would not
-    list again for an hour."""
+    notified batch's change at once, by one retrieval, though the app's watch would not list
+    again for an hour."""
     clock = ManualClock()
     upstream = await make_server(count=30, api_key=API_KEY, clock=clock)
     aim_recipe_at(upstream, monkeypatch)
     monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("BATCHES_POLL_INTERVAL", "3600")
     start = await read_directly(upstream)
-    async with App() as app, aiohttp.ClientSession() as session, asyncio.timeout(30):
-        params = {"poll_interval": "3600"}
-        streams = [await session.get(f"{app.url}/batches/events", params=params) for _ in "ab"]
-        for stream in streams:
-            for _ in start:
-                assert (await next_event(stream.content))["event"] == "existing"
-        clock.advance(3600)  # the batches move on while the watches rest
-        now = {batch["id"]: batch for batch in await read_directly(upstream)}
-        changed = next(
-            batch["id"]
-            for batch in start
-            if batch["status"] not in aiobatches.FINISHED_STATUSES and now[batch["id"]] != batch
-        )
-        listed, retrieved = len(upstream.page_requests), len(upstream.retrieve_requests)
-        body = finished(changed)
-        headers = sign_webhook(body, WEBHOOK_SECRET)
-        async with asyncio.timeout(5):  # the watches' pause: 3600 s
-            async with session.post(f"{app.url}/webhooks/openai", data=body, headers=headers) as r:
-                answer = r.status, await r.read()
-            events = [await next_event(stream.content) for stream in streams]
-        for stream in streams:
-            stream.close()
+    subscribed = asyncio.Event()
+    with held_first_look(upstream, subscribed):
+        async with App() as app, aiohttp.ClientSession() as session, asyncio.timeout(30):
+            streams = [await session.get(f"{app.url}/batches/events") for _ in "ab"]
+            subscribed.set()
+            for stream in streams:
+                for _ in start:
+                    assert (await next_event(stream.content))["event"] == "existing"
+            clock.advance(3600)  # the batches move on while the watch rests
+            now = {batch["id"]: batch for batch in await read_directly(upstream)}
+            changed = next(
+                batch["id"]
+                for batch in start
+                if batch["status"] not in aiobatches.FINISHED_STATUSES and now[batch["id"]] != batch
+            )
+            listed, retrieved = len(upstream.page_requests), len(upstream.retrieve_requests)
+            body = finished(changed)
+            headers = sign_webhook(body, WEBHOOK_SECRET)
+            async with asyncio.timeout(5):  # the watch's pause: 3600 s
+                url = f"{app.url}/webhooks/openai"
+                async with session.post(url, data=body, headers=headers) as response:
+                    answer = response.status, await response.read()
+                events = [await next_event(stream.content) for stream in streams]
+            for stream in streams:
+                stream.close()
     assert answer == (204, b"")
     for event in events:
         data = json.loads(event["data"])
@@ -260,16 +305,20 @@ async def test_a_signed_webhook_brings_the_batch_to_every_event_stream_at_once(
         assert data["batch"] == now[changed]
         assert data["changes"] != []
     assert len(upstream.page_requests) == listed  # no cycle ran: the webhook alone explains it
-    assert len(upstream.retrieve_requests) == retrieved + len(streams)
+    assert len(upstream.retrieve_requests) == retrieved + 1
 
 
 async def test_a_webhook_that_fails_verification_is_a_bare_400_and_wakes_nothing(
     upstream: FakeBatchesServer, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unsigned delivery, one signed with another secret and one whose body was altered are
-    each a 400 that says no more, and no watch retrieves anything."""
+    each a 400 that says no more, and the app's watch retrieves nothing."""
     monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    batch_id = upstream.batches[0]["id"]
+    batch_id = next(
+        batch["id"]
+        for batch in upstream.batches
+        if batch["status"] not in aiobatches.FINISHED_STATUSES
+    )
     body = finished(batch_id)
     other = "whsec_" + base64.b64encode(b"another secret entirely").decode()
     deliveries = [
@@ -277,40 +326,84 @@ async def test_a_webhook_that_fails_verification_is_a_bare_400_and_wakes_nothing
         (body, sign_webhook(body, other)),
         (body.replace(b"completed", b"cancelled"), sign_webhook(body, WEBHOOK_SECRET)),
     ]
-    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-        params = {"poll_interval": "3600"}
-        stream = await session.get(f"{app.url}/batches/events", params=params)
-        for _ in upstream.batches:
-            assert (await next_event(stream.content))["event"] == "existing"
+    async with aiohttp.ClientSession() as session:
         answers = []
         for data, headers in deliveries:
-            async with session.post(f"{app.url}/webhooks/openai", data=data, headers=headers) as r:
-                answers.append((r.status, await r.json()))
+            url = f"{app.url}/webhooks/openai"
+            async with session.post(url, data=data, headers=headers) as response:
+                answers.append((response.status, await response.json()))
         await asyncio.sleep(0.2)  # time for a woken watch to retrieve
-        stream.close()
+        body, headers = finished(batch_id), sign_webhook(finished(batch_id), WEBHOOK_SECRET)
+        async with session.post(f"{app.url}/webhooks/openai", data=body, headers=headers) as r:
+            signed = r.status
+        assert await eventually(lambda: len(upstream.retrieve_requests) == 1)
     assert answers == [(400, {"detail": "Bad Request"})] * len(deliveries)
-    assert upstream.retrieve_requests == []
+    assert signed == 204  # the same delivery signed: the watch retrieves the batch
+
+
+async def test_a_restart_resumes_from_the_saved_checkpoint(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The app saves its watch's checkpoint; restarted on it, the app sends no flood of
+    `existing`, but each batch that changed while it was down, once, as `updated`."""
+    clock = ManualClock()
+    upstream = await make_server(count=30, api_key=API_KEY, clock=clock)
+    aim_recipe_at(upstream, monkeypatch)
+    saved = tmp_path / "batches-watch.json"
+    monkeypatch.setenv("BATCHES_CHECKPOINT", str(saved))
+    monkeypatch.setenv("BATCHES_POLL_INTERVAL", "3600")
+    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.05)  # FastAPI's test hook
+    start = await read_directly(upstream)
+    first, second = asyncio.Event(), asyncio.Event()
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+        with held_first_look(upstream, first):
+            async with App() as app:
+                response = await session.get(f"{app.url}/batches/events")
+                first.set()
+                looks = [await next_event(response.content) for _ in start]
+                response.close()
+        assert {look["event"] for look in looks} == {"existing"}
+        assert saved.exists()
+        clock.advance(3600)  # the batches move on while the app is down
+        now = {batch["id"]: batch for batch in await read_directly(upstream)}
+        changed = [batch["id"] for batch in start if now[batch["id"]] != batch]
+        with held_first_look(upstream, second):
+            async with App() as app:
+                response = await session.get(f"{app.url}/batches/events")
+                second.set()
+                events = [await next_event(response.content) for _ in changed]
+                while (await read_event(response.content)) != {"comment": "ping"}:
+                    pass  # the watch rests: every event before it was delivered
+                response.close()
+    assert changed != []
+    assert [event["event"] for event in events] == ["updated"] * len(changed)
+    got = {json.loads(event["data"])["batch"]["id"]: event for event in events}
+    assert set(got) == set(changed)
+    for batch_id, event in got.items():
+        assert json.loads(event["data"])["batch"] == now[batch_id]
 
 
 async def test_upstream_refusals_become_the_responses_status(
     upstream: FakeBatchesServer, app: App
 ) -> None:
     """An unknown `after` is the caller's 400, with the upstream's reason; an upstream that
-    refuses the app is a 502; a poll interval under 5 s is refused before any request."""
-    upstream.faults = {1: Fault.respond(403)}  # the second list request: the 502 case
+    refuses the app is a 502; no caller can make the app's one watch poll."""
+    looked = first_look(upstream)
+    upstream.faults = {looked + 1: Fault.respond(403)}  # the callers' second request: the 502
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{app.url}/batches", params={"after": "batch_unknown"}) as r:
             unknown = r.status, (await r.json())["detail"]
         async with session.get(f"{app.url}/batches") as response:
             refused = response.status
-        params = {"poll_interval": "1"}
+        params = {"poll_interval": "0"}
         async with session.get(f"{app.url}/batches/events", params=params) as response:
-            too_often = response.status
+            subscribed = response.status
+            await asyncio.sleep(0.2)  # time for a watch that obeyed the caller to poll
     assert unknown[0] == 400
     assert "batch_unknown" in unknown[1]
     assert refused == 502
-    assert too_often == 422
-    assert len(upstream.page_requests) == 2
+    assert subscribed == 200
+    assert len(upstream.page_requests) == looked + 2
 
 
 async def test_a_failure_part_way_ends_the_body_with_where_to_resume(
@@ -318,7 +411,7 @@ async def test_a_failure_part_way_ends_the_body_with_where_to_resume(
 ) -> None:
     """An upstream failure after the first page ends the body with an `error` line whose
     `after` resumes the listing with no gap and no repeat."""
-    upstream.faults = {1: Fault.respond(403)}  # the second page (not retried)
+    upstream.faults = {first_look(upstream) + 1: Fault.respond(403)}  # the second page
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{app.url}/batches") as response:
             status = response.status
@@ -332,19 +425,25 @@ async def test_a_failure_part_way_ends_the_body_with_where_to_resume(
 
 
 async def test_a_watch_that_gives_up_sends_an_error_event_and_ends(
-    upstream: FakeBatchesServer, app: App
+    upstream: FakeBatchesServer,
 ) -> None:
-    """A watch ended by an upstream refusal tells the event stream why, then ends it."""
-    upstream.faults = {0: Fault.respond(403)}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"{app.url}/batches/events") as response,
-    ):
-        event = await next_event(response.content)
-        rest = await response.content.read()
-    assert event["event"] == "error"
-    assert "403" in json.loads(event["data"])["error"]
-    assert rest == b""
+    """The app's watch ended by an upstream refusal tells each event stream why, then ends it:
+    those open when it gave up, and those opened later."""
+    subscribed = asyncio.Event()
+    with held_first_look(upstream, subscribed):
+        # The first request's retry is held until a caller is there; the retry is refused.
+        upstream.faults = {0: Fault.respond(503), 1: Fault.respond(403)}
+        async with App() as app, aiohttp.ClientSession() as session:
+            before = await session.get(f"{app.url}/batches/events")
+            subscribed.set()
+            assert await eventually(lambda: app.feed.ended)
+            after = await session.get(f"{app.url}/batches/events")
+            for response in (before, after):
+                event = await next_event(response.content)
+                assert await response.content.read() == b""
+                assert event["event"] == "error"
+                assert "403" in json.loads(event["data"])["error"]
+                response.close()
 
 
 async def test_counts_beyond_64_bits_reach_the_caller_exactly(
@@ -356,11 +455,14 @@ async def test_counts_beyond_64_bits_reach_the_caller_exactly(
     batches[1] = {**batches[1], "request_counts": {"total": huge, "completed": huge, "failed": 0}}
     upstream = await make_server(batches=batches, api_key=API_KEY)
     aim_recipe_at(upstream, monkeypatch)
-    async with App() as app, aiohttp.ClientSession() as session:
-        async with session.get(f"{app.url}/batches") as response:
-            listed = [json.loads(line) for line in (await response.text()).splitlines()]
-        async with session.get(f"{app.url}/batches/events") as response:
-            looks = [json.loads((await next_event(response.content))["data"]) for _ in batches]
+    subscribed = asyncio.Event()
+    with held_first_look(upstream, subscribed):
+        async with App() as app, aiohttp.ClientSession() as session:
+            async with session.get(f"{app.url}/batches/events") as response:
+                subscribed.set()
+                looks = [json.loads((await next_event(response.content))["data"]) for _ in batches]
+            async with session.get(f"{app.url}/batches") as response:
+                listed = [json.loads(line) for line in (await response.text()).splitlines()]
     for got in (listed, [look["batch"] for look in looks]):
         assert [batch["id"] for batch in got] == [batch["id"] for batch in batches]
         assert got[1]["request_counts"] == {"total": huge, "completed": huge, "failed": 0}
@@ -380,46 +482,31 @@ async def test_hanging_up_on_ndjson_stops_the_upstream_paging(
         response.close()  # hang up mid-stream
     at_hang_up = len(upstream.page_requests)
     assert await eventually(lambda: app.requests_running == 0)
-    assert stream_tasks() == []  # closed before the request ended, not left to the collector
+    # Closed before the request ended, not left to the collector (the app's watch rests on).
+    assert [task for task in stream_tasks() if "watch" not in task.get_name()] == []
     at_seen = len(upstream.page_requests)
     await asyncio.sleep(5 * LATENCY)  # five pages' time for a leaked stream to show itself
     after = len(upstream.page_requests)
     print(f"ndjson hang-up: requests {at_hang_up} at it, {at_seen} when seen, {after} later")
-    assert after == at_seen < pages
+    assert after == at_seen < first_look(upstream) + pages
 
 
-async def test_hanging_up_on_sse_stops_the_watch(upstream: FakeBatchesServer) -> None:
-    """A caller who hangs up on the event stream while the watch pauses costs no upstream request
-    after, though the pauses then end at once: the watch is closed, not merely asleep."""
-    parked, release = asyncio.Event(), asyncio.Event()
-    pauses = 0
-
-    async def tick(delay: float) -> None:
-        """The third pause holds the watch until the test releases it; every other one is brief."""
-        nonlocal pauses
-        pauses += 1
-        if pauses == 3:
-            parked.set()
-            await release.wait()
-        await asyncio.sleep(0)
-
-    with between_polls(tick):  # the app's tasks inherit the pauses: uvicorn starts within
-        async with App() as app, aiohttp.ClientSession() as session:
-            params = {"poll_interval": "60"}
-            response = await session.get(f"{app.url}/batches/events", params=params)
-            for _ in upstream.batches:  # the whole first look, then two more cycles
-                assert (await next_event(response.content))["event"] == "existing"
-            await parked.wait()
-            response.close()  # hang up while the watch rests
-            at_hang_up = len(upstream.page_requests)
-            assert await eventually(lambda: app.requests_running == 0)
-            at_seen = len(upstream.page_requests)
-            release.set()  # a watch still alive would now poll again and again at once
-            await asyncio.sleep(0.5)
-            after = len(upstream.page_requests)
-    print(f"sse hang-up: requests {at_hang_up} at it, {at_seen} when seen, {after} later")
-    assert at_hang_up == at_seen == after > 10  # the first look's 10 pages, then two cycles
-    assert pauses == 3
+async def test_hanging_up_on_sse_lets_go_of_the_caller(
+    upstream: FakeBatchesServer, app: App
+) -> None:
+    """A caller who hangs up on the event stream is let go of: the app's feed holds nothing for
+    it once the request is done, and the app's one watch goes on for the others."""
+    async with aiohttp.ClientSession() as session:
+        responses = [await session.get(f"{app.url}/batches/events") for _ in range(3)]
+        assert await eventually(lambda: len(app.feed.subscribers) == 3)
+        responses[0].close()
+        responses[1].close()
+        assert await eventually(lambda: app.requests_running == 1)
+        assert len(app.feed.subscribers) == 1
+        responses[2].close()
+        assert await eventually(lambda: app.requests_running == 0)
+    assert app.feed.subscribers == set()
+    assert not app.feed.ended
 
 
 async def test_one_client_serves_200_concurrent_callers(
@@ -479,15 +566,18 @@ async def test_shutdown_with_an_open_event_stream_leaves_nothing_running(
 ) -> None:
     """An event stream never ends by itself: with a graceful-shutdown bound, uvicorn cancels
     it, the watch closes, and the lifespan closes the client; nothing is left running."""
-    async with aiohttp.ClientSession() as session:
-        async with App(timeout_graceful_shutdown=1) as app:
-            response = await session.get(f"{app.url}/batches/events")
-            for _ in upstream.batches:
-                assert (await next_event(response.content))["event"] == "existing"
-            client = app.client
-        with pytest.raises(aiohttp.ClientPayloadError):  # uvicorn returned: the stream was cut
-            await response.content.read()
-        response.close()
+    subscribed = asyncio.Event()
+    with held_first_look(upstream, subscribed):
+        async with aiohttp.ClientSession() as session:
+            async with App(timeout_graceful_shutdown=1) as app:
+                response = await session.get(f"{app.url}/batches/events")
+                subscribed.set()
+                for _ in upstream.batches:
+                    assert (await next_event(response.content))["event"] == "existing"
+                client = app.client
+            with pytest.raises(aiohttp.ClientPayloadError):  # uvicorn returned: the stream cut
+                await response.content.read()
+            response.close()
     with pytest.raises(RuntimeError, match="closed"):
         client.list_batches()
     assert await eventually(lambda: upstream.open_connections == 0)
