@@ -509,6 +509,28 @@ async def test_hanging_up_on_sse_lets_go_of_the_caller(
     assert not app.feed.ended
 
 
+async def test_a_caller_too_far_behind_is_let_go_with_its_stream_ended(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that falls the backlog's length behind is let go of: its queue holds the events
+    it had, then the end of its stream, while a caller that keeps up gets every event."""
+    upstream = await make_server(count=1500, api_key=API_KEY)
+    aim_recipe_at(upstream, monkeypatch)
+    subscribed = asyncio.Event()
+    with held_first_look(upstream, subscribed):
+        async with App() as app, asyncio.timeout(30):
+            backlog = web_recipe(FASTAPI_RECIPE).BACKLOG
+            slow, fast = app.feed.subscribe(), app.feed.subscribe()
+            subscribed.set()
+            got = [await fast.get() for _ in upstream.batches]
+            assert await eventually(lambda: len(upstream.page_requests) == 1 + first_look(upstream))
+            kept = [slow.get_nowait() for _ in range(slow.qsize())]
+            assert app.feed.subscribers == {fast}
+    assert [event.batch.id for event in got] == served_ids(upstream)
+    assert kept[-1] is None
+    assert [event.batch.id for event in kept[:-1]] == served_ids(upstream)[:backlog]
+
+
 async def test_one_client_serves_200_concurrent_callers(
     make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
