@@ -187,18 +187,20 @@ class BatchWatch(ClosedByExit):
                 self._cycle_at = _retry.now() + left
             else:  # a rest that notifications broke: what remains of it
                 left = self._cycle_at - _retry.now()
-            while not self._wakeups.flooded and left > 0:
+            while not self._wakeups.flooded:  # a rest is always taken, even of no time
                 if self._wakeups.pending:
                     await self._retrieve(self._wakeups.take())
                     if self._until_finished and self._state.named_all_finished():
                         self._done = True
                     if self._events or self._done:
                         return  # hand them out first; the rest goes on after
-                elif await self._own(self._wakeups.rest(left), "rest"):
+                elif await self._own(self._wakeups.rest(max(left, 0.0)), "rest"):
                     break  # slept through
                 if self._closed:
                     return
                 left = self._cycle_at - _retry.now()
+                if left <= 0:
+                    break
         self._cycle_at = None
         self._wakeups.settle()
         self._rest_first = True

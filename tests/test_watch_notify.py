@@ -138,3 +138,23 @@ def test_a_notification_names_a_batch() -> None:
         watch.notify("../v1/files")
     with pytest.raises(TypeError, match="batch_id"):
         watch.notify(None)  # type: ignore[arg-type]
+
+
+async def test_a_watch_with_no_interval_still_rests_once_per_cycle() -> None:
+    """`poll_interval=0` rests no time, but still rests: the sleeper runs once a cycle
+    (a loop with no await between cycles would starve every other task)."""
+    async with ScriptedServer([batch(0, "in_progress")]) as server:
+        rests = 0
+
+        async def count(_: float) -> None:
+            nonlocal rests
+            rests += 1
+            if rests == 3:
+                raise RuntimeError("enough")
+
+        with between_polls(count) as delays, pytest.raises(RuntimeError, match="enough"):
+            async with asyncio.timeout(5), server.client() as client:
+                async for _ in client.watch_batches(poll_interval=0):
+                    pass
+    assert delays == [0.0, 0.0, 0.0]
+    assert len(server.lists) == 3
