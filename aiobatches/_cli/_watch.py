@@ -4,13 +4,16 @@ as one JSON line per event."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TextIO
 
-from .. import BatchWatch
-from . import _options
+from .. import BatchEvent, BatchWatch
+from . import _options, _statefile
 from ._board import Board
-from ._common import EXIT_OK, Command, Commands, writing
+from ._common import EXIT_OK, EXIT_USAGE, Command, CommandError, Commands, writing
 from ._output import event_json
 from ._screen import Screen, View, follow, warnings_on
 from ._source import connect
@@ -56,6 +59,14 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
         help="stop once no watched batch is unfinished (after a poll)",
     )
     _options.add_interval(what)
+    what.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="resume from the watch state saved in FILE, if it exists (no flood of"
+        " existing batches; what changed meanwhile is reported), and save it there as"
+        " events are handled; --since and --ids are kept in it",
+    )
     _options.add_output(parser, ("jsonl", "table"))
     return parser
 
@@ -66,18 +77,31 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
     kind = args.format or ("table" if out.isatty() else "jsonl")
     statuses = frozenset(args.status or ())
     interval = _options.interval(args)
-    async with connect(args, arrivals=True) as source:
-        watch = source.client.watch_batches(
-            poll_interval=interval,
-            since=args.since,
-            ids=args.ids,
-            until_finished=args.until_finished,
+    resume = None if args.state is None else _statefile.load(args.state)
+    if resume is not None and (args.since is not None or args.ids is not None):
+        raise CommandError(
+            f"--since and --ids are kept in the state file {args.state}; give neither"
+            " when resuming from it",
+            EXIT_USAGE,
         )
-        async with watch:
+    async with connect(args, arrivals=True) as source:
+        try:
+            watch = source.client.watch_batches(
+                poll_interval=interval,
+                since=args.since,
+                ids=args.ids,
+                until_finished=args.until_finished,
+                resume=resume,
+            )
+        except ValueError as error:  # a checkpoint of another version, or damaged
+            raise CommandError(
+                f"the state file {args.state} cannot be resumed from: {error}", EXIT_USAGE
+            ) from None
+        async with watch, _saving(watch, args.state) as events:
             if kind == "table":
-                await _table(watch, out, statuses=statuses, interval=interval)
+                await _table(events, out, statuses=statuses, interval=interval)
                 return EXIT_OK
-            async for event in watch:
+            async for event in events:
                 if statuses and event.batch.status not in statuses:
                     continue
                 with writing():
@@ -86,8 +110,18 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
     return EXIT_OK
 
 
+@contextlib.asynccontextmanager
+async def _saving(watch: BatchWatch, path: Path | None) -> AsyncIterator[AsyncIterator[BatchEvent]]:
+    """The watch's events; with --state, its checkpoint saved as they are handled."""
+    if path is None:
+        yield watch
+        return
+    async with _statefile.Saved(watch, path) as saved:
+        yield saved
+
+
 async def _table(
-    watch: BatchWatch, out: TextIO, *, statuses: frozenset[str], interval: float
+    watch: AsyncIterator[BatchEvent], out: TextIO, *, statuses: frozenset[str], interval: float
 ) -> None:
     """The live table: on a terminal's alternate screen, given back however the watch ends;
     when the watch ends by itself, its last frame stays printed on the normal screen."""
