@@ -54,7 +54,7 @@ def main() -> None:
             + _awaiting.edges(polls=3, cycles=20 if quick else 200)
         ),
         "pushed": lambda: _pushed.run(
-            speed=600, window=1_200 if quick else 18_000, every=60 if quick else 150
+            speed=600, window=1_200 if quick else 86_400, every=60 if quick else 864
         ),
     }
     for name in SECTIONS:
