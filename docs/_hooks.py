@@ -173,4 +173,9 @@ class PublicBases(griffe.Extension):
 
         for obj in defined_objects(pkg):
             if isinstance(obj, griffe.Class):
+                # What a hidden base gives the class stays documented, as the class's own.
+                inherited = dict(obj.inherited_members)
                 obj.bases = [base for base in obj.bases if shown(base)]
+                for name, member in inherited.items():
+                    if name not in obj.all_members:
+                        obj.set_member(name, griffe.Alias(name, member.final_target, parent=obj))

@@ -144,6 +144,13 @@ class Dialects:
 
     each: tuple[Dialect, ...] = field()
 
+    @classmethod
+    def serving(cls, azure_api_version: str | None) -> Dialects:
+        """OpenAI's dialect; or, given the version its `/openai/batches` takes, Azure's two."""
+        if azure_api_version is None:
+            return cls((OpenAIDialect(),))
+        return cls((AzureVersionedDialect(azure_api_version), AzureV1Dialect()))
+
     @each.validator
     def _one_base_url(self, _: object, each: tuple[Dialect, ...]) -> None:
         if not each:

@@ -231,21 +231,23 @@ def _nothing() -> None:
     """Reads no clock: a pusher not started yet."""
 
 
-def check_webhooks(
+def make_pusher(
     *,
     living: bool,
     url: str | None,
     secret: str | None,
-    faults: object,
+    faults: FaultPlan | Mapping[int, Fault] | None,
     attempts: int,
     backoff: float,
     backlog: int,
-) -> None:
-    """Refuse webhook settings that are out of range, or that cannot go together."""
+    seed: int,
+) -> Pusher | None:
+    """The pusher these webhook settings ask for (None without a URL); a ValueError for
+    settings out of range, or that cannot go together."""
     if url is None:
         if secret is not None or faults is not None:
             raise ValueError("webhook_secret and webhook_faults need a webhook_url to apply to")
-        return
+        return None
     parsed = yarl.URL(url)
     if parsed.scheme not in {"http", "https"} or not parsed.host:
         raise ValueError(f"webhook_url must be an http or https URL, got {url!r}")
@@ -258,6 +260,50 @@ def check_webhooks(
     if finite_seconds("webhook_backoff", backoff) < 0:
         raise ValueError(f"webhook_backoff must be finite seconds >= 0, got {backoff!r}")
     _at_least_one("webhook_backlog", backlog)
+    return Pusher(
+        url, secret, faults=faults, attempts=attempts, backoff=backoff, backlog=backlog, seed=seed
+    )
+
+
+class WebhookCounters:
+    """What became of a server's webhooks, as read-only counters (all 0 without any)."""
+
+    _pusher: Pusher | None
+
+    @property
+    def webhook_events(self) -> int:
+        """Webhook events made so far: one per batch finished, whatever its faults."""
+        return 0 if self._pusher is None else self._pusher.events
+
+    @property
+    def webhooks_delivered(self) -> int:
+        """Webhook deliveries the receiver accepted with a 2xx; a duplicate counts twice."""
+        return 0 if self._pusher is None else self._pusher.delivered
+
+    @property
+    def webhooks_failed(self) -> int:
+        """Webhook attempts that failed (refused, cut, timed out, or not 2xx), retries too."""
+        return 0 if self._pusher is None else self._pusher.failed
+
+    @property
+    def webhooks_given_up(self) -> int:
+        """Webhook deliveries abandoned after `webhook_attempts` failed attempts."""
+        return 0 if self._pusher is None else self._pusher.given_up
+
+    @property
+    def webhooks_dropped(self) -> int:
+        """Webhook events never delivered because `webhook_faults` dropped them."""
+        return 0 if self._pusher is None else self._pusher.dropped
+
+    @property
+    def webhooks_overflowed(self) -> int:
+        """Waiting webhook deliveries let go, the oldest first, beyond `webhook_backlog`."""
+        return 0 if self._pusher is None else self._pusher.overflowed
+
+    @property
+    def webhooks_waiting(self) -> int:
+        """Webhook deliveries waiting now: not yet due (a stall), due, or between attempts."""
+        return 0 if self._pusher is None else self._pusher.waiting
 
 
 def _at_least_one(name: str, value: object) -> None:

@@ -20,15 +20,12 @@ from attrs import frozen
 from .clocks import AcceleratedClock, ManualClock, finite_seconds
 from .dialects import (
     AZURE_API_VERSION,
-    AzureV1Dialect,
-    AzureVersionedDialect,
     Dialects,
-    OpenAIDialect,
 )
 from .endpoints import Endpoints
 from .faults import Fault, FaultPicker, FaultPlan
 from .living import populate
-from .pushing import ATTEMPTS, BACKLOG, BACKOFF, Pusher, check_webhooks
+from .pushing import ATTEMPTS, BACKLOG, BACKOFF, WebhookCounters, make_pusher
 
 _RECORDED: Final = 10_000
 """How many of the latest requests a server keeps by default: enough for any test's
@@ -49,7 +46,7 @@ class RecordedRequest:
     """The request headers, `Authorization` included."""
 
 
-class FakeBatchesServer:
+class FakeBatchesServer(WebhookCounters):
     """The batches endpoints on 127.0.0.1 (port 0 by default); an async context manager.
 
     `GET /v1/batches` lists newest first; `GET /v1/batches/{id}` retrieves one batch
@@ -86,24 +83,14 @@ class FakeBatchesServer:
     however long the server runs, and a clock jump of a month or a year draws only the
     arrivals still within the window, never every arrival of the span it jumps.
 
-    A living server given `webhook_url` pushes a webhook when a batch finishes (reaches
-    completed, failed, expired or cancelled) after the server was made: a POST of an
-    OpenAI-shaped event, `{"id": "evt_...", "object": "event", "created_at": <when it
-    finished>, "type": "batch.completed", "data": {"id": <batch id>}}`, signed with
-    `webhook_secret` as OpenAI signs (`webhook-id`, `webhook-timestamp` of the real time,
-    `webhook-signature`). The server reads its clock at each request and every 50 ms of
-    real time while it runs, and pushes the batches finished since the last reading in
-    the order they finished (so a `ManualClock` advanced past many finishes pushes them
-    all). Deliveries go out one at a time, each given 10 s to be answered; one refused,
-    cut, timed out or answered other than 2xx is retried after `webhook_backoff` real
-    seconds, doubling each time (at most 30 s apart), and given up after
-    `webhook_attempts` attempts. `webhook_faults` picks by the event's index
-    (0-based, in finishing order) a `Fault.drop()` (never delivered),
-    `Fault.duplicate()` (delivered twice, one `webhook-id`) or `Fault.stall(seconds)`
-    (delivered that much later, so later events overtake it). At most `webhook_backlog`
-    deliveries wait at once (the oldest is let go beyond it, counted in
-    `webhooks_overflowed`), so memory stays bounded. Closing the server cancels the
-    deliveries still waiting. The `webhooks_...` counters say what became of each.
+    A living server given `webhook_url` POSTs an OpenAI-shaped event signed with
+    `webhook_secret` (`batch.completed`, ... with `data.id`) for each batch that
+    finishes after it was made, in finishing order, read from its clock at each request
+    and every 50 ms while it runs. Deliveries go out one at a time (10 s each), retried
+    after `webhook_backoff` seconds, doubling up to 30 s, for `webhook_attempts` tries;
+    `webhook_faults` drops, duplicates (one `webhook-id`) or stalls them by event index;
+    at most `webhook_backlog` wait (the oldest let go beyond it); closing cancels them.
+    The `webhook...` counters say what became of each.
 
     Args:
         batches: the batches to serve, newest first; by default `count` synthetic ones.
@@ -160,7 +147,7 @@ class FakeBatchesServer:
         webhook_backlog: int = BACKLOG,
     ) -> None:
         _check_living(clock, arrival_every, retention)
-        check_webhooks(
+        self._pusher = make_pusher(
             living=clock is not None,
             url=webhook_url,
             secret=webhook_secret,
@@ -168,19 +155,7 @@ class FakeBatchesServer:
             attempts=webhook_attempts,
             backoff=webhook_backoff,
             backlog=webhook_backlog,
-        )
-        self._pusher = (
-            None
-            if webhook_url is None or webhook_secret is None
-            else Pusher(
-                webhook_url,
-                webhook_secret,
-                faults=webhook_faults,
-                attempts=webhook_attempts,
-                backoff=webhook_backoff,
-                backlog=webhook_backlog,
-                seed=seed,
-            )
+            seed=seed,
         )
         if record_requests < 0:
             raise ValueError(f"record_requests must be >= 0, got {record_requests!r}")
@@ -212,12 +187,7 @@ class FakeBatchesServer:
         """Whether the server speaks Azure OpenAI's two API styles instead of OpenAI's."""
         self.azure_api_version = (azure_api_version or AZURE_API_VERSION) if azure else None
         """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
-        version = self.azure_api_version
-        self._dialects = Dialects(
-            (OpenAIDialect(),)
-            if version is None
-            else (AzureVersionedDialect(version), AzureV1Dialect())
-        )
+        self._dialects = Dialects.serving(self.azure_api_version)
         self._recorded: collections.deque[RecordedRequest] = collections.deque(
             maxlen=record_requests
         )
@@ -248,41 +218,6 @@ class FakeBatchesServer:
     @faults.setter
     def faults(self, faults: FaultPlan | Mapping[int, Fault] | None) -> None:
         self._endpoints.picker = FaultPicker(faults)
-
-    @property
-    def webhook_events(self) -> int:
-        """Webhook events made so far: one per batch finished, whatever its faults."""
-        return 0 if self._pusher is None else self._pusher.events
-
-    @property
-    def webhooks_delivered(self) -> int:
-        """Webhook deliveries the receiver accepted with a 2xx; a duplicate counts twice."""
-        return 0 if self._pusher is None else self._pusher.delivered
-
-    @property
-    def webhooks_failed(self) -> int:
-        """Webhook attempts that failed (refused, cut, timed out, or not 2xx), retries too."""
-        return 0 if self._pusher is None else self._pusher.failed
-
-    @property
-    def webhooks_given_up(self) -> int:
-        """Webhook deliveries abandoned after `webhook_attempts` failed attempts."""
-        return 0 if self._pusher is None else self._pusher.given_up
-
-    @property
-    def webhooks_dropped(self) -> int:
-        """Webhook events never delivered because `webhook_faults` dropped them."""
-        return 0 if self._pusher is None else self._pusher.dropped
-
-    @property
-    def webhooks_overflowed(self) -> int:
-        """Waiting webhook deliveries let go, the oldest first, beyond `webhook_backlog`."""
-        return 0 if self._pusher is None else self._pusher.overflowed
-
-    @property
-    def webhooks_waiting(self) -> int:
-        """Webhook deliveries waiting now: not yet due (a stall), due, or between attempts."""
-        return 0 if self._pusher is None else self._pusher.waiting
 
     @property
     def open_connections(self) -> int:
