@@ -26,8 +26,10 @@ PAGE = 100
 KEY = "sk-bench"
 
 
-async def floor(url: str) -> int:
-    """The transport floor: the same aiohttp session and orjson, dicts only, no models."""
+async def _by_hand(url: str, read: Callable[[Any], tuple[int, bool, str | None]]) -> int:
+    """Page through the server with one aiohttp session and orjson, as a client would by
+    hand; `read` turns each decoded page into its batch count, whether more follow, and
+    the cursor after it."""
     import aiohttp
     import orjson
 
@@ -41,37 +43,32 @@ async def floor(url: str) -> int:
             async with session.get(
                 f"{url}/batches", params=params, headers={"Authorization": f"Bearer {KEY}"}
             ) as response:
-                page = orjson.loads(await response.read())
-            data = page["data"]
-            count += len(data)
-            if not page["has_more"]:
+                batches, more, after = read(orjson.loads(await response.read()))
+            count += batches
+            if not more:
                 return count
-            after = data[-1]["id"]
+
+
+def _dicts(page: Any) -> tuple[int, bool, str | None]:
+    data = page["data"]
+    return len(data), page["has_more"], data[-1]["id"] if data else None
+
+
+def _models(page: Any) -> tuple[int, bool, str | None]:
+    from aiobatches._converter import parse_page
+
+    parsed = parse_page(page)
+    return sum(1 for _ in parsed.batches), bool(parsed.has_more), parsed.last_item_id
+
+
+async def floor(url: str) -> int:
+    """The transport floor: the same aiohttp session and orjson, dicts only, no models."""
+    return await _by_hand(url, _dicts)
 
 
 async def floor_parsing(url: str) -> int:
     """The floor, each page then read by `parse_page`: the models without the stream."""
-    import aiohttp
-    import orjson
-
-    from aiobatches._converter import parse_page
-
-    count = 0
-    after: str | None = None
-    async with aiohttp.ClientSession() as session:
-        while True:
-            params = {"limit": str(PAGE)}
-            if after is not None:
-                params["after"] = after
-            async with session.get(
-                f"{url}/batches", params=params, headers={"Authorization": f"Bearer {KEY}"}
-            ) as response:
-                page = parse_page(orjson.loads(await response.read()))
-            for _ in page.batches:
-                count += 1
-            if not page.has_more:
-                return count
-            after = page.last_item_id
+    return await _by_hand(url, _models)
 
 
 def with_aiobatches(prefetch: int) -> Callable[[str], Coroutine[Any, Any, int]]:
