@@ -111,10 +111,11 @@ class WatchState:
         """The newest creation second the ended cycles looked at: every batch created
         before it was looked at (or lies below the floor)."""
         self.seen_mark: int | None = None
-        """Resumed from a checkpoint, until the first cycle ends: a finished batch created
-        before this second was looked at before the checkpoint (see `_checkpoint`)."""
+        """Resumed from a checkpoint, while the horizon lies below it: a finished batch
+        created before this second was looked at before the checkpoint (`_checkpoint`)."""
         self.seen_ids: set[str] = set()
-        """Resumed likewise: finished batches reported before the checkpoint, by id."""
+        """Resumed likewise: finished batches reported before the checkpoint, by id, until
+        a listing shows them (one hidden meanwhile may come back)."""
         self.found: set[str] = set()
         """The ids of the batches this cycle's listing showed well."""
         self.top: int | None = None
@@ -269,7 +270,9 @@ class WatchState:
         """Move the horizon once a cycle's listing and retrievals are done, and forget what
         lies below it."""
         self.cycles += 1
-        self.seen_mark, self.seen_ids = None, set()  # the listing has looked at all of it
+        # What the listing showed is known now; a batch it did not show (hidden for a while)
+        # keeps its name, and the mark holds while it lies above the horizon.
+        self.seen_ids -= self.found
         if self.top is not None and (self.newest is None or self.top > self.newest):
             self.newest = self.top
         self.by_retrieval.difference_update(self.found)
@@ -285,6 +288,8 @@ class WatchState:
         if self.horizon is None:
             return
         horizon = self.horizon
+        if self.seen_mark is not None and self.seen_mark <= horizon:
+            self.seen_mark = None  # nothing below the horizon is looked at again
         # Rebuilt rather than deleted from: a dict never shrinks, and after a first look at a
         # long history every later cycle would walk its emptied table.
         self.known = {
