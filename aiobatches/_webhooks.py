@@ -22,6 +22,7 @@ from typing import Final
 import orjson
 from attrs import frozen
 
+from ._config import check_batch_id
 from ._errors import InvalidWebhookError
 
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -233,6 +234,10 @@ def _event_of(raw: bytes) -> WebhookEvent:
     batch_id = None
     if kind.startswith("batch."):
         batch_id = data.get("id")
-        if not isinstance(batch_id, str) or not batch_id:
-            raise InvalidWebhookError(f"the {kind} event {event_id} has no batch id in `data.id`")
+        try:
+            check_batch_id("data.id", batch_id)  # what watch.notify takes, asked of it
+        except (TypeError, ValueError):
+            raise InvalidWebhookError(
+                f"the {kind} event {event_id} has no batch id in `data.id`"
+            ) from None
     return WebhookEvent(id=event_id, type=kind, created_at=created, batch_id=batch_id)

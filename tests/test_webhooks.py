@@ -338,11 +338,16 @@ def test_the_size_limit_is_one_mib_of_utf8() -> None:
         (event_body(data={}), "`data.id`"),
         (event_body(data={"id": ""}), "`data.id`"),
         (event_body(data={"id": 42}), "`data.id`"),
+        # What watch.notify would refuse: the event's batch must be one it can retrieve.
+        (event_body(data={"id": "../files"}), "`data.id`"),
+        (event_body(data={"id": ".."}), "`data.id`"),
+        (event_body(data={"id": "batch\x00abc"}), "`data.id`"),
     ],
 )
 def test_a_signed_body_that_is_not_a_json_event_is_refused(body: bytes, says: str) -> None:
     """A correctly signed body must still be a JSON event: string `id` and `type`, integer
-    `created_at`, a `data` object, and a batch id in `data.id` for `batch.*` types."""
+    `created_at`, a `data` object, and a batch id in `data.id` for `batch.*` types (one
+    `watch.notify` takes: one path segment, no control characters)."""
     assert says in refused(body, signed(body))
 
 
