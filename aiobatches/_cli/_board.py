@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from .. import Batch, BatchEvent
+
+if TYPE_CHECKING:
+    from ._listen import Tally
 
 _KEEP_FINISHED: Final = 500
 """Finished batches kept for showing (no screen is taller); the count covers them all."""
@@ -43,6 +46,8 @@ class Board:
         clock as the batches' own times, never this machine's."""
         self.note: str | None = None
         """The latest warning, shown at the bottom (a cycle that failed and will be retried)."""
+        self.webhooks: Tally | None = None
+        """With `--listen`, where webhooks are received and how many were."""
 
     def see(self, event: BatchEvent) -> None:
         batch = event.batch

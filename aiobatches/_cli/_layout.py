@@ -147,6 +147,10 @@ def _header(board: Board, interval: float) -> list[str]:
         f"{board.finished_count:,} finished",
         f"every {interval:g}s",
     ]
+    if board.webhooks is not None:
+        tally = board.webhooks
+        refused = f" ({tally.refused:,} refused)" if tally.refused else ""
+        parts.append(f"{tally.received:,} webhooks at {tally.url}{refused}")
     if board.statuses:
         parts.append("status " + ",".join(sorted(for_terminal(s) for s in board.statuses)))
     if board.last_change is not None:

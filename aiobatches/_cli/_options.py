@@ -23,6 +23,10 @@ DEMO_INTERVAL: Final = 1.0
 """The default --interval with --demo: a poll every second."""
 INTERVAL: Final = 15.0
 """The default --interval against a real API, as the library's."""
+LISTEN_INTERVAL: Final = 600.0
+"""The default --interval of a watch that webhooks wake (`--listen`): its polls only
+reconcile what a lost webhook missed."""
+MAX_PORT: Final = 65_535
 _QUOTED: Final = 40
 """Characters of a bad option value that its usage error quotes."""
 
@@ -58,15 +62,18 @@ def add_interval(group: argparse._ActionsContainer) -> None:
         "--interval",
         type=seconds(zero=True),
         metavar="S",
-        help=f"seconds between polls (default {INTERVAL:g}; {DEMO_INTERVAL:g} with --demo);"
-        " the server may ask for longer",
+        help=f"seconds between polls (default {INTERVAL:g}; {DEMO_INTERVAL:g} with --demo;"
+        f" {LISTEN_INTERVAL:g} with --listen); the server may ask for longer",
     )
 
 
 def interval(args: argparse.Namespace) -> float:
-    """The --interval given, or its default for where the command runs."""
+    """The --interval given, or its default for where the command runs and whether
+    webhooks wake it."""
     if args.interval is not None:
         return float(args.interval)
+    if getattr(args, "listen", None) is not None:
+        return LISTEN_INTERVAL
     return DEMO_INTERVAL if args.demo else INTERVAL
 
 
@@ -166,6 +173,26 @@ def seconds(
         return float(value)
 
     return parse
+
+
+def address(raw: str) -> tuple[str, int]:
+    """An argparse type: HOST:PORT (an IPv6 host in brackets, `[::1]:8080`), the port
+    0-65535 (0: any free)."""
+    host, colon, port = raw.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address without brackets: its port cannot be told apart
+    port_number = number(port) if port.isascii() and port.isdigit() else None
+    if not colon or not host or for_terminal(host) != host or host != host.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080, got {quoted(raw)}"
+        )
+    if not isinstance(port_number, int) or port_number > MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"expected a port from 0 to {MAX_PORT}, got {quoted(port)}"
+        )
+    return host, port_number
 
 
 def batch_id(raw: str) -> str:

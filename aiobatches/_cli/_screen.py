@@ -148,6 +148,10 @@ class View:
         self.board.see(event)
         self.dirty = True
 
+    def touch(self) -> None:
+        """Something the board shows besides the batches changed: redraw it."""
+        self.dirty = True
+
     def warn(self, message: str) -> None:
         # In UTC, as the batches' times are: a failure of this side, timed by this machine.
         now = datetime.datetime.now(datetime.UTC)

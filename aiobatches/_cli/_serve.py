@@ -23,7 +23,6 @@ from ._source import DEMO_SPEED, living_server
 if TYPE_CHECKING:
     from ..testing import FakeBatchesServer
 
-_MAX_PORT: Final = 65_535
 _MAX_LATENCY_MS: Final = 3_600_000
 _MAX_COUNT: Final = 100_000
 """The most batches `serve` makes up: about 250 MB of them, generated in a couple of seconds."""
@@ -44,7 +43,7 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
         "--port",
-        type=_options.whole(0, _MAX_PORT),
+        type=_options.whole(0, _options.MAX_PORT),
         default=0,
         help="port, 0-65535 (default 0: any free)",
     )

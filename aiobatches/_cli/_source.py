@@ -5,6 +5,7 @@ whose batches live on a sped-up clock. `serve --live` runs the same kind of serv
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from ..testing import FakeBatchesServer
 
 DEMO_KEY: Final = "sk-demo"
+DEMO_WEBHOOK_SECRET: Final = "whsec_" + base64.b64encode(b"aiobatches demo webhooks").decode()
+"""What the demo server signs its webhooks with, and `watch --demo --listen` verifies."""
 DEMO_SPEED: Final = 60.0
 """The demo's clock (`list`, `watch`, `serve --live`) runs a minute per second, so that
 batches move while one watches."""
@@ -39,11 +42,16 @@ class Source:
 
 @contextlib.asynccontextmanager
 async def connect(
-    args: argparse.Namespace, *, arrivals: bool, speed: float = DEMO_SPEED
+    args: argparse.Namespace,
+    *,
+    arrivals: bool,
+    speed: float = DEMO_SPEED,
+    webhook_url: str | None = None,
 ) -> AsyncIterator[Source]:
     """A client of the API the options name; with `--demo`, of an embedded demo server
     whose clock runs `speed` times real time, where new batches arrive if `arrivals` (for
-    the commands that follow batches over time)."""
+    the commands that follow batches over time), and which pushes webhooks signed with
+    `DEMO_WEBHOOK_SECRET` to `webhook_url` as its batches finish, if given."""
     if not args.demo:
         try:
             client = Client(api_key=args.api_key, base_url=args.base_url, proxy=args.proxy)
@@ -52,7 +60,10 @@ async def connect(
         async with client:
             yield Source(client, None)
         return
-    server = living_server(speed=speed, arrivals=arrivals, api_key=DEMO_KEY)
+    pushing = {} if webhook_url is None else {"webhook_secret": DEMO_WEBHOOK_SECRET}
+    server = living_server(
+        speed=speed, arrivals=arrivals, api_key=DEMO_KEY, webhook_url=webhook_url, **pushing
+    )
     async with server, Client(api_key=DEMO_KEY, base_url=server.url) as client:
         yield Source(client, server)
 

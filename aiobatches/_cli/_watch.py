@@ -6,17 +6,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .. import BatchEvent, BatchWatch
+from .. import BatchEvent, BatchWatch, WebhookEvent
 from . import _options, _statefile
 from ._board import Board
-from ._common import EXIT_OK, EXIT_USAGE, Command, CommandError, Commands, writing
+from ._common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Command,
+    CommandError,
+    Commands,
+    on_terminal,
+    say,
+    writing,
+)
+from ._listen import Listener, secret_from_environment
 from ._output import event_json
 from ._screen import Screen, View, follow, warnings_on
-from ._source import connect
+from ._source import DEMO_WEBHOOK_SECRET, connect
 
 _HELP = """\
 Follow batches as they change. On a terminal: a table redrawn in place,
@@ -28,6 +38,12 @@ one JSON object per event, {"kind": "existing"|"created"|"updated", "batch":
 Each poll lists newest first only down to the oldest batch still unfinished
 at the last one, so a long history costs nothing after the first look;
 --since limits that first look too.
+
+With --listen HOST:PORT it also receives OpenAI's webhooks there (any path;
+register that URL, or your proxy's, with OpenAI): each verified one has the
+batch retrieved at once, and the polls, every 600 s by default then, only
+catch what a lost webhook missed. The secret comes from OPENAI_WEBHOOK_SECRET.
+With --demo, the demo server pushes webhooks to the listener itself.
 """
 
 
@@ -67,13 +83,19 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
         " existing batches; what changed meanwhile is reported), and save it there as"
         " events are handled; --since and --ids are kept in it",
     )
+    what.add_argument(
+        "--listen",
+        type=_options.address,
+        metavar="HOST:PORT",
+        help="also receive OpenAI's webhooks on HOST:PORT (any path; port 0: any free),"
+        " verified with the secret in $OPENAI_WEBHOOK_SECRET, and poll only to reconcile",
+    )
     _options.add_output(parser, ("jsonl", "table"))
     return parser
 
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
     """Follow the batches until interrupted (or, with --until-finished, until none is left)."""
-    del err  # the table, like the events, goes to stdout
     kind = args.format or ("table" if out.isatty() else "jsonl")
     statuses = frozenset(args.status or ())
     interval = _options.interval(args)
@@ -84,7 +106,12 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
             " when resuming from it",
             EXIT_USAGE,
         )
-    async with connect(args, arrivals=True) as source:
+    async with (
+        _listening(args, err) as listener,
+        connect(
+            args, arrivals=True, webhook_url=None if listener is None else listener.push_url
+        ) as source,
+    ):
         try:
             watch = source.client.watch_batches(
                 poll_interval=interval,
@@ -97,9 +124,11 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
             raise CommandError(
                 f"the state file {args.state} cannot be resumed from: {error}", EXIT_USAGE
             ) from None
+        if listener is not None:
+            listener.wake(watch.notify)
         async with watch, _saving(watch, args.state) as events:
             if kind == "table":
-                await _table(events, out, statuses=statuses, interval=interval)
+                await _table(events, out, statuses=statuses, interval=interval, listener=listener)
                 return EXIT_OK
             async for event in events:
                 if statuses and event.batch.status not in statuses:
@@ -120,20 +149,65 @@ async def _saving(watch: BatchWatch, path: Path | None) -> AsyncIterator[AsyncIt
         yield saved
 
 
+@contextlib.asynccontextmanager
+async def _listening(
+    args: argparse.Namespace, err: TextIO | None
+) -> AsyncIterator[Listener | None]:
+    """With --listen, the webhook receiver, bound and serving (None without): what it
+    hears goes to stderr on a terminal, what it refuses to stderr always."""
+    if args.listen is None:
+        yield None
+        return
+    secret = DEMO_WEBHOOK_SECRET if args.demo else secret_from_environment()
+    terminal = on_terminal(err)
+
+    def heard(event: WebhookEvent) -> None:
+        if terminal is not None:
+            say(f"webhook {event.type} for {event.batch_id or 'no batch'}")
+
+    def refused(line: str) -> None:
+        say(f"warning: {line}")
+
+    host, port = args.listen
+    async with Listener(host, port, secret, heard=heard, refused=refused) as listener:
+        if terminal is not None:
+            say(f"listening for webhooks on {listener.tally.url} (any path)")
+        yield listener
+
+
 async def _table(
-    watch: AsyncIterator[BatchEvent], out: TextIO, *, statuses: frozenset[str], interval: float
+    watch: AsyncIterator[BatchEvent],
+    out: TextIO,
+    *,
+    statuses: frozenset[str],
+    interval: float,
+    listener: Listener | None,
 ) -> None:
     """The live table: on a terminal's alternate screen, given back however the watch ends;
     when the watch ends by itself, its last frame stays printed on the normal screen."""
     live = out.isatty() and os.environ.get("TERM") != "dumb"
     color = live and "NO_COLOR" not in os.environ
     with writing(), Screen(out, live=live, color=color) as screen:
-        view = View(screen, Board(statuses), interval=interval)
-        with warnings_on(view):
+        board = Board(statuses)
+        view = View(screen, board, interval=interval)
+        if listener is not None:
+            board.webhooks = listener.tally
+        with warnings_on(view), _shown(listener, view):
             await follow(watch, view)
         if screen.live:
             screen.leave()
             screen.print(view.frame(legend=False))
+
+
+@contextlib.contextmanager
+def _shown(listener: Listener | None, view: View) -> Iterator[None]:
+    """Within the block what the listener hears and refuses shows on the view (its count in
+    the header, a refusal as its warning line), not on stderr under the table."""
+    if listener is None:
+        yield
+        return
+    with listener.telling(heard=lambda _: view.touch(), refused=view.warn):
+        yield
 
 
 COMMAND = Command(_add, _run)
