@@ -151,9 +151,15 @@ def test_saving_replaces_the_file_whole_and_leaves_no_temporary_file(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
+    reader = tmp_path / "reader.json"
+    os.link(state, reader)  # a reader that opened the old file keeps reading it whole
     _statefile.save(state, {"version": 1, "n": 2})
     assert json.loads(state.read_text()) == {"version": 1, "n": 2}
     assert synced  # on disk before the rename
+    # A rename, not a rewrite in place: FILE is a new file, and the old one is untouched.
+    assert not state.samefile(reader)
+    assert json.loads(reader.read_text()) == {"version": 1, "n": 1}
+    reader.unlink()
     assert sorted(tmp_path.iterdir()) == [state]
 
     def broken(fd: int) -> None:
