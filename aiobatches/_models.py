@@ -1,14 +1,17 @@
-"""The batch objects of `GET /v1/batches`, as frozen attrs classes.
+"""The batch objects of OpenAI's `GET /v1/batches` and Anthropic's `GET
+/v1/messages/batches`, as frozen attrs classes.
 
-Pure data: no I/O, no parsing. Field names and optionality follow OpenAI's
+Pure data: no I/O, no parsing. Field names and optionality follow each API's
 schema; a field with a default may be absent or null in the JSON, and both
-give the default. Timestamps and counts stay `int` (Unix seconds for
-timestamps), as the API sends them. A `Batch` hashes by its id, the models
-of scalars by value, and the models holding a list are unhashable.
+give the default. OpenAI's timestamps and counts stay `int` (Unix seconds for
+timestamps), as the API sends them; Anthropic's timestamps are aware
+`datetime`s, read from RFC 3339. A batch hashes by its id, the models of
+scalars by value, and the models holding a list are unhashable.
 """
 
 # No `from __future__ import annotations`: the annotations are resolved here,
 # once, so that they need no lookup in the module the classes claim below.
+import datetime
 import enum
 from typing import Final
 
@@ -213,6 +216,88 @@ class BatchPage:
     __hash__ = None  # type: ignore[assignment]
 
 
+class MessageBatchStatus(enum.StrEnum):
+    """Anthropic's three processing states; a state added later arrives as a plain `str`."""
+
+    IN_PROGRESS = "in_progress"
+    """The batch's requests are being processed."""
+    CANCELING = "canceling"
+    """A cancellation was asked for and is under way."""
+    ENDED = "ended"
+    """Every request succeeded, errored, was canceled or expired. Finished."""
+
+
+@frozen(weakref_slot=False)
+class MessageBatchRequestCounts:
+    """How many of a Message Batch's requests are in each state; all but `processing` stay
+    0 until the whole batch ends."""
+
+    processing: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+
+
+@frozen(weakref_slot=False)
+class MessageBatch:
+    """One Anthropic Message Batch, as `GET /v1/messages/batches` lists it."""
+
+    id: str
+    """The batch's id, e.g. `"msgbatch_013Zva2CMHLNnXjNJJKqJ2EF"`."""
+    type: str
+    """The object type, `"message_batch"`."""
+    processing_status: MessageBatchStatus | str
+    """A `MessageBatchStatus`, or a plain `str` for a state added after this release."""
+    request_counts: MessageBatchRequestCounts
+    """How many requests are in each state."""
+    created_at: datetime.datetime
+    """When the batch was created (aware, from RFC 3339)."""
+    expires_at: datetime.datetime
+    """When processing ends if it has not yet: 24 hours after creation."""
+    ended_at: datetime.datetime | None = None
+    """When processing ended; `None` until it has."""
+    cancel_initiated_at: datetime.datetime | None = None
+    """When a cancellation was asked for, if one was."""
+    archived_at: datetime.datetime | None = None
+    """When the batch was archived and its results became unavailable."""
+    results_url: str | None = None
+    """Where the results (`.jsonl`) are, once processing has ended."""
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether processing has ended: the batch will not change (save `archived_at`)."""
+        return self.processing_status == MessageBatchStatus.ENDED
+
+
+@frozen(weakref_slot=False)
+class MessageBatchPage:
+    """One page of Anthropic's list: its batches, the ids around them, whether more follow."""
+
+    data: list[MessageBatch]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+AnyBatch = Batch | MessageBatch
+"""An item of any API this library lists."""
+
+
+def created_moment(batch: AnyBatch) -> float:
+    """When `batch` was created, in Unix seconds, exact for OpenAI's whole seconds and to
+    the microsecond for Anthropic's: the one order of every listing, watch and merge."""
+    created = batch.created_at
+    if isinstance(created, datetime.datetime):
+        return created.timestamp()
+    return created
+
+
 # Reprs, error messages (cattrs' too) and pickles name the models as users import
 # them, `aiobatches.Batch`, never by this private module (httpx does the same).
 for _public in (
@@ -225,6 +310,10 @@ for _public in (
     BatchUsage,
     Batch,
     BatchPage,
+    MessageBatchStatus,
+    MessageBatchRequestCounts,
+    MessageBatch,
+    MessageBatchPage,
 ):
     _public.__module__ = "aiobatches"
 del _public
