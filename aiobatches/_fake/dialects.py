@@ -7,7 +7,8 @@ written. The server's engine takes a `Dialects`, one or more dialects below one
 base URL, routes each path to its own, and decides nothing by API itself:
 `OpenAIDialect` is `/v1/batches`; Azure OpenAI's two styles are
 `AzureVersionedDialect` (`/openai/batches?api-version=...`) and `AzureV1Dialect`
-(`/openai/v1/batches`).
+(`/openai/v1/batches`). A dialect with a base URL of its own (Anthropic's, in
+`anthropic.py`) is served beside them, below the same host and port.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ class Refusal:
 
 @frozen
 class PageQuery:
-    """A list request's page: below the batch with id `after` (None: from the top)."""
+    """A list request's page: below the batch with id `after` (None: from the top), or
+    with `before`, the batches just above that one."""
 
     after: str | None
     limit: int
+    before: str | None = None
 
 
 class Dialect(abc.ABC):
@@ -58,10 +61,13 @@ class Dialect(abc.ABC):
     """The path that lists batches; one batch is retrieved at `{list_path}/{id}`."""
     request_id_header: ClassVar[str]
     """The header that carries each answer's request id."""
-    poll_after_header: ClassVar[str]
-    """The header that carries the server's polling hint, when one is set."""
+    poll_after_header: ClassVar[str | None]
+    """The header that carries the server's polling hint, when one is set; None: the API
+    has no such hint."""
     cursor: ClassVar[str] = "after"
     """The query parameter naming the batch a page starts below."""
+    before_cursor: ClassVar[str | None] = None
+    """The query parameter naming the batch a page ends just above; None: pages go one way."""
     default_limit: ClassVar[int] = 20
     min_limit: ClassVar[int] = 1
     max_limit: ClassVar[int] = 100
@@ -80,22 +86,35 @@ class Dialect(abc.ABC):
         if refusal is not None:
             return refusal
         raw = query.get("limit")
-        if raw is None:
-            return PageQuery(query.get(self.cursor), self.default_limit)
-        try:
-            limit = int(raw)
-        except ValueError:
-            return self.bad_limit(raw, None)
-        if not self.min_limit <= limit <= self.max_limit:
-            return self.bad_limit(raw, limit)
-        return PageQuery(query.get(self.cursor), limit)
+        limit = self.default_limit
+        if raw is not None:
+            try:
+                limit = int(raw)
+            except ValueError:
+                return self.bad_limit(raw, None)
+            if not self.min_limit <= limit <= self.max_limit:
+                return self.bad_limit(raw, limit)
+        after = query.get(self.cursor)
+        before = None if self.before_cursor is None else query.get(self.before_cursor)
+        if after is not None and before is not None:
+            return Refusal(400, f"{self.cursor} and {self.before_cursor} cannot both be given")
+        return PageQuery(after, limit, before)
 
     def check_query(self, query: Mapping[str, str]) -> Refusal | None:
         """The 400 for a query parameter this API never takes, if any (besides the page's)."""
         return None
 
-    def batch(self, body: bytes) -> bytes:
-        """One batch as this API answers it, from its body as OpenAI sends it."""
+    def check_headers(self, headers: Mapping[str, str]) -> Refusal | None:
+        """The refusal of headers this API requires whatever the key (a version), if any."""
+        return None
+
+    def held_id(self, batch_id: str) -> str | None:
+        """The id a batch is held by, from the id this API names it by (None: no batch's)."""
+        return batch_id
+
+    def batch(self, body: bytes, rank: int = 0) -> bytes:
+        """One batch as this API answers it, from its body as OpenAI sends it, and its
+        `rank` among the batches created before it in the same second."""
         return body
 
     @abc.abstractmethod
@@ -107,8 +126,8 @@ class Dialect(abc.ABC):
         """The 400 for a `limit` that is not a whole number (`limit` None) or is out of bounds."""
 
     @abc.abstractmethod
-    def unknown_cursor(self, batch_id: str) -> Refusal:
-        """The 400 for a cursor naming no batch served."""
+    def unknown_cursor(self, batch_id: str, cursor: str | None = None) -> Refusal:
+        """The 400 for a cursor (by default the `after` one) naming no batch served."""
 
     @abc.abstractmethod
     def no_batch(self, batch_id: str) -> Refusal:
@@ -131,25 +150,29 @@ class Dialect(abc.ABC):
         """A list answer with no batches that still claims more (a broken server's)."""
 
     @abc.abstractmethod
-    def error_body(self, refusal: Refusal) -> bytes:
-        """An error answer's body, in this API's shape."""
+    def error_body(self, refusal: Refusal, request_id: str | None = None) -> bytes:
+        """An error answer's body, in this API's shape (with its request id, if it says it)."""
 
 
 @frozen
 class Dialects:
-    """The dialects one server speaks below one base URL, each at its own path.
+    """The dialects one server speaks below one base URL, each at its own path, and those
+    it speaks `beside` them, below the same host and port, each with its own base URL.
 
-    The first one answers the paths that none of them serves.
+    The first one answers the paths that none of them serves, unless the path lies below
+    another's list path.
     """
 
     each: tuple[Dialect, ...] = field()
+    beside: tuple[Dialect, ...] = field(default=(), kw_only=True)
 
     @classmethod
-    def serving(cls, azure_api_version: str | None) -> Dialects:
-        """OpenAI's dialect; or, given the version its `/openai/batches` takes, Azure's two."""
+    def serving(cls, azure_api_version: str | None, beside: tuple[Dialect, ...] = ()) -> Dialects:
+        """OpenAI's dialect; or, given the version its `/openai/batches` takes, Azure's two;
+        and the dialects `beside` them."""
         if azure_api_version is None:
-            return cls((OpenAIDialect(),))
-        return cls((AzureVersionedDialect(azure_api_version), AzureV1Dialect()))
+            return cls((OpenAIDialect(),), beside=beside)
+        return cls((AzureVersionedDialect(azure_api_version), AzureV1Dialect()), beside=beside)
 
     @each.validator
     def _one_base_url(self, _: object, each: tuple[Dialect, ...]) -> None:
@@ -157,8 +180,17 @@ class Dialects:
             raise ValueError("a server speaks at least one dialect")
         if len({dialect.url_suffix for dialect in each}) != 1:
             raise ValueError("the dialects of one server share its base URL")
-        if len({dialect.list_path for dialect in each}) != len(each):
+
+    @beside.validator
+    def _own_paths(self, _: object, beside: tuple[Dialect, ...]) -> None:
+        every = self.each + beside
+        if len({dialect.list_path for dialect in every}) != len(every):
             raise ValueError("each dialect of one server has a path of its own")
+
+    @property
+    def every(self) -> tuple[Dialect, ...]:
+        """All the dialects served: those below the base URL, then those beside."""
+        return self.each + self.beside
 
     @property
     def url_suffix(self) -> str:
@@ -170,13 +202,21 @@ class Dialects:
         """The dialect that answers a path none of them serves."""
         return self.each[0]
 
+    def owner(self, path: str) -> Dialect:
+        """The dialect that answers a path none of them serves: the one below whose list
+        path it lies, else the fallback."""
+        for dialect in self.every:
+            if dialect.lists(path) or dialect.retrieves(path):
+                return dialect
+        return self.fallback
+
     def lists(self, path: str) -> bool:
         """Whether a request to `path` is a list request of any of them."""
-        return any(dialect.lists(path) for dialect in self.each)
+        return any(dialect.lists(path) for dialect in self.every)
 
     def retrieves(self, path: str) -> bool:
         """Whether a request to `path` is a retrieval of any of them."""
-        return any(dialect.retrieves(path) for dialect in self.each)
+        return any(dialect.retrieves(path) for dialect in self.every)
 
 
 class OpenAIDialect(Dialect):
@@ -225,10 +265,9 @@ class OpenAIDialect(Dialect):
         )
         return Refusal(400, f"Invalid 'limit': {message}", "limit", "integer_above_max_value")
 
-    def unknown_cursor(self, batch_id: str) -> Refusal:
-        return Refusal(
-            400, f"Invalid '{self.cursor}': no batch with id '{batch_id}' was found.", self.cursor
-        )
+    def unknown_cursor(self, batch_id: str, cursor: str | None = None) -> Refusal:
+        name = cursor or self.cursor
+        return Refusal(400, f"Invalid '{name}': no batch with id '{batch_id}' was found.", name)
 
     def no_batch(self, batch_id: str) -> Refusal:
         return Refusal(404, f"No batch found with id '{batch_id}'.")
@@ -252,7 +291,7 @@ class OpenAIDialect(Dialect):
     def claiming_more(self) -> bytes:
         return b'{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":true}'
 
-    def error_body(self, refusal: Refusal) -> bytes:
+    def error_body(self, refusal: Refusal, request_id: str | None = None) -> bytes:
         error = {
             "message": refusal.message,
             "type": refusal.kind or self.request_error,
@@ -292,7 +331,7 @@ class AzureDialect(OpenAIDialect):
     def not_found(self, method: str, path: str) -> Refusal:
         return Refusal(404, "Resource not found")
 
-    def error_body(self, refusal: Refusal) -> bytes:
+    def error_body(self, refusal: Refusal, request_id: str | None = None) -> bytes:
         code = self.codes.get(refusal.status, str(refusal.status))
         return orjson.dumps({"error": {"code": code, "message": refusal.message}})
 
@@ -314,7 +353,7 @@ class AzureVersionedDialect(AzureDialect):
             return None
         return Refusal(400, "API version not supported")
 
-    def batch(self, body: bytes) -> bytes:
+    def batch(self, body: bytes, rank: int = 0) -> bytes:
         return dumps(_as_published(body))
 
     def page(self, page: Page) -> bytes:

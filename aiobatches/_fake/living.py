@@ -34,11 +34,14 @@ RETENTION: Final = 7 * DAY
 @frozen
 class Page:
     """One page of batches, newest first: their ids, their encoded bodies, and whether
-    older batches lie beneath."""
+    more lie beyond it (older ones beneath; for a page above a batch, newer ones above)."""
 
     ids: Sequence[str]
     bodies: Sequence[bytes]
     has_more: bool
+    ranks: Sequence[int] = ()
+    """Each batch's rank among those created before it in the same second (0: the first);
+    empty: all 0."""
 
 
 @frozen(order=True)
@@ -116,11 +119,18 @@ class LivingBatches:
         self._retention = retention
         self._given_ids: list[str] = []
         self._given: list[bytes] = []
+        given_created: list[object] = []
         for batch in given:
             self._given_ids.append(batch["id"])
             self._given.append(_held(batch))
+            given_created.append(batch.get("created_at"))
         self._given_ids.reverse()
         self._given.reverse()
+        given_created.reverse()
+        # Each batch's rank within its second, fixed when it is first held, so that a
+        # dialect with finer times can order the batches of one second as they were made.
+        self._given_ranks = _ranks(given_created)
+        self._ranks = array.array("q")
         self._places: dict[str, int] = {}
         # With repeated ids, `after` means the oldest one, as the list endpoint always did.
         for place, batch_id in enumerate(self._given_ids):
@@ -142,6 +152,7 @@ class LivingBatches:
         self._ids.reverse()
         self._created.reverse()
         self._cells.reverse()
+        self._ranks.extend(_ranks(self._created))
         for index, cell in enumerate(self._cells):
             place = self._floor + index
             self._places.setdefault(self._ids[index], place)
@@ -156,6 +167,8 @@ class LivingBatches:
         `finished` (when given) those finished by `t` since these batches were made."""
         for timeline in timelines:
             place = self._floor + len(self._ids)
+            same = bool(self._created) and self._created[-1] == timeline.created_at
+            self._ranks.append(self._ranks[-1] + 1 if same else 0)
             self._ids.append(timeline.id)
             self._places.setdefault(timeline.id, place)
             self._created.append(timeline.created_at)
@@ -194,7 +207,7 @@ class LivingBatches:
         for index, batch_id in enumerate(self._ids[:gone]):
             if self._places.get(batch_id) == self._floor + index:
                 del self._places[batch_id]
-        del self._ids[:gone], self._cells[:gone], self._created[:gone]
+        del self._ids[:gone], self._cells[:gone], self._created[:gone], self._ranks[:gone]
         self._floor += gone
 
     def _settle(self, t: float, finished: list[Finish] | None) -> None:
@@ -222,10 +235,25 @@ class LivingBatches:
         places = list(itertools.islice(self._below(top), limit + 1))
         has_more = len(places) > limit
         del places[limit:]
+        return self._page(places, has_more=has_more, t=t)
+
+    def page_above(self, before: int, limit: int) -> Page:
+        """The `limit` batches just above place `before`, newest first; `has_more` when
+        newer ones lie above them."""
+        t = self._time()
+        places = list(itertools.islice(self._above(before), limit + 1))
+        has_more = len(places) > limit
+        del places[limit:]
+        places.reverse()
+        return self._page(places, has_more=has_more, t=t)
+
+    def _page(self, places: list[int], *, has_more: bool, t: float) -> Page:
+        """The batches at `places` (newest first) as a page."""
         return Page(
             ids=[self._id(place) for place in places],
             bodies=[self._body(place, t) for place in places],
             has_more=has_more,
+            ranks=[self._rank(place) for place in places],
         )
 
     def get(self, batch_id: str) -> bytes | None:
@@ -233,6 +261,11 @@ class LivingBatches:
         t = self._time()
         place = self._places.get(batch_id)
         return None if place is None else self._body(place, t)
+
+    def rank(self, batch_id: str) -> int:
+        """The batch's rank among those created before it in the same second (0 if unknown)."""
+        place = self._places.get(batch_id)
+        return 0 if place is None else self._rank(place)
 
     def snapshot(self) -> list[Mapping[str, Any]]:
         """Every batch served now, newest first."""
@@ -248,6 +281,17 @@ class LivingBatches:
         yield from range(top - 1, self._floor - 1, -1)
         yield from range(min(top, len(self._given)) - 1, -1, -1)
 
+    def _above(self, bottom: int) -> Iterator[int]:
+        """The places above `bottom`, oldest first: the given batches, then the drawn ones."""
+        given = len(self._given)
+        yield from range(bottom + 1, given)
+        yield from range(max(bottom + 1, self._floor), self._floor + len(self._ids))
+
+    def _rank(self, place: int) -> int:
+        """The rank within its second of the batch at `place`."""
+        given = len(self._given)
+        return self._given_ranks[place] if place < given else self._ranks[place - self._floor]
+
     def _id(self, place: int) -> str:
         """The id of the batch at `place`."""
         given = len(self._given)
@@ -259,6 +303,15 @@ class LivingBatches:
             return self._given[place]
         cell = self._cells[place - self._floor]
         return cell if isinstance(cell, bytes) else dumps(cell.at(t))
+
+
+def _ranks(created: Sequence[object]) -> array.array[int]:
+    """Each batch's rank among the batches before it (oldest first) of the same second."""
+    ranks = array.array("q")
+    for index, moment in enumerate(created):
+        same = index > 0 and moment is not None and created[index - 1] == moment
+        ranks.append(ranks[-1] + 1 if same else 0)
+    return ranks
 
 
 def _cell(timeline: Timeline, t: float) -> bytes | Timeline:

@@ -1,9 +1,10 @@
 """The fake server itself: its settings, its lifecycle, and what a test can read of it.
 
-`FakeBatchesServer` picks its dialects (OpenAI's, or Azure's two styles) and a
-population of batches, and serves them through `Endpoints` on a `Site`, an
-aiohttp.web app on a port whose requests still in flight are cancelled when it
-closes; a living one may push webhooks through a `Pusher` as its batches finish.
+`FakeBatchesServer` picks its dialects (OpenAI's, or Azure's two styles, and
+Anthropic's beside them) and a population of batches, and serves them through
+`Endpoints` on a `Site`, an aiohttp.web app on a port whose requests still in
+flight are cancelled when it closes; a living one may push webhooks through a
+`Pusher` as its batches finish.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from aiohttp import web
 from attrs import frozen
 
 from .._site import Site
+from .anthropic import AnthropicDialect
 from .clocks import AcceleratedClock, ManualClock, finite_seconds
-from .dialects import (
-    AZURE_API_VERSION,
-    Dialects,
-)
+from .dialects import AZURE_API_VERSION, Dialects
 from .endpoints import Endpoints
 from .faults import Fault, FaultPicker, FaultPlan
 from .living import populate
@@ -45,6 +44,11 @@ class RecordedRequest:
     """The query parameters, e.g. `{"limit": "20", "after": "batch_abc123"}`."""
     headers: Mapping[str, str]
     """The request headers, `Authorization` included."""
+
+    @classmethod
+    def of(cls, request: web.Request) -> RecordedRequest:
+        """What is recorded of `request`."""
+        return cls(request.method, request.path, dict(request.query), dict(request.headers))
 
 
 class FakeBatchesServer(WebhookCounters):
@@ -69,6 +73,9 @@ class FakeBatchesServer(WebhookCounters):
     `{"error": {"code": ..., "message": ...}}` with no `type` or `param`: a refused key
     (401, code `"401"`), an unknown batch (404, `"NotFound"`), a bad `api-version`, limit
     or cursor (400, `"BadRequest"`), and an injected status fault (its status as code).
+
+    Beside them the same batches are Anthropic's Message Batches below `anthropic_url`,
+    in Anthropic's shapes (see `AnthropicDialect`); their list requests are page requests.
 
     Without a clock the batches never change. With one they live: each follows a seeded
     timeline (validating, in progress with growing request counts, finalizing, completed;
@@ -188,7 +195,7 @@ class FakeBatchesServer(WebhookCounters):
         """Whether the server speaks Azure OpenAI's two API styles instead of OpenAI's."""
         self.azure_api_version = (azure_api_version or AZURE_API_VERSION) if azure else None
         """The `api-version` that `/openai/batches` accepts; None unless `azure`."""
-        self._dialects = Dialects.serving(self.azure_api_version)
+        self._dialects = Dialects.serving(self.azure_api_version, beside=(AnthropicDialect(),))
         self._recorded: collections.deque[RecordedRequest] = collections.deque(
             maxlen=record_requests
         )
@@ -210,6 +217,11 @@ class FakeBatchesServer(WebhookCounters):
     def url(self) -> str:
         """Base URL to hand to a client: ending in `/v1`, or the endpoint in Azure mode."""
         return self._site.url + self._dialects.url_suffix
+
+    @property
+    def anthropic_url(self) -> str:
+        """Base URL to hand to an Anthropic client (no `/v1`: it appends `/v1/messages/...`)."""
+        return self._site.url + AnthropicDialect.url_suffix
 
     @property
     def faults(self) -> FaultPlan:
@@ -288,14 +300,7 @@ class FakeBatchesServer(WebhookCounters):
         elif self._dialects.retrieves(request.path):
             self.retrieve_request_count += 1
         if self._recorded.maxlen:
-            self._recorded.append(
-                RecordedRequest(
-                    method=request.method,
-                    path=request.path,
-                    query=dict(request.query),
-                    headers=dict(request.headers),
-                )
-            )
+            self._recorded.append(RecordedRequest.of(request))
 
 
 def _check_living(
