@@ -27,6 +27,7 @@ from ._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._merge import Merged, merge
 from ._models import (
     FINISHED_STATUSES,
     Batch,
@@ -69,6 +70,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "InputTokensDetails",
     "InternalServerError",
     "InvalidWebhookError",
+    "Merged",
     "NotFoundError",
     "OutputTokensDetails",
     "PageIterator",
@@ -78,6 +80,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "UnprocessableEntityError",
     "WebhookEvent",
     "list_batches",
+    "merge",
     "verify_webhook",
 ]
 

@@ -13,6 +13,7 @@
 
 Context is passed as keyword-only attributes; `cursor` is the `after` of the
 page that failed, so `list_batches(after=err.cursor)` resumes with nothing lost.
+An error a `merge` raises from one of its sources names it in `source`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 class AIOBatchesError(Exception):
     """Root of everything aiobatches raises; catch this to catch them all."""
+
+    source: str | None = None
+    """The name of the `merge` source that raised it; None outside a merge."""
 
 
 class InvalidWebhookError(AIOBatchesError):

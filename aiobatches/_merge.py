@@ -1,0 +1,188 @@
+"""Merging streams: `merge` hands out several accounts' batches as one list, newest first.
+
+Invariant: every source lists newest first, so the next batch of the merge is the first,
+by `(-created_moment, source's place in the mapping)`, of the sources' next batches.
+The merge holds exactly one batch per source (its head, read with `anext`, so it sits
+on the stream's current page: no page of the merge's own beyond what each stream
+prefetches), and reads a source's next head only once its previous one is handed out,
+so each source keeps its own order and an error is raised where that source's next
+batch would sort. `cursors` name the last batch handed out of each source, never the
+head read ahead, so resuming a source after them has no gap and no repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Mapping
+from typing import Self
+
+from ._closing import ClosedByExit, CloseOnce
+from ._errors import AIOBatchesError
+from ._models import Batch, created_moment
+from ._stream import BatchStream
+
+_Head = tuple[float, int, str, Batch]
+"""A source's next batch on the heap: its sort key (newest first, then the mapping's
+order, unique since a source has one head at a time), the source and the batch."""
+
+
+class Merged(ClosedByExit):
+    """Several streams as one async iterator of `(source, batch)`, newest first.
+
+    Ties in creation time come in the order the mapping names the sources, then in
+    each source's own order. Closing it (`aclose()`, leaving `async with`, an error,
+    cancellation) closes every source. An error from a source is raised after every
+    batch that sorts before it, with `error.source` naming the source.
+    """
+
+    def __init__(self, streams: Mapping[str, BatchStream]) -> None:
+        self._streams = dict(streams)
+        self._cursors = {name: stream.cursor for name, stream in self._streams.items()}
+        self._place = {name: place for place, name in enumerate(self._streams)}
+        self._heads: list[_Head] = []
+        self._unread = list(self._streams)
+        """Sources whose next batch must be read before the next one is handed out."""
+        self._closing: CloseOnce | None = None
+        self._stopped_early: str | None = None
+        self._taking = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Merged sources={list(self._streams)!r} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether the merge was closed (by `aclose()`, exhaustion, an error or cancellation)."""
+        return self._closing is not None
+
+    @property
+    def cursors(self) -> dict[str, str | None]:
+        """Each source's `cursor`: the id of its last batch handed out by the merge (its
+        stream's cursor before the merge if none); `after=cursors[source]` resumes it
+        with no gap or repeat, after an error too."""
+        return dict(self._cursors)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> tuple[str, Batch]:
+        if self.closed:
+            self._refuse_if_stopped_early()
+            raise StopAsyncIteration
+        if self._taking:
+            raise RuntimeError("this merge is already being iterated by another task")
+        self._taking = True
+        try:
+            failed = await self._read(self._unread)
+            if failed is not None:
+                source, error = failed
+                await self._stop(f"source {source!r} failed with {type(error).__name__}")
+                raise error
+        except asyncio.CancelledError:
+            await self._stop("its consumer was cancelled")
+            raise
+        finally:
+            self._taking = False
+        self._unread = []
+        if not self._heads or self.closed:  # exhausted, or closed by another task meanwhile
+            await self.aclose()
+            self._refuse_if_stopped_early()
+            raise StopAsyncIteration
+        _, _, source, batch = heapq.heappop(self._heads)
+        self._cursors[source] = batch.id
+        self._unread = [source]
+        return source, batch
+
+    async def _read(self, sources: list[str]) -> tuple[str, Exception] | None:
+        """Read the next batch of each source onto the heap; the first sources' (at the
+        start, all of them) are read at once so their first pages are fetched together.
+        Returns the error of the first source, in the mapping's order, that failed."""
+        if len(sources) < 2:  # nothing to read at once
+            return await self._read_one(sources[0]) if sources else None
+        loop = asyncio.get_running_loop()
+        tasks = [
+            loop.create_task(self._read_one(source), name=f"aiobatches merge reads {source}")
+            for source in sources
+        ]
+        try:
+            await asyncio.wait(tasks)
+        finally:  # cancelled: the reads stop with us
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+        failures = [task.result() for task in tasks]  # a read cancelled from outside raises
+        return next((failed for failed in failures if failed is not None), None)
+
+    async def _read_one(self, source: str) -> tuple[str, Exception] | None:
+        """Put the source's next batch on the heap (nothing if it is exhausted), or return
+        its error, named, for the merge to raise in its turn."""
+        try:
+            batch = await anext(self._streams[source])
+        except StopAsyncIteration:
+            return None
+        except Exception as error:  # noqa: BLE001 - returned to be raised, naming its source
+            if isinstance(error, AIOBatchesError):
+                error.source = source
+            else:
+                error.add_note(f"raised by the merge's source {source!r}")
+            return source, error
+        heapq.heappush(self._heads, (-created_moment(batch), self._place[source], source, batch))
+        return None
+
+    def _refuse_if_stopped_early(self) -> None:
+        """End quietly after a deliberate close; refuse to look complete after an early stop."""
+        if self._stopped_early is not None:
+            raise RuntimeError(
+                f"this merge stopped early because {self._stopped_early};"
+                " list each source again with after=merged.cursors[source] to continue"
+            )
+
+    async def _stop(self, why: str) -> None:
+        """Close, remembering that the merge was cut short and why."""
+        if self._closing is None:
+            self._stopped_early = why
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every source (each cancels and awaits its page request); idempotent."""
+        if self._closing is None:
+            self._heads = []
+            self._closing = CloseOnce(self._close_sources, "aiobatches merge close")
+        await self._closing()
+
+    async def _close_sources(self) -> None:
+        for stream in self._streams.values():
+            await stream.aclose()
+
+
+def merge(streams: Mapping[str, BatchStream]) -> Merged:
+    """Interleave streams of this library (any clients, accounts or APIs) newest first.
+
+    `async for source, batch in merged` gives each batch with the name its stream has in
+    `streams`; ties in creation time come in the mapping's order, then each source's own.
+    The merge holds at most one page per source beyond each stream's own prefetch.
+
+    Args:
+        streams: source name to stream, e.g. `{"prod": prod.list_batches()}`; the merge
+            owns them from now on, and closing it closes them.
+
+    Raises:
+        TypeError: `streams` is not a mapping of names to streams of this library.
+        ValueError: one stream is given under two names.
+    """
+    if not isinstance(streams, Mapping):
+        raise TypeError(
+            f"merge() takes a mapping of names to streams, got {type(streams).__name__}"
+        )
+    for name, stream in streams.items():
+        if not isinstance(name, str):
+            raise TypeError(f"merge() takes sources named by str, got {name!r}")
+        if not isinstance(stream, BatchStream):
+            raise TypeError(
+                f"merge() takes streams of this library (list_batches()), got"
+                f" {type(stream).__name__} for source {name!r}"
+            )
+    if len({id(stream) for stream in streams.values()}) < len(streams):
+        raise ValueError("merge() was given one stream under two names; list it once")
+    return Merged(streams)
