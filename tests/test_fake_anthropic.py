@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from _helpers import API_KEY, AZURE_VERSION, MakeServer
 
-from aiobatches._fake.anthropic import AnthropicDialect, message_batch, within_second
+from aiobatches._fake.anthropic import AnthropicDialect, kind_of, message_batch, within_second
 from aiobatches._synthetic import EPOCH, synthetic_batches
 from aiobatches.testing import FakeBatchesServer, Fault, FaultPlan, ManualClock
 
@@ -412,3 +412,44 @@ def test_the_dialect_names_anthropics_paths_and_cursors() -> None:
     assert (dialect.min_limit, dialect.default_limit, dialect.max_limit) == (1, 20, 1000)
     assert dialect.request_id_header == "request-id"
     assert dialect.poll_after_header is None
+
+
+async def test_before_id_climbs_from_given_batches_into_arrivals(make_server: MakeServer) -> None:
+    """On a living server, pages above a given batch run through the given ones, then the drawn."""
+    clock = ManualClock()
+    given = synthetic_batches(4, seed=8, newest=EPOCH - 86_400)
+    server = await make_server(given, clock=clock, arrival_every=600)
+    clock.advance(3 * 3_600)
+    expected = [anthropic_id(batch["id"]) for batch in server.batches]
+    assert len(expected) > 10
+    collected: list[str] = []
+    params = {"limit": "3", "before_id": expected[-1]}
+    while True:
+        _, _, page = await get(server, params=params)
+        collected[:0] = [item["id"] for item in page["data"]]
+        if not page["has_more"]:
+            break
+        params = {"limit": "3", "before_id": page["first_id"]}
+    assert collected == expected[:-1]
+
+
+def test_each_status_has_anthropics_error_type() -> None:
+    """The errors page's statuses have their own types; any other 4xx or 5xx the generic one."""
+    assert [kind_of(status) for status in (400, 401, 403, 404, 413, 429, 500, 529)] == [
+        "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+        "request_too_large", "rate_limit_error", "api_error", "overloaded_error",
+    ]  # fmt: skip
+    assert (kind_of(418), kind_of(503)) == ("invalid_request_error", "api_error")
+
+
+async def test_a_given_id_that_is_not_openais_is_served_as_it_is(make_server: MakeServer) -> None:
+    """A given batch whose id is not `batch_...` keeps its id: listed, paged by and retrieved."""
+    given = synthetic_batches(3, seed=6)
+    given[1]["id"] = "msgbatch_01GivenAsIs"
+    server = await make_server(given)
+    _, _, page = await get(server, params={"limit": "2"})
+    assert page["last_id"] == "msgbatch_01GivenAsIs"
+    _, _, rest = await get(server, params={"after_id": page["last_id"]})
+    assert [item["id"] for item in rest["data"]] == [anthropic_id(given[2]["id"])]
+    status, _, body = await get(server, f"{LIST}/msgbatch_01GivenAsIs")
+    assert (status, body) == (200, page["data"][1])

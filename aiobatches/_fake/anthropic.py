@@ -75,11 +75,11 @@ class AnthropicDialect(Dialect):
             return Refusal(401, "invalid bearer token")
         return Refusal(401, "x-api-key header is required")
 
-    def held_id(self, batch_id: str) -> str | None:
+    def held_ids(self, batch_id: str) -> tuple[str, ...]:
         if batch_id.startswith(ID_PREFIX):
-            return "batch_" + batch_id.removeprefix(ID_PREFIX)
+            return ("batch_" + batch_id.removeprefix(ID_PREFIX), batch_id)
         # An OpenAI id names no message batch; any other id is served as it is held.
-        return None if batch_id.startswith("batch_") else batch_id
+        return () if batch_id.startswith("batch_") else (batch_id,)
 
     def bad_limit(self, raw: str, limit: int | None) -> Refusal:
         if limit is None:

@@ -108,9 +108,9 @@ class Dialect(abc.ABC):
         """The refusal of headers this API requires whatever the key (a version), if any."""
         return None
 
-    def held_id(self, batch_id: str) -> str | None:
-        """The id a batch is held by, from the id this API names it by (None: no batch's)."""
-        return batch_id
+    def held_ids(self, batch_id: str) -> tuple[str, ...]:
+        """The ids a batch this API names `batch_id` may be held by, the likeliest first."""
+        return (batch_id,)
 
     def batch(self, body: bytes, rank: int = 0) -> bytes:
         """One batch as this API answers it, from its body as OpenAI sends it, and its

@@ -90,11 +90,10 @@ class Endpoints:
             if batch_id is None:
                 found.append(None)
                 continue
-            held = dialect.held_id(batch_id)
-            place = None if held is None else self._population.place(held)
-            if place is None:
+            held = self._held(dialect, batch_id)
+            if held is None:
                 return dialect.unknown_cursor(batch_id, cursor)
-            found.append(place)
+            found.append(held[1])
         return found[0], found[1]
 
     async def _retrieve_batch(self, dialect: Dialect, request: web.Request) -> web.StreamResponse:
@@ -104,15 +103,23 @@ class Endpoints:
         if refusal is not None:
             return self._refuse(dialect, rid, refusal)
         batch_id = request.match_info["batch_id"]
-        held = dialect.held_id(batch_id)
-        if held is None or self._population.place(held) is None:
+        held = self._held(dialect, batch_id)
+        if held is None:
             return self._refuse(dialect, rid, dialect.no_batch(batch_id))
         if self._live.latency:
             await asyncio.sleep(self._live.latency)
-        body = self._population.get(held)
+        body = self._population.get(held[0])
         if body is None:  # it grew older than the retention while the answer waited
             return self._refuse(dialect, rid, dialect.no_batch(batch_id))
-        return self._answer(dialect, rid, dialect.batch(body, self._population.rank(held)))
+        return self._answer(dialect, rid, dialect.batch(body, self._population.rank(held[0])))
+
+    def _held(self, dialect: Dialect, batch_id: str) -> tuple[str, int] | None:
+        """The id and place of the batch `dialect` names `batch_id`, or None if none is served."""
+        for held in dialect.held_ids(batch_id):
+            place = self._population.place(held)
+            if place is not None:
+                return held, place
+        return None
 
     async def _not_found(self, request: web.Request) -> web.Response:
         self._record(request)

@@ -105,7 +105,7 @@ class FakeBatchesServer(WebhookCounters):
             With a clock they are served as given, beneath the arrivals.
         count: how many synthetic batches to generate when `batches` is not given.
         seed: seed of the synthetic batches (and of their timelines and arrivals).
-        api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
+        api_key: when set, requests must carry it as `Authorization: Bearer <api_key>`.
         latency: seconds each list or retrieve request waits before it is answered.
         faults: a `FaultPlan`, or a mapping of page-request index to `Fault`.
         azure: serve Azure OpenAI's two API styles instead of OpenAI's (see above).
@@ -188,7 +188,7 @@ class FakeBatchesServer(WebhookCounters):
         self.poll_after_ms = poll_after_ms
         """Sent as `openai-poll-after-ms` on list and retrieve answers when not None."""
         self.api_key = api_key
-        """The key requests must carry (as a bearer token, or Azure's `api-key`); None: any."""
+        """The key requests must carry: as Bearer, `api-key` or `x-api-key`; None: any."""
         self.latency = latency
         """Seconds each list or retrieve request waits before it is answered."""
         self.azure = azure
