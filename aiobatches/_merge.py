@@ -15,19 +15,30 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Mapping
-from typing import Self
+from typing import Generic, Protocol, Self, TypeVar
 
 from ._closing import ClosedByExit, CloseOnce
 from ._errors import AIOBatchesError
-from ._models import Batch, created_moment
+from ._models import AnyBatch, created_moment
 from ._stream import BatchStream
 
-_Head = tuple[float, int, str, Batch]
-"""A source's next batch on the heap: its sort key (newest first, then the mapping's
-order, unique since a source has one head at a time), the source and the batch."""
+_B = TypeVar("_B", bound=AnyBatch)
+_B_co = TypeVar("_B_co", bound=AnyBatch, covariant=True)
 
 
-class Merged(ClosedByExit):
+class _Source(Protocol[_B_co]):
+    """What the merge uses of a stream; covariant, so that streams of OpenAI's and
+    Anthropic's batches merge into one of either."""
+
+    @property
+    def cursor(self) -> str | None: ...
+
+    async def __anext__(self) -> _B_co: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Merged(ClosedByExit, Generic[_B]):
     """Several streams as one async iterator of `(source, batch)`, newest first.
 
     Ties in creation time come in the order the mapping names the sources, then in
@@ -36,11 +47,13 @@ class Merged(ClosedByExit):
     batch that sorts before it, with `error.source` naming the source.
     """
 
-    def __init__(self, streams: Mapping[str, BatchStream]) -> None:
+    def __init__(self, streams: Mapping[str, _Source[_B]]) -> None:
         self._streams = dict(streams)
         self._cursors = {name: stream.cursor for name, stream in self._streams.items()}
         self._place = {name: place for place, name in enumerate(self._streams)}
-        self._heads: list[_Head] = []
+        self._heads: list[tuple[float, int, str, _B]] = []
+        """Each source's next batch, keyed newest first, then by the mapping's order (a
+        key no two heads share: a source has one at a time)."""
         self._unread = list(self._streams)
         """Sources whose next batch must be read before the next one is handed out."""
         self._closing: CloseOnce | None = None
@@ -66,7 +79,7 @@ class Merged(ClosedByExit):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> tuple[str, Batch]:
+    async def __anext__(self) -> tuple[str, _B]:
         if self.closed:
             self._refuse_if_stopped_early()
             raise StopAsyncIteration
@@ -156,7 +169,7 @@ class Merged(ClosedByExit):
             await stream.aclose()
 
 
-def merge(streams: Mapping[str, BatchStream]) -> Merged:
+def merge(streams: Mapping[str, _Source[_B]]) -> Merged[_B]:
     """Interleave streams of this library (any clients, accounts or APIs) newest first.
 
     `async for source, batch in merged` gives each batch with the name its stream has in
@@ -176,13 +189,18 @@ def merge(streams: Mapping[str, BatchStream]) -> Merged:
             f"merge() takes a mapping of names to streams, got {type(streams).__name__}"
         )
     for name, stream in streams.items():
-        if not isinstance(name, str):
-            raise TypeError(f"merge() takes sources named by str, got {name!r}")
-        if not isinstance(stream, BatchStream):
-            raise TypeError(
-                f"merge() takes streams of this library (list_batches()), got"
-                f" {type(stream).__name__} for source {name!r}"
-            )
+        _check_source(name, stream)
     if len({id(stream) for stream in streams.values()}) < len(streams):
         raise ValueError("merge() was given one stream under two names; list it once")
     return Merged(streams)
+
+
+def _check_source(name: object, stream: object) -> None:
+    """Refuse a source that is not a stream of this library, named by a `str`."""
+    if not isinstance(name, str):
+        raise TypeError(f"merge() takes sources named by str, got {name!r}")
+    if not isinstance(stream, BatchStream):
+        raise TypeError(
+            f"merge() takes streams of this library (list_batches()), got"
+            f" {type(stream).__name__} for source {name!r}"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, assert_type
 
 import pytest
 from _helpers import API_KEY, MakeServer, eventually, stream_tasks
@@ -33,7 +33,7 @@ async def clients(*servers: FakeBatchesServer) -> AsyncIterator[list[aiobatches.
         ]
 
 
-async def handed_out(merged: aiobatches.Merged) -> list[tuple[str, str]]:
+async def handed_out(merged: aiobatches.Merged[aiobatches.Batch]) -> list[tuple[str, str]]:
     """Every `(source, id)` the merge hands out, to its end."""
     return [(source, batch.id) async for source, batch in merged]
 
@@ -95,6 +95,7 @@ async def test_every_batch_of_every_account_comes_once_in_order(make_server: Mak
             for name, client in zip(("a", "b", "c"), bound, strict=True)
         }
         async with aiobatches.merge(streams) as merged:
+            assert_type(merged, aiobatches.Merged[aiobatches.Batch])
             out = await handed_out(merged)
     assert out == sorted_union(listed)
     assert len(set(out)) == len(out) == 270
@@ -102,6 +103,7 @@ async def test_every_batch_of_every_account_comes_once_in_order(make_server: Mak
 
 async def test_no_source_and_one_source(make_server: MakeServer) -> None:
     """A merge of nothing ends at once; a merge of one stream is that stream, named."""
+    merged: aiobatches.Merged[aiobatches.Batch]
     async with aiobatches.merge({}) as merged:
         assert await handed_out(merged) == []
         assert merged.cursors == {}
@@ -121,9 +123,9 @@ async def test_what_is_not_a_mapping_of_streams_is_refused(make_server: MakeServ
         with pytest.raises(TypeError, match="mapping"):
             aiobatches.merge([stream])  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="'prod'"):
-            aiobatches.merge({"prod": stream.pages()})  # type: ignore[dict-item]
+            aiobatches.merge({"prod": stream.pages()})  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="'evals'"):
-            aiobatches.merge({"prod": stream, "evals": [PROD]})  # type: ignore[dict-item]
+            aiobatches.merge({"prod": stream, "evals": [PROD]})  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="str"):
             aiobatches.merge({1: stream})  # type: ignore[dict-item]
         with pytest.raises(ValueError, match="two names"):
@@ -241,18 +243,14 @@ async def test_every_exit_closes_every_source(make_server: MakeServer) -> None:
     prod = await make_server(PROD, api_key=API_KEY)
     evals = await make_server(EVALS, api_key=API_KEY)
     async with clients(prod, evals) as (to_prod, to_evals):
-
-        def streams() -> dict[str, aiobatches.BatchStream]:
-            return {"prod": to_prod.list_batches(limit=1), "evals": to_evals.list_batches()}
-
-        broken = streams()
+        broken = {"prod": to_prod.list_batches(limit=1), "evals": to_evals.list_batches()}
         async with aiobatches.merge(broken) as merged:
             async for _ in merged:
                 break
         assert all(stream.closed for stream in broken.values())
         assert stream_tasks() == []
 
-        closed = streams()
+        closed = {"prod": to_prod.list_batches(limit=1), "evals": to_evals.list_batches()}
         merged = aiobatches.merge(closed)
         await anext(merged)
         await merged.aclose()
@@ -262,7 +260,7 @@ async def test_every_exit_closes_every_source(make_server: MakeServer) -> None:
         with pytest.raises(StopAsyncIteration):
             await anext(merged)
 
-        unread = streams()
+        unread = {"prod": to_prod.list_batches(limit=1), "evals": to_evals.list_batches()}
         async with aiobatches.merge(unread):
             pass
         assert all(stream.closed for stream in unread.values())
