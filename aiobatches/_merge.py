@@ -108,9 +108,9 @@ class Merged(ClosedByExit, Generic[_B]):
         return source, batch
 
     async def _read(self, sources: list[str]) -> tuple[str, Exception] | None:
-        """Read the next batch of each source onto the heap; the first sources' (at the
-        start, all of them) are read at once so their first pages are fetched together.
-        Returns the error of the first source, in the mapping's order, that failed."""
+        """Read the next batch of each source onto the heap, all at once (at the start,
+        so that every source's first page is fetched together). Returns the error of the
+        first source, in the mapping's order, that failed."""
         if len(sources) < 2:  # nothing to read at once
             return await self._read_one(sources[0]) if sources else None
         loop = asyncio.get_running_loop()
