@@ -1,4 +1,4 @@
-"""Stream an organization's OpenAI batch jobs with `async for`.
+"""Stream every batch job you own (OpenAI's, Azure OpenAI's, Anthropic's) with `async for`.
 
 async with aiobatches.Client() as client:
     async for batch in client.list_batches():
@@ -7,6 +7,7 @@ async with aiobatches.Client() as client:
 
 from __future__ import annotations
 
+from ._anthropic import AnthropicClient
 from ._awaiting import BatchWatch
 from ._client import AzureClient, Client, list_batches
 from ._errors import (
@@ -38,6 +39,9 @@ from ._models import (
     BatchStatus,
     BatchUsage,
     InputTokensDetails,
+    MessageBatch,
+    MessageBatchRequestCounts,
+    MessageBatchStatus,
     OutputTokensDetails,
 )
 from ._stream import BatchStream, PageIterator
@@ -51,6 +55,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AnthropicClient",
     "AuthenticationError",
     "AzureClient",
     "BadRequestError",
@@ -71,6 +76,9 @@ __all__ = [  # noqa: RUF022 - plain sorted(), which the export test asserts
     "InternalServerError",
     "InvalidWebhookError",
     "Merged",
+    "MessageBatch",
+    "MessageBatchRequestCounts",
+    "MessageBatchStatus",
     "NotFoundError",
     "OutputTokensDetails",
     "PageIterator",

@@ -37,12 +37,13 @@ class BearerAuth:
         return self._headers
 
 
-class AzureKeyAuth:
-    """An Azure OpenAI key, sent as `api-key` (aiohttp would forward it on redirects)."""
+class KeyHeaderAuth:
+    """A key sent in a header of its own: Azure OpenAI's `api-key`, Anthropic's
+    `x-api-key` (no client follows a redirect with it)."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, header: str, key: str) -> None:
         self.secrets: tuple[str, ...] = (check_text("api_key", key, secret=True),)
-        self._headers = {"api-key": key}
+        self._headers = {header: key}
 
     async def headers(self) -> Mapping[str, str]:
         return self._headers

@@ -10,13 +10,14 @@ import datetime
 import logging
 from collections import deque
 from collections.abc import Coroutine, Iterable, Mapping
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 from . import _checkpoint, _retry
 from ._chain import Walk
 from ._closing import ClosedByExit
 from ._config import MAX_PAGE_SIZE, check_batch_id, check_count, check_seconds
 from ._errors import APIError
+from ._models import B
 from ._polling import Source, check_ids, hint_of, retrieve_all
 from ._response import Retrieved
 from ._stream import OnInvalid, check_on_invalid, skip_malformed
@@ -28,7 +29,7 @@ T = TypeVar("T")
 logger: Final = logging.getLogger("aiobatches")
 
 
-class BatchWatch(ClosedByExit):
+class BatchWatch(ClosedByExit, Generic[B]):
     """An async iterator of `BatchEvent` and an async context manager.
 
     Each cycle lists newest first down to its horizon, retrieves the followed
@@ -58,11 +59,11 @@ class BatchWatch(ClosedByExit):
         elif since is not None or ids is not None:
             raise ValueError("resume carries the watch's since and ids: give neither with it")
         else:
-            self._state = _checkpoint.load(resume)
+            self._state = _checkpoint.load(resume, source.dialect)
         self._until_finished = until_finished
         self._limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
         self._on_invalid = check_on_invalid(on_invalid)
-        self._events: deque[BatchEvent] = deque()
+        self._events: deque[BatchEvent[B]] = deque()
         self._failure: APIError | None = None
         """The error that ends the watch, raised once the events before it are handed out."""
         self._listing: Walk | None = None
@@ -85,7 +86,7 @@ class BatchWatch(ClosedByExit):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> BatchEvent:
+    async def __anext__(self) -> BatchEvent[B]:
         if self._busy:
             raise RuntimeError("another task is iterating this BatchWatch; one task at a time")
         self._busy = True
@@ -157,7 +158,7 @@ class BatchWatch(ClosedByExit):
             self._hint = hint_of(error) or self._hint
             self._listing = None
 
-    def _queue(self, event: BatchEvent | None) -> None:
+    def _queue(self, event: BatchEvent[B] | None) -> None:
         if event is not None:
             self._events.append(event)
 
@@ -165,7 +166,9 @@ class BatchWatch(ClosedByExit):
         """The watch's state as the events handed out so far tell it, as a small JSON-able
         dict: save it after handling events, and `watch_batches(resume=...)` goes on from
         it after a restart, with no flood of `"existing"` and nothing missed."""
-        return _checkpoint.dump(self._state, self._events, self._first_told)
+        return _checkpoint.dump(
+            self._state, self._events, self._first_told, api=self._source.dialect.name
+        )
 
     def notify(self, batch_id: str) -> None:
         """Have the watch retrieve this batch now (a webhook said it finished, say) rather
@@ -247,7 +250,7 @@ class BatchWatch(ClosedByExit):
             self._take_retrieved(results)
         return True
 
-    def _take_retrieved(self, results: list[tuple[str, Retrieved | APIError]]) -> None:
+    def _take_retrieved(self, results: list[tuple[str, Retrieved[Any] | APIError]]) -> None:
         """Take in each retrieval's batch or failure, as the watch state judges it; a
         transient failure ends the cycle afterwards (a final one was raised already)."""
         state, transient = self._state, []

@@ -11,6 +11,7 @@ chain with a `PaginationError`: never an endless loop, never a silently short li
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from attrs import frozen
 
@@ -18,7 +19,7 @@ from ._converter import ParsedPage
 from ._errors import PaginationError
 from ._response import FetchedPage
 
-Fetch = Callable[[str | None, int], Awaitable[FetchedPage]]
+Fetch = Callable[[str | None, int], Awaitable[FetchedPage[Any]]]
 """Fetches the page after a cursor with a page size; errors carry that cursor."""
 
 
@@ -59,7 +60,7 @@ class CursorChain:
         """Request nothing more (a malformed batch ends the listing on this page)."""
         self._more = False
 
-    def advance(self, parsed: ParsedPage, after: str | None, limit: int) -> Step:
+    def advance(self, parsed: ParsedPage[Any], after: str | None, limit: int) -> Step:
         """Take in the page fetched with `after` and `limit`, and say what it means."""
         more = parsed.has_more if parsed.has_more is not None else parsed.count >= limit
         if self._wanted is not None:
@@ -106,7 +107,7 @@ class Walk:
         """Whether the page last read was the last one, with nothing left to raise."""
         return self._chain.ended and self._error is None
 
-    async def next_page(self) -> FetchedPage | None:
+    async def next_page(self) -> FetchedPage[Any] | None:
         """The next page, or None after the last; a chain that cannot be followed raises
         its `PaginationError` after the page that broke it."""
         if self._error is not None:

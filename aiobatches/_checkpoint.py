@@ -12,11 +12,13 @@ history; a first look not yet done names what it reported instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ._converter import parse_page, unstructure_batch
-from ._models import Batch
+from ._dialect import OPENAI, Dialect
+from ._models import B, created_moment
 from ._polling import check_ids
 from ._watchstate import BatchEvent, WatchState, unix_seconds
 
@@ -24,14 +26,18 @@ VERSION: Final = 1
 
 
 def dump(
-    state: WatchState, queued: Iterable[BatchEvent], first_told: Iterable[str] = ()
+    state: WatchState,
+    queued: Iterable[BatchEvent[Any]],
+    first_told: Iterable[str] = (),
+    *,
+    api: str = OPENAI.name,
 ) -> dict[str, Any]:
     """The checkpoint of `state` as the consumer knows it: `queued` events not handed out
     yet are undone (a batch they report is as before them, or unknown). `first_told`
     names the batches a first look not all handed out has reported (the state may have
     let go of the finished ones already)."""
     told = dict(state.known)
-    untold: list[int] = []  # creation seconds of batches reported by no handed-out event
+    untold: list[float] = []  # creation moments of batches reported by no handed-out event
     queued = list(queued)
     # A first look whose "existing" events are not all out is not done, as the consumer
     # knows it: the resumed watch looks again, naming what was reported.
@@ -39,21 +45,22 @@ def dump(
     for event in _first_per_batch(queued):
         if event.previous is None:
             told.pop(event.batch.id, None)
-            untold.append(event.batch.created_at)
+            untold.append(created_moment(event.batch))
         else:
             told[event.batch.id] = event.previous
     finished = [batch for batch in told.values() if batch.is_finished]
-    mark: int | None = None
+    mark: float | None = None
     if cycles:  # every batch above the horizon was looked at: a mark says which
-        newest = max((batch.created_at for batch in told.values()), default=None)
+        newest = max((created_moment(batch) for batch in told.values()), default=None)
         marks = (newest, state.newest, min(untold, default=None), state.seen_mark)
         mark = min((m for m in marks if m is not None), default=None)
-    seen = {batch.id for batch in finished if mark is None or batch.created_at >= mark}
+    seen = {batch.id for batch in finished if mark is None or created_moment(batch) >= mark}
     unfinished = [batch for batch in told.values() if not batch.is_finished]
     if not cycles:  # all a look not done reported, but the unfinished kept in full
         seen |= set(first_told) - {batch.id for batch in unfinished}
     return {
         "version": VERSION,
+        "api": api,
         "since": state.since,
         "ids": None if state.ids is None else sorted(state.ids),
         "cycles": cycles,
@@ -67,15 +74,18 @@ def dump(
     }
 
 
-def load(checkpoint: object) -> WatchState:
-    """The watch state a checkpoint holds; a ValueError naming what is wrong with one that
-    is malformed or of another version."""
+def load(checkpoint: object, dialect: Dialect[Any] = OPENAI) -> WatchState:
+    """The watch state a checkpoint holds, of a watch of `dialect`'s API; a ValueError
+    naming what is wrong with one that is malformed, of another version or another API."""
     if not isinstance(checkpoint, Mapping):
         raise ValueError(  # noqa: TRY004 - the contract: a malformed checkpoint is a ValueError
             f"resume must be a checkpoint dict, got {type(checkpoint).__name__}"
         )
     if checkpoint.get("version") != VERSION:
         raise ValueError(f"resume: unknown checkpoint version {checkpoint.get('version')!r}")
+    api = checkpoint.get("api", OPENAI.name)  # saved before there were two: OpenAI's
+    if api != dialect.name:
+        raise ValueError(f"resume: a checkpoint of a watch of {api!r}, not of {dialect.name}")
     since = checkpoint.get("since")
     ids = checkpoint.get("ids")
     if isinstance(since, bool) or not isinstance(since, int | float | None):
@@ -86,11 +96,11 @@ def load(checkpoint: object) -> WatchState:
         since=unix_seconds(since), ids=None if ids is None else frozenset(_ids("ids", ids))
     )
     state.cycles = _whole(checkpoint, "cycles")
-    state.horizon = _whole(checkpoint, "horizon", optional=True)
-    state.seen_mark = _whole(checkpoint, "mark", optional=True)
+    state.horizon = _moment(checkpoint, "horizon")
+    state.seen_mark = _moment(checkpoint, "mark")
     state.newest = state.seen_mark
     state.seen_ids = set(_ids("seen", checkpoint.get("seen")))
-    state.known = {batch.id: batch for batch in _batches(checkpoint.get("batches"))}
+    state.known = {batch.id: batch for batch in _batches(checkpoint.get("batches"), dialect.model)}
     state.by_retrieval = set(_ids("by_retrieval", checkpoint.get("by_retrieval")))
     state.ended = set(_ids("ended", checkpoint.get("ended")))
     unreadable = checkpoint.get("unreadable")
@@ -106,20 +116,28 @@ def load(checkpoint: object) -> WatchState:
     return state
 
 
-def _first_per_batch(events: Iterable[BatchEvent]) -> list[BatchEvent]:
+def _first_per_batch(events: Iterable[BatchEvent[Any]]) -> list[BatchEvent[Any]]:
     """The first of the events about each batch, in order."""
-    firsts: dict[str, BatchEvent] = {}
+    firsts: dict[str, BatchEvent[Any]] = {}
     for event in events:
         firsts.setdefault(event.batch.id, event)
     return list(firsts.values())
 
 
-def _whole(checkpoint: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
+def _whole(checkpoint: Mapping[str, Any], key: str) -> int:
     value = checkpoint.get(key)
-    if value is None and optional:
-        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"resume: {key} must be a whole number{' or null' if optional else ''}")
+        raise ValueError(f"resume: {key} must be a whole number")
+    return value
+
+
+def _moment(checkpoint: Mapping[str, Any], key: str) -> float | None:
+    """A creation moment (Unix seconds, fractional from Anthropic), or None."""
+    value = checkpoint.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"resume: {key} must be Unix seconds or null")
     return value
 
 
@@ -132,10 +150,10 @@ def _ids(key: str, value: object) -> list[str]:
         raise ValueError(f"resume: {error}") from None
 
 
-def _batches(value: object) -> list[Batch]:
+def _batches(value: object, model: type[B]) -> list[B]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ValueError("resume: batches must be a list of batch objects")
-    parsed = parse_page({"data": [dict(item) for item in value]})
+    parsed = parse_page({"data": [dict(item) for item in value]}, model)
     if parsed.invalid:
         raise ValueError(f"resume: a batch is malformed: {parsed.invalid[0].problem}")
     if any(batch.is_finished for batch in parsed.batches):

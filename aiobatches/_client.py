@@ -13,12 +13,12 @@ import datetime
 import enum
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Self, Unpack
+from typing import Any, Final, Generic, Self, Unpack
 
 import aiohttp
 from yarl import URL
 
-from ._auth import Auth, AzureKeyAuth, BearerAuth, TokenProvider, TokenProviderAuth
+from ._auth import Auth, BearerAuth, KeyHeaderAuth, TokenProvider, TokenProviderAuth
 from ._awaiting import BatchWatch
 from ._closing import ClosedByExit, CloseOnce
 from ._config import (
@@ -33,8 +33,9 @@ from ._config import (
     check_options,
     openai_settings,
 )
+from ._dialect import OPENAI, Dialect
 from ._endpoint import Endpoint
-from ._models import Batch
+from ._models import B, Batch
 from ._polling import Source
 from ._redact import Redactor
 from ._response import FetchedPage, Retrieved
@@ -50,68 +51,26 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class Client(ClosedByExit):
-    """An OpenAI API client that lists batches; use it as an async context manager.
-
-    Args:
-        api_key: falls back to `OPENAI_API_KEY`; never shown in repr, logs or errors.
-        base_url: falls back to `OPENAI_BASE_URL`, then `https://api.openai.com/v1`.
-        organization: sent as `OpenAI-Organization`; falls back to `OPENAI_ORG_ID`.
-        project: sent as `OpenAI-Project`; falls back to `OPENAI_PROJECT_ID`.
-        session: a borrowed `aiohttp.ClientSession`, never closed by the client.
-        timeout: seconds per request attempt, or an `aiohttp.ClientTimeout`.
-        max_retries: retries per page after the first attempt (0 disables them).
-        connection_limit: open connections of the owned session (0: no limit).
-        default_headers: extra headers for every request.
-        default_query: extra query parameters for every page request.
-        proxy: an http(s) proxy URL; by default an owned session follows
-            `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
-    """
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        session: aiohttp.ClientSession | None = None,
-        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, str] | None = None,
-        proxy: str | None = None,
-    ) -> None:
-        settings = openai_settings(api_key, base_url, organization, project)
-        self._setup(
-            list_url=settings.base_url / "batches",
-            auth=BearerAuth(settings.api_key),
-            organization=settings.organization,
-            project=settings.project,
-            session=session,
-            timeout=timeout,
-            max_retries=max_retries,
-            connection_limit=connection_limit,
-            default_headers=default_headers,
-            default_query=default_query,
-            proxy=proxy,
-        )
+class _Client(ClosedByExit, Generic[B]):
+    """What every client is, whatever API it lists: its lifecycle, streams, waits, watches
+    and retrievals, in the `Dialect` its subclass sets up."""
 
     def _setup(
         self,
         *,
+        dialect: Dialect[B],
         list_url: URL,
         auth: Auth | Callable[[Redactor], Auth],
         **options: Unpack[ClientOptions],
     ) -> None:
         """Check and store what every kind of client shares."""
         check_options(type(self).__name__, options)
-        self._endpoint = Endpoint(list_url, auth, options)
+        self._dialect = dialect
+        self._endpoint = Endpoint(dialect, list_url, auth, options)
         self._list_url = list_url
         self._state = _State.UNOPENED
         self._closing = CloseOnce(self._close, f"aiobatches {type(self).__name__} close")
-        self._streams: weakref.WeakSet[BatchStream] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[BatchStream[B]] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._list_url} {self._state.value}>"
@@ -148,11 +107,11 @@ class Client(ClosedByExit):
         prefetch: int = 1,
         max_items: int | None = None,
         on_invalid: OnInvalid = "raise",
-    ) -> BatchStream:
+    ) -> BatchStream[B]:
         """Stream the organization's batches, newest first, prefetching `prefetch` pages ahead.
 
         Args:
-            limit: page size sent to the API, 1..100.
+            limit: page size sent to the API: 1..100 (OpenAI, Azure) or 1..1000 (Anthropic).
             after: resume after this batch id (e.g. a previous stream's `cursor`).
             prefetch: pages fetched ahead while the caller works; 0 is strictly sequential.
             max_items: stop after this many batches, requesting no page beyond them.
@@ -172,9 +131,9 @@ class Client(ClosedByExit):
         max_items: int | None,
         on_invalid: OnInvalid = "raise",
         on_close: Callable[[], Awaitable[None]] | None = None,
-    ) -> BatchStream:
+    ) -> BatchStream[B]:
         """Check the stream's arguments and register a new stream with this client."""
-        check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
+        check_count("limit", limit, low=1, high=self._dialect.max_limit)
         check_count("prefetch", prefetch)
         if max_items is not None:
             check_count("max_items", max_items)
@@ -196,14 +155,14 @@ class Client(ClosedByExit):
 
     def _source(self) -> Source:
         """What waits and watches poll through: this client's fetch and retrieval."""
-        return Source(self._fetch_page, self._retrieve)
+        return Source(self._fetch_page, self._retrieve, self._dialect)
 
     def _check_open(self) -> None:
         if self._state is _State.CLOSED:
             raise RuntimeError(f"{type(self).__name__} is closed; create a new one to list batches")
         self._state = _State.OPEN
 
-    async def _fetch_page(self, after: str | None, limit: int) -> FetchedPage:
+    async def _fetch_page(self, after: str | None, limit: int) -> FetchedPage[B]:
         """Fetch the page after `after`, retrying per policy; errors carry `cursor=after`."""
         if self._state is _State.CLOSED:
             raise RuntimeError(f"{type(self).__name__} is closed")
@@ -216,7 +175,7 @@ class Client(ClosedByExit):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | None = None,  # noqa: ASYNC109 - the contract's name for the deadline
         on_invalid: OnInvalid = "raise",
-    ) -> list[Batch]:
+    ) -> list[B]:
         """Wait until every batch is finished; returns them in the order given.
 
         Each poll costs at most as many requests as the cheaper of retrieving
@@ -248,7 +207,7 @@ class Client(ClosedByExit):
         limit: int = MAX_PAGE_SIZE,
         on_invalid: OnInvalid = "raise",
         resume: Mapping[str, Any] | None = None,
-    ) -> BatchWatch:
+    ) -> BatchWatch[B]:
         """Watch batches change: an async iterator of `BatchEvent`, and an async context manager.
 
         The first cycle lists down to `since` (everything when None) and yields
@@ -282,15 +241,65 @@ class Client(ClosedByExit):
             resume=resume,
         )
 
-    async def retrieve_batch(self, batch_id: str) -> Batch:
+    async def retrieve_batch(self, batch_id: str) -> B:
         """One batch by id (`GET /batches/{id}`); an unknown id is `NotFoundError`."""
         return (await self._retrieve(batch_id)).batch
 
-    async def _retrieve(self, batch_id: str) -> Retrieved:
+    async def _retrieve(self, batch_id: str) -> Retrieved[B]:
         """The batch and the server's polling hint, retrying per policy."""
         check_batch_id("batch_id", batch_id)
         self._check_open()
         return await self._endpoint.retrieve(batch_id)
+
+
+class Client(_Client[Batch]):
+    """An OpenAI API client that lists batches; use it as an async context manager.
+
+    Args:
+        api_key: falls back to `OPENAI_API_KEY`; never shown in repr, logs or errors.
+        base_url: falls back to `OPENAI_BASE_URL`, then `https://api.openai.com/v1`.
+        organization: sent as `OpenAI-Organization`; falls back to `OPENAI_ORG_ID`.
+        project: sent as `OpenAI-Project`; falls back to `OPENAI_PROJECT_ID`.
+        session: a borrowed `aiohttp.ClientSession`, never closed by the client.
+        timeout: seconds per request attempt, or an `aiohttp.ClientTimeout`.
+        max_retries: retries per page after the first attempt (0 disables them).
+        connection_limit: open connections of the owned session (0: no limit).
+        default_headers: extra headers for every request.
+        default_query: extra query parameters for every page request.
+        proxy: an http(s) proxy URL; by default an owned session follows
+            `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+    ) -> None:
+        settings = openai_settings(api_key, base_url, organization, project)
+        self._setup(
+            dialect=OPENAI,
+            list_url=settings.base_url / "batches",
+            auth=BearerAuth(settings.api_key),
+            organization=settings.organization,
+            project=settings.project,
+            session=session,
+            timeout=timeout,
+            max_retries=max_retries,
+            connection_limit=connection_limit,
+            default_headers=default_headers,
+            default_query=default_query,
+            proxy=proxy,
+        )
 
 
 class AzureClient(Client):
@@ -341,7 +350,7 @@ class AzureClient(Client):
             auth = BearerAuth(settings.ad_token, "azure_ad_token")
         else:
             assert settings.api_key is not None  # azure_settings found one credential
-            auth = AzureKeyAuth(settings.api_key)
+            auth = KeyHeaderAuth("api-key", settings.api_key)
         self._api_version = settings.api_version  # None: the v1 API, which takes none
         options: ClientOptions = {**client_kwargs}
         openai = settings.endpoint / "openai"
@@ -354,7 +363,7 @@ class AzureClient(Client):
             }
             options["default_query"] = query
             list_url = openai / "batches"
-        self._setup(list_url=list_url, auth=auth, **options)
+        self._setup(dialect=OPENAI, list_url=list_url, auth=auth, **options)
 
     def __repr__(self) -> str:
         if self._api_version is None:
@@ -373,7 +382,7 @@ def list_batches(
     max_items: int | None = None,
     on_invalid: OnInvalid = "raise",
     **options: Unpack[ClientOptions],
-) -> BatchStream:
+) -> BatchStream[Batch]:
     """One-shot stream: a `Client` made from these arguments lives exactly as long as the stream.
 
     Takes `Client`'s and `Client.list_batches`' keyword arguments. Exhaustion,

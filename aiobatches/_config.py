@@ -78,6 +78,32 @@ def openai_settings(
     )
 
 
+ANTHROPIC_BASE_URL: Final = "https://api.anthropic.com"
+
+
+@frozen
+class AnthropicSettings:
+    """Where and as whom an `AnthropicClient` lists, after environment fallbacks."""
+
+    api_key: str
+    base_url: URL
+    """Without `/v1`, as Anthropic's SDK takes it: the client adds `/v1/messages/batches`."""
+
+
+def anthropic_settings(api_key: str | None, base_url: str | None) -> AnthropicSettings:
+    """Arguments, else `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, Anthropic's own URL."""
+    key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
+    if not key:
+        raise AIOBatchesError(
+            "No API key: pass api_key=... or set the ANTHROPIC_API_KEY environment variable."
+        )
+    base = base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_BASE_URL
+    return AnthropicSettings(
+        api_key=check_text("api_key", key, secret=True),
+        base_url=parse_base_url("base_url", base),
+    )
+
+
 @frozen
 class AzureSettings:
     """Where and with which credential an `AzureClient` lists, after environment fallbacks."""

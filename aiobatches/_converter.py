@@ -13,17 +13,21 @@ of one. Messages name classes as users import them, never by module.
 
 from __future__ import annotations
 
+import datetime
+import enum
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final, NoReturn
+from typing import Any, Final, Generic, NoReturn, TypeVar
 
 import attrs
 import cattrs
 import cattrs.gen
 from attrs import frozen
 
-from ._fast import Unsupported, Unusual, digits_value, structure_function
-from ._models import NUMERIC_STRING, Batch, BatchPage, BatchStatus
+from ._fast import Unsupported, Unusual, digits_value, moment_value, structure_function
+from ._models import NUMERIC_STRING, AnyBatch, Batch, BatchPage, BatchStatus, MessageBatchStatus
+
+B = TypeVar("B", bound=AnyBatch)
 
 
 class PayloadError(ValueError):
@@ -43,10 +47,10 @@ class InvalidBatch:
 
 
 @frozen
-class ParsedPage:
+class ParsedPage(Generic[B]):
     """A list page read item by item: the valid batches, and what is wrong with the others."""
 
-    batches: list[Batch]
+    batches: list[B]
     """The valid items, in order."""
     invalid: tuple[InvalidBatch, ...]
     """The invalid items, in order of index."""
@@ -60,7 +64,6 @@ class ParsedPage:
     """None when the server did not say (absent or null)."""
 
 
-_STATUSES: Final = {status.value: status for status in BatchStatus}
 MAX_INVALID: Final = 100
 """More malformed items than this on one page is not a page of batches at all."""
 
@@ -83,10 +86,13 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     converter.register_structure_hook(str, _strict(str))
     converter.register_structure_hook(int, _strict(int))
     converter.register_structure_hook(bool, _strict(bool))
-    converter.register_structure_hook(BatchStatus | str, _structure_status)
+    converter.register_structure_hook(datetime.datetime, _structure_moment)
+    for statuses in (BatchStatus, MessageBatchStatus):
+        converter.register_structure_hook(statuses | str, _status_hook(statuses))
     converter.register_structure_hook_factory(_is_list, _list_hook)
     converter.register_structure_hook_factory(_is_dict, _dict_hook)
-    converter.register_unstructure_hook(BatchStatus, _unstructure_status)
+    converter.register_unstructure_hook(enum.StrEnum, _unstructure_status)
+    converter.register_unstructure_hook(datetime.datetime, _unstructure_moment)
     if detailed_validation:
         converter.register_structure_hook_factory(attrs.has, _model_hook)
     else:
@@ -253,14 +259,33 @@ def _int_or_digits(value: object, _: object) -> int:
     raise _WrongKindError(f"expected int or a string of digits, got {_kind(value)}")
 
 
-def _structure_status(value: object, _: object) -> BatchStatus | str:
-    if type(value) is not str:
-        raise _WrongKindError(f"expected str, got {_kind(value)}")
-    return _STATUSES.get(value, value)
+def _status_hook(statuses: type[enum.StrEnum]) -> Callable[[object, object], object]:
+    """A status: a member of `statuses`, or a plain `str` for one added later."""
+    members = {status.value: status for status in statuses}
+
+    def structure(value: object, _: object) -> object:
+        if type(value) is not str:
+            raise _WrongKindError(f"expected str, got {_kind(value)}")
+        return members.get(value, value)
+
+    return structure
 
 
-def _unstructure_status(value: BatchStatus) -> str:
+def _unstructure_status(value: enum.StrEnum) -> str:
     return value.value
+
+
+def _structure_moment(value: object, _: object) -> datetime.datetime:
+    moment = moment_value(value)
+    if moment is None:
+        got = repr(value)[:48] if type(value) is str else _kind(value)
+        raise _WrongKindError(f"expected an RFC 3339 date-time with a zone, got {got}")
+    return moment
+
+
+def _unstructure_moment(value: datetime.datetime) -> str:
+    """RFC 3339, UTC written `Z` as the API writes it: read back, the same moment."""
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _kind(value: object) -> str:
@@ -273,7 +298,7 @@ _fast_batch: Final = structure_function(Batch)
 _structure_batch: Final = _tolerant(_fast_batch, _detailed.get_structure_hook(Batch))
 
 
-def structure_page(payload: object) -> BatchPage:
+def structure_page(payload: object) -> BatchPage[Batch]:
     """Check a decoded list response and build its `BatchPage`, or raise `PayloadError`."""
     if not isinstance(payload, dict):
         _fail(f"response body is a JSON {_json_kind(payload)}, expected an object")
@@ -298,7 +323,11 @@ def structure_page(payload: object) -> BatchPage:
     return BatchPage(batches, first_id, last_id, has_more)
 
 
-def parse_page(payload: object) -> ParsedPage:
+@typing.overload
+def parse_page(payload: object) -> ParsedPage[Batch]: ...
+@typing.overload
+def parse_page(payload: object, model: type[B]) -> ParsedPage[B]: ...
+def parse_page(payload: object, model: type[Any] = Batch) -> ParsedPage[Any]:
     """Check a decoded list response's envelope and read its items one by one.
 
     Only an envelope problem raises `PayloadError`; an item that is not a
@@ -321,22 +350,23 @@ def parse_page(payload: object) -> ParsedPage:
     first_id = _optional_str(payload, "first_id")
     last_id = _optional_str(payload, "last_id")
     last_item_id = _item_id(items[-1]) if items else None
-    batches, invalid = _parse_items(items)
+    batches, invalid = _parse_items(items, model)
     return ParsedPage(batches, invalid, len(items), last_item_id, first_id, last_id, has_more)
 
 
-def _parse_items(items: list[Any]) -> tuple[list[Batch], tuple[InvalidBatch, ...]]:
+def _parse_items(items: list[Any], model: type[B]) -> tuple[list[B], tuple[InvalidBatch, ...]]:
     """Structure each item on its own, so that one invalid item costs only itself, and
     release each from `items` once read."""
-    batches: list[Batch] = []
+    fast = structure_function(typing.cast("type", model))
+    batches: list[B] = []
     invalid: list[InvalidBatch] = []
     for index, item in enumerate(items):
         items[index] = None
         try:
-            batches.append(_fast_batch(item))
+            batches.append(fast(item))
             continue
         except Unusual:
-            read = _read_item(index, item)
+            read = _read_item(index, item, model)
         if isinstance(read, InvalidBatch):
             invalid.append(read)
             if len(invalid) > MAX_INVALID:  # bounded work on a page of garbage
@@ -346,13 +376,13 @@ def _parse_items(items: list[Any]) -> tuple[list[Batch], tuple[InvalidBatch, ...
     return batches, tuple(invalid)
 
 
-def _read_item(index: int, item: object) -> Batch | InvalidBatch:
+def _read_item(index: int, item: object, model: type[B]) -> B | InvalidBatch:
     """`data[index]` structured in detail, or what is wrong with it."""
     if not isinstance(item, dict):
         problem = f"data[{index}] is a JSON {_json_kind(item)}, expected a batch object"
         return InvalidBatch(index, None, problem)
     try:
-        batch: Batch = _detailed.structure(item, Batch)
+        batch: B = _detailed.structure(item, model)
     except Exception as error:  # noqa: BLE001 - cattrs reports many exception types
         batch_id = _item_id(item)
         where = f"batch {batch_id!r}" if batch_id is not None else "a batch with no id"
@@ -366,7 +396,7 @@ def _item_id(item: object) -> str | None:
     return batch_id if type(batch_id) is str else None
 
 
-def unstructure_batch(batch: Batch) -> dict[str, Any]:
+def unstructure_batch(batch: AnyBatch) -> dict[str, Any]:
     """The batch as a JSON-ready dict with the API's field names and values."""
     result: dict[str, Any] = _detailed.unstructure(batch)
     return result
@@ -375,7 +405,7 @@ def unstructure_batch(batch: Batch) -> dict[str, Any]:
 def _explain(items: list[Any]) -> NoReturn:
     """Find the first item the fast path rejected and describe what is wrong with it."""
     for index, item in enumerate(items):
-        read = _read_item(index, item)
+        read = _read_item(index, item, Batch)
         if isinstance(read, InvalidBatch):
             _fail(read.problem)
     _fail("the page's batches could not be read")  # pragma: no cover - fast and slow disagree

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, Generic
 
 import aiohttp
 from yarl import URL
@@ -26,6 +26,8 @@ from ._config import (
     check_text,
     check_timeout,
 )
+from ._dialect import Dialect
+from ._models import B
 from ._redact import Redactor
 from ._response import FetchedPage, Retrieved, batch_or_failure, page_or_failure
 from ._retry import Failure, retrying
@@ -37,18 +39,31 @@ _USER_AGENT: Final = (
 )
 
 
-class Endpoint:
-    """One client's requests: each page or batch asked for, with its retries."""
+class Endpoint(Generic[B]):
+    """One client's requests: each page or batch asked for, in its API's `dialect`, with
+    its retries."""
 
     def __init__(
-        self, list_url: URL, auth: Auth | Callable[[Redactor], Auth], options: ClientOptions
+        self,
+        dialect: Dialect[B],
+        list_url: URL,
+        auth: Auth | Callable[[Redactor], Auth],
+        options: ClientOptions,
     ) -> None:
-        headers: dict[str, str] = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        self.dialect = dialect
+        headers: dict[str, str] = {
+            "Accept": "application/json",
+            "User-Agent": _USER_AGENT,
+            **dialect.headers,
+        }
         if organization := options.get("organization"):
             headers["OpenAI-Organization"] = check_text("organization", organization)
         if project := options.get("project"):
             headers["OpenAI-Project"] = check_text("project", project)
-        headers.update(check_headers(options.get("default_headers")))
+        extra = check_headers(options.get("default_headers"))
+        replaced = {name.lower() for name in extra}  # `Anthropic-Version` replaces the default
+        headers = {name: value for name, value in headers.items() if name.lower() not in replaced}
+        headers.update(extra)
         session = options.get("session")
         proxies = Proxies.choose(options.get("proxy"), owned_session=session is None)
         self._redactor = Redactor(proxies.secrets)
@@ -72,35 +87,45 @@ class Endpoint:
             redactor=self._redactor,
         )
 
-    async def fetch_page(self, after: str | None, limit: int) -> FetchedPage:
+    async def fetch_page(self, after: str | None, limit: int) -> FetchedPage[B]:
         """Fetch the page after `after`, retrying per policy; errors carry `cursor=after`."""
         query = {**self._query, "limit": str(limit)}
         if after is not None:
-            query["after"] = after
+            query[self.dialect.cursor] = after
 
-        async def attempt(retries: int) -> FetchedPage | Failure:
+        async def attempt(retries: int) -> FetchedPage[B] | Failure:
             response = await self._transport.attempt(
                 self._list_url, query, self._request_headers, cursor=after, attempt=retries
             )
             if isinstance(response, Failure):
                 return response
             return page_or_failure(
-                response, url=self._list_url, cursor=after, redactor=self._redactor
+                response,
+                url=self._list_url,
+                cursor=after,
+                redactor=self._redactor,
+                model=self.dialect.model,
             )
 
         return await retrying(attempt, max_retries=self._max_retries, what=self._list_what)
 
-    async def retrieve(self, batch_id: str) -> Retrieved:
+    async def retrieve(self, batch_id: str) -> Retrieved[B]:
         """The batch and the server's polling hint, retrying per policy."""
         url = self._list_url / batch_id
 
-        async def attempt(retries: int) -> Retrieved | Failure:
+        async def attempt(retries: int) -> Retrieved[B] | Failure:
             response = await self._transport.attempt(
                 url, self._query, self._request_headers, cursor=None, attempt=retries
             )
             if isinstance(response, Failure):
                 return response
-            return batch_or_failure(response, url=url, batch_id=batch_id, redactor=self._redactor)
+            return batch_or_failure(
+                response,
+                url=url,
+                batch_id=batch_id,
+                redactor=self._redactor,
+                model=self.dialect.model,
+            )
 
         what = self._redactor.text(str(url))
         return await retrying(attempt, max_retries=self._max_retries, what=what)

@@ -21,7 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import Batch
+    from collections.abc import Sequence
+
+    from ._models import Batch, MessageBatch
 
 
 class AIOBatchesError(Exception):
@@ -46,7 +48,7 @@ class APIError(AIOBatchesError):
     """What went wrong, credentials redacted; also `str(error)`."""
     cursor: str | None
     """The `after` of the page that failed: `list_batches(after=cursor)` resumes there."""
-    partial: list[Batch] | None
+    partial: Sequence[Batch | MessageBatch] | None
     """What `to_list()` had collected when this error stopped it; None elsewhere."""
     retryable: bool
     """Whether the retry policy calls this failure transient (a connection error, 408, 409,
@@ -75,7 +77,8 @@ class APIStatusError(APIError):
     status_code: int
     """The HTTP status of the response."""
     request_id: str | None
-    """The response's `x-request-id`, which OpenAI support asks for; None if absent."""
+    """The response's `x-request-id` (`request-id` from Anthropic), which support asks for;
+    None if absent."""
     body: object
     """The body's `error` object (or all of its JSON), its text if not JSON, None if empty;
     credentials redacted."""
@@ -152,7 +155,8 @@ class APIResponseValidationError(APIError):
     status_code: int
     """The HTTP status of the response, a success one."""
     request_id: str | None
-    """The response's `x-request-id`, which OpenAI support asks for; None if absent."""
+    """The response's `x-request-id` (`request-id` from Anthropic), which support asks for;
+    None if absent."""
     batch_id: str | None
     """The id of the malformed batch, when one batch is at fault and has a usable id."""
 

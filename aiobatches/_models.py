@@ -13,7 +13,7 @@ scalars by value, and the models holding a list are unhashable.
 # once, so that they need no lookup in the module the classes claim below.
 import datetime
 import enum
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from attrs import field, frozen
 
@@ -195,27 +195,6 @@ class Batch:
         return self.status in FINISHED_STATUSES
 
 
-@frozen(weakref_slot=False)
-class BatchPage:
-    """One page of the list: its batches, the cursors around them, and whether more follow.
-
-    Unhashable, whatever it holds: its `data` is a list.
-    """
-
-    data: list[Batch]
-    """The page's batches, in the order the API sent them."""
-    first_id: str | None
-    """The id of the page's first batch; `None` if the page is empty."""
-    last_id: str | None
-    """The id of the page's last batch: the `after` cursor of the next page."""
-    has_more: bool
-    """Whether more batches follow this page."""
-    object: str = "list"
-    """The object type, `"list"`."""
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 class MessageBatchStatus(enum.StrEnum):
     """Anthropic's three processing states; a state added later arrives as a plain `str`."""
 
@@ -233,10 +212,15 @@ class MessageBatchRequestCounts:
     0 until the whole batch ends."""
 
     processing: int
+    """Requests still being processed."""
     succeeded: int
+    """Requests that succeeded (0 until the batch ends)."""
     errored: int
+    """Requests that failed (0 until the batch ends)."""
     canceled: int
+    """Requests canceled before they were processed (0 until the batch ends)."""
     expired: int
+    """Requests not processed before the batch expired (0 until the batch ends)."""
 
 
 @frozen(weakref_slot=False)
@@ -273,20 +257,32 @@ class MessageBatch:
         return self.processing_status == MessageBatchStatus.ENDED
 
 
-@frozen(weakref_slot=False)
-class MessageBatchPage:
-    """One page of Anthropic's list: its batches, the ids around them, whether more follow."""
-
-    data: list[MessageBatch]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 AnyBatch = Batch | MessageBatch
 """An item of any API this library lists."""
+B = TypeVar("B", bound=Batch | MessageBatch)
+"""The item of one client's API, the same through its streams, waits and watches."""
+
+
+@frozen(weakref_slot=False)
+class BatchPage(Generic[B]):
+    """One page of a list: its batches (`Batch`, or `MessageBatch` from Anthropic), the
+    cursors around them, and whether more follow.
+
+    Unhashable, whatever it holds: its `data` is a list.
+    """
+
+    data: list[B]
+    """The page's batches, in the order the API sent them."""
+    first_id: str | None
+    """The id of the page's first batch; `None` if the page is empty."""
+    last_id: str | None
+    """The id of the page's last batch: the `after` cursor of the next page."""
+    has_more: bool
+    """Whether more batches follow this page."""
+    object: str = "list"
+    """The object type, `"list"`."""
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def created_moment(batch: AnyBatch) -> float:
@@ -313,7 +309,6 @@ for _public in (
     MessageBatchStatus,
     MessageBatchRequestCounts,
     MessageBatch,
-    MessageBatchPage,
 ):
     _public.__module__ = "aiobatches"
 del _public

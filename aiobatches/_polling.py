@@ -16,6 +16,7 @@ from attrs import frozen
 
 from ._chain import Fetch
 from ._config import check_batch_id
+from ._dialect import OPENAI, Dialect
 from ._errors import APIError, APIResponseValidationError, APIStatusError
 from ._response import Retrieved
 from ._stream import OnInvalid
@@ -29,7 +30,9 @@ class Source:
     and its single retrieval, each with the client's retries and credentials."""
 
     fetch_page: Fetch
-    retrieve: Callable[[str], Coroutine[Any, Any, Retrieved]]
+    retrieve: Callable[[str], Coroutine[Any, Any, Retrieved[Any]]]
+    dialect: Dialect[Any] = OPENAI
+    """The API they talk to: its name goes into a watch's checkpoint."""
 
 
 def check_ids(setting: str, ids: Iterable[object]) -> list[str]:
@@ -56,7 +59,7 @@ def skippable(error: APIError, on_invalid: OnInvalid) -> bool:
 
 async def retrieve_all(
     source: Source, batch_ids: list[str], *, final: Callable[[str, APIError], bool]
-) -> list[tuple[str, Retrieved | APIError]]:
+) -> list[tuple[str, Retrieved[Any] | APIError]]:
     """Retrieve each id concurrently (the client's connection limit bounds them): each
     id's batch or API error, in order. An error `final(batch_id, error)` calls final is
     raised at once, the others cancelled; anything but an API error (a bug, cancellation)
@@ -65,7 +68,7 @@ async def retrieve_all(
         return []
     loop = asyncio.get_running_loop()
     tasks = {loop.create_task(source.retrieve(i), name="aiobatches retrieve"): i for i in batch_ids}
-    outcomes: dict[str, Retrieved | APIError] = {}
+    outcomes: dict[str, Retrieved[Any] | APIError] = {}
     try:
         pending = set(tasks)
         while pending:

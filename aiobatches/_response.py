@@ -8,7 +8,7 @@ with the retry policy's verdict. Every message is redacted.
 from __future__ import annotations
 
 import re
-from typing import Final, Protocol
+from typing import Final, Generic, Protocol
 
 from attrs import frozen
 from yarl import URL
@@ -17,7 +17,7 @@ from . import _retry
 from ._body import BodyError, error_summary, loads, loads_exact, text_of
 from ._converter import ParsedPage, PayloadError, parse_page
 from ._errors import APIResponseValidationError, status_error_class
-from ._models import Batch
+from ._models import B
 from ._redact import Redactor
 from ._retry import Failure
 from ._transport import Response
@@ -26,11 +26,11 @@ _JSON_TYPE: Final = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.
 
 
 @frozen
-class FetchedPage:
+class FetchedPage(Generic[B]):
     """A page as the client read it: its items, the error to raise for each invalid one,
     and the server's polling hint."""
 
-    parsed: ParsedPage
+    parsed: ParsedPage[B]
     errors: tuple[APIResponseValidationError, ...]
     """One per `parsed.invalid`, in the same order."""
     poll_after: float | None = None
@@ -38,25 +38,25 @@ class FetchedPage:
 
 
 @frozen
-class Retrieved:
+class Retrieved(Generic[B]):
     """One batch as `GET /batches/{id}` returned it, with the server's polling hint."""
 
-    batch: Batch
+    batch: B
     poll_after: float | None
 
 
 def page_or_failure(
-    response: Response, *, url: URL, cursor: str | None, redactor: Redactor
-) -> FetchedPage | Failure:
+    response: Response, *, url: URL, cursor: str | None, redactor: Redactor, model: type[B]
+) -> FetchedPage[B] | Failure:
     """The page a final response holds, or the failure it stands for."""
     if response.status >= 300:
         return _status_failure(response, cursor, redactor)
     failed = _invalid(response, url, cursor, redactor)
     try:
         text = _text(response)
-        parsed = parse_page(loads(text))
+        parsed = parse_page(loads(text), model)
         if parsed.invalid and (exact := loads_exact(text)) is not None:
-            parsed = parse_page(exact)  # integers beyond 64 bits, which orjson reads as floats
+            parsed = parse_page(exact, model)  # integers beyond 64 bits, read as floats
     except (BodyError, PayloadError) as error:
         return failed(str(error))
     errors = tuple(
@@ -71,8 +71,8 @@ def page_or_failure(
 
 
 def batch_or_failure(
-    response: Response, *, url: URL, batch_id: str, redactor: Redactor
-) -> Retrieved | Failure:
+    response: Response, *, url: URL, batch_id: str, redactor: Redactor, model: type[B]
+) -> Retrieved[B] | Failure:
     """The batch a final response to `GET /batches/{batch_id}` holds, or the failure it
     stands for; a batch with another id is a failure too, never a silent substitute."""
     if response.status >= 300:
@@ -83,9 +83,9 @@ def batch_or_failure(
         payload = loads(text)
         if not isinstance(payload, dict):
             return failed("the body is not a batch object")
-        parsed = parse_page({"data": [payload]})
+        parsed = parse_page({"data": [payload]}, model)
         if parsed.invalid and (exact := loads_exact(text)) is not None:
-            parsed = parse_page({"data": [exact]})
+            parsed = parse_page({"data": [exact]}, model)
     except (BodyError, PayloadError) as error:
         return failed(str(error))
     if parsed.invalid:

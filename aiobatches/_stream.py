@@ -14,15 +14,15 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Final, Literal, Self
+from typing import Final, Generic, Literal, Self
 
 from attrs import evolve, frozen
 
-from ._chain import CursorChain, Fetch
+from ._chain import CursorChain
 from ._closing import ClosedByExit, CloseOnce, guarded, release
 from ._converter import InvalidBatch
 from ._errors import APIError, APIResponseValidationError
-from ._models import Batch, BatchPage
+from ._models import B, BatchPage
 from ._response import FetchedPage
 
 logger: Final = logging.getLogger("aiobatches")
@@ -43,10 +43,10 @@ def skip_malformed(error: APIError) -> None:
 
 
 @frozen
-class _Queued:
+class _Queued(Generic[B]):
     """A fetched page waiting for the caller, with the invalid items found on it."""
 
-    page: BatchPage
+    page: BatchPage[B]
     invalid: tuple[tuple[InvalidBatch, APIResponseValidationError], ...]
     """The invalid items handed over with the page: skipped, except the last when `raises`."""
     raises: bool
@@ -56,7 +56,7 @@ class _Queued:
     item's error, or why the cursor chain cannot be followed."""
 
 
-class BatchStream(ClosedByExit):
+class BatchStream(ClosedByExit, Generic[B]):
     """An async iterator of batches (newest first) and an async context manager.
 
     Iterate it once with `async for`, or use `pages()` or `to_list()`. Leaving
@@ -66,7 +66,7 @@ class BatchStream(ClosedByExit):
 
     def __init__(
         self,
-        fetch: Fetch,
+        fetch: Callable[[str | None, int], Awaitable[FetchedPage[B]]],
         *,
         limit: int,
         after: str | None,
@@ -87,11 +87,11 @@ class BatchStream(ClosedByExit):
         # Requesting side: the cursor chain, the page request in flight, the pages waiting.
         self._chain = CursorChain(after=after, limit=limit, max_items=max_items)
         self._task: asyncio.Task[None] | None = None
-        self._ready: deque[_Queued] = deque()
+        self._ready: deque[_Queued[B]] = deque()
         self._error: Exception | None = None
         # Consuming side: the current page, the next index in it, and items still to hand out.
-        self._page: BatchPage | None = None
-        self._items: list[Batch] = []
+        self._page: BatchPage[B] | None = None
+        self._items: list[B] = []
         self._index = 0
         self._cursor_before = after
         self._to_hand_out = max_items
@@ -118,7 +118,7 @@ class BatchStream(ClosedByExit):
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Batch:
+    async def __anext__(self) -> B:
         index = self._index
         if index < len(self._items):
             self._index = index + 1
@@ -129,7 +129,7 @@ class BatchStream(ClosedByExit):
                 return page.data[0]
         raise StopAsyncIteration
 
-    async def _anext_page(self) -> BatchPage:
+    async def _anext_page(self) -> BatchPage[B]:
         """The rest of the current page if the caller began it, else the next whole page."""
         page = self._page
         if page is not None and self._index < len(self._items):
@@ -142,17 +142,17 @@ class BatchStream(ClosedByExit):
         self._index = len(page.data)
         return page
 
-    def pages(self) -> PageIterator:
+    def pages(self) -> PageIterator[B]:
         """Iterate whole `BatchPage` objects instead of batches, with the same prefetch."""
         return PageIterator(self)
 
-    async def to_list(self) -> list[Batch]:
+    async def to_list(self) -> list[B]:
         """Collect every remaining batch into a list.
 
         If listing fails part way, the error carries what was collected as
         `error.partial`; `partial` plus a listing `after=error.cursor` is the whole list.
         """
-        collected: list[Batch] = []
+        collected: list[B] = []
         try:
             async for batch in self:
                 collected.append(batch)  # noqa: PERF401 - kept as it grows, for `partial`
@@ -190,7 +190,7 @@ class BatchStream(ClosedByExit):
         if self._guard is not None:
             await release(self._guard)
 
-    async def _take_page(self) -> BatchPage | None:
+    async def _take_page(self) -> BatchPage[B] | None:
         """Make the next page current and return it, or None at the end; closes on any exit."""
         if self._taking:
             raise RuntimeError("this BatchStream is already being iterated by another task")
@@ -221,7 +221,7 @@ class BatchStream(ClosedByExit):
         self._index = 0
         return page
 
-    async def _next_page(self) -> BatchPage | None:
+    async def _next_page(self) -> BatchPage[B] | None:
         while not self._ready:
             if self.closed:
                 self._refuse_if_stopped_early()
@@ -240,7 +240,7 @@ class BatchStream(ClosedByExit):
         self._top_up()
         return self._hand_over(queued)
 
-    def _hand_over(self, queued: _Queued) -> BatchPage:
+    def _hand_over(self, queued: _Queued[B]) -> BatchPage[B]:
         """The page as the caller gets it: cut to `max_items`, its invalid items dealt with."""
         page = queued.page
         if self._to_hand_out is not None:  # cut to what `max_items` allows (a server may send more)
@@ -309,8 +309,12 @@ class BatchStream(ClosedByExit):
 
 
 def _queued(
-    fetched: FetchedPage, chain: CursorChain, on_invalid: OnInvalid, after: str | None, limit: int
-) -> _Queued:
+    fetched: FetchedPage[B],
+    chain: CursorChain,
+    on_invalid: OnInvalid,
+    after: str | None,
+    limit: int,
+) -> _Queued[B]:
     """The page to queue, as the cursor chain and its malformed batches decide; moves the
     chain on (or ends it)."""
     parsed = fetched.parsed
@@ -349,16 +353,16 @@ def _raw_index(
     return position
 
 
-class PageIterator(ClosedByExit):
+class PageIterator(ClosedByExit, Generic[B]):
     """Iterates a stream page by page; closing it closes the stream."""
 
-    def __init__(self, stream: BatchStream) -> None:
+    def __init__(self, stream: BatchStream[B]) -> None:
         self._stream = stream
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> BatchPage:
+    async def __anext__(self) -> BatchPage[B]:
         return await self._stream._anext_page()
 
     async def aclose(self) -> None:

@@ -43,7 +43,8 @@ class Response:
     over_limit: bool
     """The body went past its bound (16 MiB for a page); `body` holds only its start."""
     request_id: str | None
-    """The `x-request-id` header, redacted: a server or proxy may echo a credential in it."""
+    """The `x-request-id` (OpenAI) or `request-id` (Anthropic) header, redacted: a server or
+    proxy may echo a credential in it."""
 
 
 class Transport:
@@ -172,7 +173,8 @@ class Transport:
 
     def _request_id(self, response: aiohttp.ClientResponse) -> str | None:
         """The response's request id with the credentials sent (a fresh token included) masked."""
-        request_id = response.headers.get("x-request-id")
+        # OpenAI's `x-request-id`, else Anthropic's `request-id`.
+        request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
         return None if request_id is None else self._redactor.text(request_id)
 
     def _failure(self, error: BaseException, url: URL, cursor: str | None) -> Failure:

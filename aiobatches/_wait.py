@@ -17,20 +17,21 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 from . import _retry
 from ._chain import Walk
 from ._config import MAX_PAGE_SIZE, check_count, check_seconds
 from ._errors import APIError
-from ._models import Batch
+from ._models import AnyBatch
 from ._polling import Source, check_ids, hint_of, retrieve_all, skippable
 from ._response import Retrieved
 from ._stream import OnInvalid, check_on_invalid, skip_malformed
 
 logger: Final = logging.getLogger("aiobatches")
 
-Observer = Callable[[Batch], None]
+Observer = Callable[[Any], None]
+"""Called with each state of a waited-for batch a wait learns (of its client's model)."""
 _observer: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
     "aiobatches_wait_observer", default=None
 )
@@ -56,7 +57,7 @@ async def wait_for_batches(
     timeout: float | None,  # noqa: ASYNC109 - the public contract's name for the deadline
     on_invalid: OnInvalid = "raise",
     limit: int = MAX_PAGE_SIZE,
-) -> list[Batch]:
+) -> list[Any]:
     """Poll until every batch is finished; the batches in the order given.
 
     A poll failing with an error the retry policy calls transient is logged and
@@ -100,7 +101,7 @@ class _Waiter:
         self._order = ids
         self._limit = limit
         self._on_invalid = on_invalid
-        self._latest: dict[str, Batch] = {}
+        self._latest: dict[str, AnyBatch] = {}
         self._depth: dict[str, int] = {}
         """Per id, the page it was last listed on, or one past the pages a listing read
         without finding it: how many pages a relist needs, at least."""
@@ -113,7 +114,7 @@ class _Waiter:
     def done(self) -> bool:
         return all(self._finished(i) for i in self._order)
 
-    def results(self) -> list[Batch]:
+    def results(self) -> list[Any]:
         return [self._latest[i] for i in self._order]
 
     def _finished(self, batch_id: str) -> bool:
@@ -173,7 +174,7 @@ class _Waiter:
             self._found.discard(batch_id)
         return [batch_id for batch_id in pending if batch_id in wanted]
 
-    def _learn(self, batch: Batch) -> None:
+    def _learn(self, batch: AnyBatch) -> None:
         """Keep the latest state of a waited-for batch, and tell the observer."""
         self._latest[batch.id] = batch
         if self._observer is not None:

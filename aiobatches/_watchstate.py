@@ -16,13 +16,13 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Any, Generic, Literal
 
 import attrs
 from attrs import frozen
 
 from ._errors import APIError, APIResponseValidationError, NotFoundError
-from ._models import Batch
+from ._models import AnyBatch, B, created_moment
 from ._polling import skippable
 from ._response import FetchedPage
 from ._stream import OnInvalid, skip_malformed
@@ -31,11 +31,10 @@ EventKind = Literal["existing", "created", "updated"]
 Verdict = Literal["final", "transient", "gone", "skip", "leave"]
 """What a failed retrieval means to a watch: it ends the watch, the cycle is tried again,
 the batch is gone (dropped), malformed and skipped, or maybe not followed (left be)."""
-_FIELDS: Final = tuple(field.name for field in attrs.fields(Batch))
 
 
 @frozen
-class BatchEvent:
+class BatchEvent(Generic[B]):
     """What a watch saw happen to one batch.
 
     `kind` is `"existing"` for a batch found by the first look, `"created"` for
@@ -45,9 +44,9 @@ class BatchEvent:
 
     kind: EventKind
     """`"existing"`, `"created"` or `"updated"`, as above."""
-    batch: Batch
+    batch: B
     """The batch as it is now."""
-    previous: Batch | None = None
+    previous: B | None = None
     """The batch as it was last seen, on an `"updated"` event; None on the others."""
     changes: tuple[str, ...] = ()
     """The names of the fields that differ from `previous`; empty unless `"updated"`."""
@@ -61,9 +60,10 @@ class BatchEvent:
         return self.previous is None or not self.previous.is_finished
 
 
-def changed_fields(before: Batch, after: Batch) -> tuple[str, ...]:
+def changed_fields(before: AnyBatch, after: AnyBatch) -> tuple[str, ...]:
     """The names of the fields that differ (an absent key and a null are the same: None)."""
-    return tuple(name for name in _FIELDS if getattr(before, name) != getattr(after, name))
+    fields = attrs.fields(type(after))
+    return tuple(f.name for f in fields if getattr(before, f.name) != getattr(after, f.name))
 
 
 def unix_seconds(since: object) -> float | None:
@@ -92,7 +92,7 @@ class WatchState:
     def __init__(self, *, since: float | None, ids: frozenset[str] | None) -> None:
         self.since = since
         self.ids = ids
-        self.known: dict[str, Batch] = {}
+        self.known: dict[str, AnyBatch] = {}
         """Every batch held, as last seen: the followed ones at or above the horizon, and
         the unfinished ones followed by retrieval."""
         self.by_retrieval: set[str] = set()
@@ -101,16 +101,16 @@ class WatchState:
         self.unreadable: dict[str, bool] = {}
         """Batches never yet read well (listed malformed), retrieved to read them: whether
         the watch surely follows them (then unfinished until read), or only may."""
-        self.horizon: int | None = None
+        self.horizon: float | None = None
         """The creation second later cycles list down to (inclusive); None: the whole list."""
         self.cycles = 0
         """How many cycles ended; the first one's batches are `"existing"`."""
         self.ended: set[str] = set()
         """The named ids (`ids`) seen finished: none of them changes again."""
-        self.newest: int | None = None
+        self.newest: float | None = None
         """The newest creation second the ended cycles looked at: every batch created
         before it was looked at (or lies below the floor)."""
-        self.seen_mark: int | None = None
+        self.seen_mark: float | None = None
         """Resumed from a checkpoint, while the horizon lies below it: a finished batch
         created before this second was looked at before the checkpoint (`_checkpoint`)."""
         self.seen_ids: set[str] = set()
@@ -118,7 +118,7 @@ class WatchState:
         a listing shows them (one hidden meanwhile may come back)."""
         self.found: set[str] = set()
         """The ids of the batches this cycle's listing showed well."""
-        self.top: int | None = None
+        self.top: float | None = None
         """The newest creation second this cycle's listing showed."""
 
     def begin_cycle(self) -> None:
@@ -135,7 +135,7 @@ class WatchState:
         floors = [f for f in (self.horizon, self.since) if f is not None]
         return max(floors) if floors else None
 
-    def see(self, batch: Batch, *, followed: bool = False) -> BatchEvent | None:
+    def see(self, batch: AnyBatch, *, followed: bool = False) -> BatchEvent[Any] | None:
         """Compare a batch with what was known, keep it, and return the event it makes; a
         new batch below the floor is not followed, unless known to be (`followed`)."""
         previous = self.known.get(batch.id)
@@ -143,7 +143,7 @@ class WatchState:
             return None
         if previous is None and not followed:
             floor = self.floor()
-            if floor is not None and batch.created_at < floor:
+            if floor is not None and created_moment(batch) < floor:
                 return None
         if self.ids is not None and batch.is_finished:
             self.ended.add(batch.id)
@@ -156,16 +156,19 @@ class WatchState:
             return BatchEvent("updated", batch, previous, changed_fields(previous, batch))
         return None
 
-    def _reported_before(self, batch: Batch) -> bool:
+    def _reported_before(self, batch: AnyBatch) -> bool:
         """Whether a resumed watch's checkpoint says this unknown batch was reported
         before, finished (it has not changed since)."""
         if not batch.is_finished:
             return False
         mark = self.seen_mark
-        return batch.id in self.seen_ids or (mark is not None and batch.created_at < mark)
+        return batch.id in self.seen_ids or (mark is not None and created_moment(batch) < mark)
 
     def read_page(
-        self, fetched: FetchedPage, on_invalid: OnInvalid, emit: Callable[[BatchEvent], None]
+        self,
+        fetched: FetchedPage[Any],
+        on_invalid: OnInvalid,
+        emit: Callable[[BatchEvent[Any]], None],
     ) -> bool:
         """Take in a page's batches down to the floor, emitting their events in order;
         whether the cycle ends with this page. Its malformed batches are judged by where
@@ -173,7 +176,7 @@ class WatchState:
         floor = self.floor()  # once per page: it moves only between cycles
         batches = fetched.parsed.batches
         stop = next(
-            (k for k, b in enumerate(batches) if floor is not None and b.created_at < floor),
+            (k for k, b in enumerate(batches) if floor is not None and created_moment(b) < floor),
             len(batches),
         )
         malformed: dict[int, list[APIResponseValidationError]] = {}
@@ -184,8 +187,8 @@ class WatchState:
         for index, batch in enumerate(batches[:stop]):
             self._read_malformed(malformed.pop(index, []), on_invalid, surely_above=True)
             self.found.add(batch.id)
-            if self.top is None or batch.created_at > self.top:
-                self.top = batch.created_at
+            if self.top is None or created_moment(batch) > self.top:
+                self.top = created_moment(batch)
             if (event := self.see(batch, followed=True)) is not None:  # above the floor
                 emit(event)
         # Below the last batch above the floor, a malformed one may lie on either side.
@@ -234,7 +237,7 @@ class WatchState:
             missing += sorted(self.ids - found - self.known.keys() - self.unreadable.keys())
         return missing
 
-    def retrieved(self, batch: Batch) -> BatchEvent | None:
+    def retrieved(self, batch: AnyBatch) -> BatchEvent[Any] | None:
         """Take in a batch read by retrieval: followed by retrieval from now on (a batch
         listed malformed where the watch surely follows it, as followed)."""
         followed = self.unreadable.pop(batch.id, False)
@@ -277,7 +280,7 @@ class WatchState:
             self.newest = self.top
         self.by_retrieval.difference_update(self.found)
         unfinished = [
-            batch.created_at
+            created_moment(batch)
             for batch_id, batch in self.known.items()
             if not batch.is_finished and batch_id not in self.by_retrieval
         ]
@@ -295,7 +298,7 @@ class WatchState:
         self.known = {
             batch_id: batch
             for batch_id, batch in self.known.items()
-            if batch.created_at >= horizon or not batch.is_finished
+            if created_moment(batch) >= horizon or not batch.is_finished
         }
         self.by_retrieval.intersection_update(
             i for i, batch in self.known.items() if not batch.is_finished

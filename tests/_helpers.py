@@ -41,7 +41,7 @@ def stream_tasks() -> list[asyncio.Task[object]]:
     ]
 
 
-def ids(batches: Iterable[aiobatches.Batch]) -> list[str]:
+def ids(batches: Iterable[aiobatches.Batch | aiobatches.MessageBatch]) -> list[str]:
     """The ids of some batches, in order."""
     return [batch.id for batch in batches]
 

@@ -146,7 +146,9 @@ async def nothing(_: float) -> None:
     """A pause that changes nothing."""
 
 
-async def events_of(watch: aiobatches.BatchWatch) -> AsyncIterator[aiobatches.BatchEvent]:
+async def events_of(
+    watch: aiobatches.BatchWatch[aiobatches.Batch],
+) -> AsyncIterator[aiobatches.BatchEvent[aiobatches.Batch]]:
     """The watch's events, closing it at the end."""
     async with watch:
         async for event in watch:

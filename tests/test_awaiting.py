@@ -131,7 +131,7 @@ async def test_later_cycles_list_only_down_to_the_oldest_unfinished_batch() -> N
             elif len(lists_at) == 3:
                 raise StopWatchingError
 
-        events: list[aiobatches.BatchEvent] = []
+        events: list[aiobatches.BatchEvent[aiobatches.Batch]] = []
         with between_polls(next_cycle), pytest.raises(StopWatchingError):
             async with server.client() as client:
                 async for event in client.watch_batches(limit=10):
@@ -162,7 +162,7 @@ async def test_unchanged_batches_and_absent_versus_null_make_no_event() -> None:
             if cycles == 3:
                 raise StopWatchingError
 
-        events: list[aiobatches.BatchEvent] = []
+        events: list[aiobatches.BatchEvent[aiobatches.Batch]] = []
         with between_polls(next_cycle), pytest.raises(StopWatchingError):
             async with server.client() as client:
                 async for event in client.watch_batches():

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from _scripted import make_batch
 
-from aiobatches import PaginationError
+from aiobatches import Batch, PaginationError
 from aiobatches._chain import CursorChain, Step, Walk
 from aiobatches._converter import ParsedPage, parse_page
 from aiobatches._response import FetchedPage
 
 
-def page(ids: list[str], *, has_more: bool | None, last_id: str | None = None) -> ParsedPage:
+def page(ids: list[str], *, has_more: bool | None, last_id: str | None = None) -> ParsedPage[Batch]:
     """A parsed page of batches with these ids, saying `has_more` (None: not at all)."""
     data = [make_batch(0, status="completed", created_at=1) | {"id": i} for i in ids]
     body: dict[str, object] = {"data": data, "last_id": last_id}
@@ -57,7 +57,7 @@ def test_max_items_asks_the_last_page_only_for_what_is_still_wanted() -> None:
     ids=["empty but claiming more", "ending at a cursor seen before"],
 )
 def test_a_chain_that_cannot_be_followed_ends_with_one_pagination_error(
-    fetched: ParsedPage,
+    fetched: ParsedPage[Batch],
 ) -> None:
     """A page that cannot be followed is one decision: no more pages, the error to raise,
     none of its batches handed out (they would repeat), and the request's cursor to resume."""
@@ -93,7 +93,7 @@ async def test_a_walk_hands_out_the_page_that_broke_the_chain_before_its_error()
     }
     asked: list[tuple[str | None, int]] = []
 
-    async def fetch(after: str | None, limit: int) -> FetchedPage:
+    async def fetch(after: str | None, limit: int) -> FetchedPage[Batch]:
         asked.append((after, limit))
         return FetchedPage(pages[after], ())
 

@@ -75,20 +75,22 @@ async def test_cancelled_stream_close_can_be_repeated() -> None:
         gc.collect()  # an unclosed session would be reported now, failing `no_leaks`
 
 
-async def wait_for_request(server: FakeBatchesServer, stream: aiobatches.BatchStream) -> None:
+async def wait_for_request(
+    server: FakeBatchesServer, stream: aiobatches.BatchStream[aiobatches.Batch]
+) -> None:
     """Start the stream's first request in the background and return once the server has it."""
     consumer = asyncio.create_task(anext(stream))
     await eventually(lambda: len(server.requests) == 2)
     consumer.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
-async def consume_bare(stream: aiobatches.BatchStream) -> None:
+async def consume_bare(stream: aiobatches.BatchStream[aiobatches.Batch]) -> None:
     """A consumer whose only await is the stream's: a cancellation always lands inside it."""
     async for _ in stream:
         pass
 
 
-async def consume_within(stream: aiobatches.BatchStream) -> None:
+async def consume_within(stream: aiobatches.BatchStream[aiobatches.Batch]) -> None:
     """A consumer that works between batches, inside `async with`."""
     async with stream:
         async for _ in stream:
@@ -97,7 +99,7 @@ async def consume_within(stream: aiobatches.BatchStream) -> None:
 
 @pytest.mark.parametrize("consume", [consume_bare, consume_within])
 async def test_double_cancellation_closes_the_one_shot_client(
-    consume: Callable[[aiobatches.BatchStream], Coroutine[Any, Any, None]],
+    consume: Callable[[aiobatches.BatchStream[aiobatches.Batch]], Coroutine[Any, Any, None]],
 ) -> None:
     """A consumer cancelled twice in a row still closes its one-shot stream and client, always."""
     rng = random.Random(7)

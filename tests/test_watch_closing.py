@@ -227,10 +227,10 @@ async def test_a_wait_under_a_manual_clock_has_no_real_time_deadline() -> None:
 def _source(listed: dict[str, Any], retrieved: dict[str, Any]) -> Source:
     """A client seam with no server: one page holding `listed`; `retrieved` by id."""
 
-    async def fetch(after: str | None, limit: int) -> FetchedPage:
+    async def fetch(after: str | None, limit: int) -> FetchedPage[aiobatches.Batch]:
         return FetchedPage(parse_page({"data": [dict(listed)], "has_more": False}), ())
 
-    async def retrieve(batch_id: str) -> Retrieved:
+    async def retrieve(batch_id: str) -> Retrieved[aiobatches.Batch]:
         await asyncio.sleep(0)
         (batch,) = parse_page({"data": [dict(retrieved)]}).batches
         return Retrieved(batch, None)
@@ -242,7 +242,7 @@ async def test_a_watch_closed_as_its_retrievals_end_hands_out_nothing_they_found
     """Closing a watch from another task just after its retrievals finished, before the
     iterating task resumes, drops what they found: no event arrives after the close."""
     named = make_batch(1, status="in_progress", created_at=100)
-    watch = aiobatches.BatchWatch(
+    watch: aiobatches.BatchWatch[aiobatches.Batch] = aiobatches.BatchWatch(
         _source(make_batch(2, status="completed", created_at=200), named),
         poll_interval=1,
         since=None,

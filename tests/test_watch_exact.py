@@ -68,7 +68,7 @@ class Timeline:
         self.account = server.account
         self.options = options
         self.rng = rng
-        self.watch: aiobatches.BatchWatch | None = None
+        self.watch: aiobatches.BatchWatch[aiobatches.Batch] | None = None
         self.warnings: list[logging.LogRecord] = []
         self.folded: dict[str, aiobatches.Batch] = {}
         """Each batch as the events so far say it is."""
@@ -162,7 +162,7 @@ class Timeline:
 
     # Events.
 
-    def see(self, event: aiobatches.BatchEvent) -> None:
+    def see(self, event: aiobatches.BatchEvent[aiobatches.Batch]) -> None:
         """Check one event against the account and the events before it, and fold it in."""
         batch, batch_id = event.batch, event.batch.id
         note(f"event {event.kind} {batch_id} {batch.status} finished={event.finished}")
@@ -181,7 +181,7 @@ class Timeline:
             assert event.finished == finished, f"{event.kind} {batch_id}: finished wrong"
         self.folded[batch_id] = batch
 
-    def see_update(self, event: aiobatches.BatchEvent) -> None:
+    def see_update(self, event: aiobatches.BatchEvent[aiobatches.Batch]) -> None:
         """An update reports a change since the last report of that batch, exactly."""
         batch, previous = event.batch, event.previous
         assert batch.id in self.folded, f"an update of {batch.id}, never reported before"
@@ -534,7 +534,7 @@ async def test_every_change_is_reported_once_on_adversarial_timelines(
 
 async def watch_events(
     server: AccountServer, between: list[Callable[[], None]], **kwargs: Any
-) -> list[aiobatches.BatchEvent]:
+) -> list[aiobatches.BatchEvent[aiobatches.Batch]]:
     """The events of a watch whose rests run the given changes in turn, then stop it."""
     changes = iter(between)
 
@@ -544,7 +544,7 @@ async def watch_events(
             raise StopWatchingError
         change()
 
-    events: list[aiobatches.BatchEvent] = []
+    events: list[aiobatches.BatchEvent[aiobatches.Batch]] = []
     with resting_with(rest):
         async with server.client() as client:
             try:
@@ -629,7 +629,7 @@ async def test_a_vanished_unfinished_batch_does_not_pin_the_state() -> None:
     account = Account()
     vanishing = account.create(NOW - 10, "in_progress", 0.5)
     held: list[int] = []
-    watches: list[aiobatches.BatchWatch] = []
+    watches: list[aiobatches.BatchWatch[aiobatches.Batch]] = []
 
     async def rest(_: float) -> None:
         held.append(len(watches[0]._state.known))

@@ -14,7 +14,9 @@ from aiobatches import _wakeups
 HOUR = 3600.0
 
 
-async def next_event(watch: aiobatches.BatchWatch) -> aiobatches.BatchEvent:
+async def next_event(
+    watch: aiobatches.BatchWatch[aiobatches.Batch],
+) -> aiobatches.BatchEvent[aiobatches.Batch]:
     """The watch's next event, within seconds (a rest of an hour would be a failure)."""
     async with asyncio.timeout(5):
         return await anext(watch)

@@ -32,13 +32,15 @@ async def first_look(server: ScriptedServer, **options: Any) -> tuple[list[str],
     return kinds, state
 
 
-async def resumed(server: ScriptedServer, state: dict[str, Any]) -> list[aiobatches.BatchEvent]:
+async def resumed(
+    server: ScriptedServer, state: dict[str, Any]
+) -> list[aiobatches.BatchEvent[aiobatches.Batch]]:
     """The events of one cycle of a watch resumed from `state`."""
 
     async def stop(_: float) -> None:
         raise StopWatchingError
 
-    events: list[aiobatches.BatchEvent] = []
+    events: list[aiobatches.BatchEvent[aiobatches.Batch]] = []
     with between_polls(stop), pytest.raises(StopWatchingError):
         async with server.client() as client:
             async for event in client.watch_batches(resume=state):

@@ -31,7 +31,7 @@ class Fold:
     def __init__(self) -> None:
         self.batches: dict[str, aiobatches.Batch] = {}
 
-    def take(self, event: aiobatches.BatchEvent) -> None:
+    def take(self, event: aiobatches.BatchEvent[aiobatches.Batch]) -> None:
         batch_id = event.batch.id
         note(f"event {event.kind} {batch_id} {event.batch.status}")
         if event.kind == "updated":
@@ -91,7 +91,7 @@ async def test_a_restart_anywhere_misses_nothing_and_repeats_nothing(data: st.Da
     fold = Fold()
     state: dict[str, Any] = {}
     async with AccountServer(account) as server:
-        watch: aiobatches.BatchWatch | None = None
+        watch: aiobatches.BatchWatch[aiobatches.Batch] | None = None
         rests = 0
 
         async def before(_: float) -> None:

@@ -49,7 +49,7 @@ class Board:
         self.webhooks: Tally | None = None
         """With `--listen`, where webhooks are received and how many were."""
 
-    def see(self, event: BatchEvent) -> None:
+    def see(self, event: BatchEvent[Batch]) -> None:
         batch = event.batch
         held = self.unfinished.pop(batch.id, None) or self.finished.pop(batch.id, None)
         # What the board last saw of this batch: held, or else (a finished one dropped from

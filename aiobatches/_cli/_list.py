@@ -152,7 +152,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
 
 
 async def _write(
-    stream: BatchStream,
+    stream: BatchStream[Batch],
     selection: Selection,
     writer: Writer,
     out: TextIO,

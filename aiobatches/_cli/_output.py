@@ -220,7 +220,7 @@ class WaitProgress:
             self._err.flush()
 
 
-def event_json(event: BatchEvent) -> str:
+def event_json(event: BatchEvent[Batch]) -> str:
     """One watch event as a JSON object: its kind, the batch (as `list` writes it), the
     fields that changed, and whether the batch finished with it."""
     return _json(

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self, TextIO
 
-from .. import BatchEvent
+from .. import Batch, BatchEvent
 from ._board import Board
 from ._layout import Glyphs, Line, render
 
@@ -144,7 +144,7 @@ class View:
         if self.dirty or self._screen.size() != self._size:
             self.draw()
 
-    def see(self, event: BatchEvent) -> None:
+    def see(self, event: BatchEvent[Batch]) -> None:
         self.board.see(event)
         self.dirty = True
 
@@ -159,7 +159,7 @@ class View:
         self.dirty = True
 
 
-async def follow(events: AsyncIterator[BatchEvent], view: View) -> None:
+async def follow(events: AsyncIterator[BatchEvent[Batch]], view: View) -> None:
     """Show every event on `view` until `events` ends, coalescing redraws.
 
     The next event is awaited in a task of its own, so that a redraw can happen
@@ -167,7 +167,7 @@ async def follow(events: AsyncIterator[BatchEvent], view: View) -> None:
     """
     loop = asyncio.get_running_loop()
     view.draw()
-    pending: asyncio.Task[BatchEvent | None] | None = None
+    pending: asyncio.Task[BatchEvent[Batch] | None] | None = None
     try:
         while True:
             if pending is None:
@@ -193,7 +193,7 @@ async def follow(events: AsyncIterator[BatchEvent], view: View) -> None:
     view.draw()
 
 
-async def _next(events: AsyncIterator[BatchEvent]) -> BatchEvent | None:
+async def _next(events: AsyncIterator[BatchEvent[Batch]]) -> BatchEvent[Batch] | None:
     """The next event, or None at the end (a task cannot end in StopAsyncIteration cleanly)."""
     try:
         return await anext(events)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .. import BatchEvent, BatchWatch, WebhookEvent
+from .. import Batch, BatchEvent, BatchWatch, WebhookEvent
 from . import _options, _statefile
 from ._board import Board
 from ._common import (
@@ -140,7 +140,9 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
 
 
 @contextlib.asynccontextmanager
-async def _saving(watch: BatchWatch, path: Path | None) -> AsyncIterator[AsyncIterator[BatchEvent]]:
+async def _saving(
+    watch: BatchWatch[Batch], path: Path | None
+) -> AsyncIterator[AsyncIterator[BatchEvent[Batch]]]:
     """The watch's events; with --state, its checkpoint saved as they are handled."""
     if path is None:
         yield watch
@@ -176,7 +178,7 @@ async def _listening(
 
 
 async def _table(
-    watch: AsyncIterator[BatchEvent],
+    watch: AsyncIterator[BatchEvent[Batch]],
     out: TextIO,
     *,
     statuses: frozenset[str],

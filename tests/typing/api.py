@@ -107,7 +107,9 @@ async def clients(session: aiohttp.ClientSession) -> None:
         await errors(openai)
     closed: bool = openai.is_closed
     assert closed
-    one_shot: aiobatches.BatchStream = aiobatches.list_batches(max_items=50, api_key="sk-...")
+    one_shot: aiobatches.BatchStream[aiobatches.Batch] = aiobatches.list_batches(
+        max_items=50, api_key="sk-..."
+    )
     await one_shot.aclose()
 
 
@@ -135,7 +137,9 @@ async def awaiting(client: aiobatches.Client, azure: aiobatches.AzureClient) -> 
     )
     seen = [b.id for b in done] + [str(finished)]
     since = datetime.datetime(2025, 11, 1, tzinfo=datetime.UTC)
-    watch: aiobatches.BatchWatch = client.watch_batches(poll_interval=15, since=since)
+    watch: aiobatches.BatchWatch[aiobatches.Batch] = client.watch_batches(
+        poll_interval=15, since=since
+    )
     async with watch:
         async for event in watch:
             kind: str = event.kind
