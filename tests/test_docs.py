@@ -192,6 +192,8 @@ async def test_example_runs_as_written(
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", azure.url)
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)  # the same batches, as Message Batches
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
     # Blank lines first, so that a traceback names the page's own line numbers.
     source = "\n" * (example.line - 1) + example.code
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # as `python -m asyncio` compiles what it is given
