@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import typing
 from collections.abc import Mapping
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from ._closing import ClosedByExit, CloseOnce
 from ._errors import AIOBatchesError
@@ -169,7 +170,15 @@ class Merged(ClosedByExit, Generic[_B]):
             await stream.aclose()
 
 
-def merge(streams: Mapping[str, _Source[_B]]) -> Merged[_B]:
+@typing.overload
+def merge(streams: Mapping[str, _Source[_B]]) -> Merged[_B]: ...
+# mypy calls this one unreachable, yet it is what types a literal mapping of OpenAI's and
+# Anthropic's streams (as `Merged[Batch | MessageBatch]`): without it that is an error.
+@typing.overload
+def merge(  # type: ignore[overload-cannot-match]
+    streams: Mapping[str, _Source[AnyBatch]],
+) -> Merged[AnyBatch]: ...
+def merge(streams: Mapping[str, _Source[Any]]) -> Merged[Any]:
     """Interleave streams of this library (any clients, accounts or APIs) newest first.
 
     `async for source, batch in merged` gives each batch with the name its stream has in

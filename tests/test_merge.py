@@ -121,7 +121,7 @@ async def test_what_is_not_a_mapping_of_streams_is_refused(make_server: MakeServ
     async with clients(server) as (client,):
         stream = client.list_batches()
         with pytest.raises(TypeError, match="mapping"):
-            aiobatches.merge([stream])  # type: ignore[arg-type]
+            aiobatches.merge([stream])  # type: ignore[call-overload]
         with pytest.raises(TypeError, match="'prod'"):
             aiobatches.merge({"prod": stream.pages()})  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="'evals'"):
@@ -338,3 +338,34 @@ async def test_a_second_task_may_not_iterate_the_merge(make_server: MakeServer) 
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
+
+
+async def test_openai_and_anthropic_batches_merge_newest_first_to_the_microsecond(
+    make_server: MakeServer,
+) -> None:
+    """OpenAI's whole seconds and Anthropic's microseconds sort on one scale: each batch
+    once, newest first, typed as either kind; the cursors are the last handed out."""
+    openai_server = await make_server(count=60, api_key=API_KEY, seed=1)
+    anthropic_server = await make_server(count=60, api_key=API_KEY, seed=2)
+    async with (
+        aiobatches.Client(api_key=API_KEY, base_url=openai_server.url) as openai,
+        aiobatches.AnthropicClient(
+            api_key=API_KEY, base_url=anthropic_server.anthropic_url
+        ) as claude,
+    ):
+        merged = aiobatches.merge(
+            {"openai": openai.list_batches(limit=7), "claude": claude.list_batches(limit=9)}
+        )
+        assert_type(merged, aiobatches.Merged[aiobatches.Batch | aiobatches.MessageBatch])
+        async with merged:
+            got = [(source, batch) async for source, batch in merged]
+    assert sorted(source for source, _ in got) == ["claude"] * 60 + ["openai"] * 60
+    assert len({batch.id for _, batch in got}) == 120
+    moments = [created_moment(batch) for _, batch in got]
+    assert moments == sorted(moments, reverse=True)
+    assert {type(batch) for source, batch in got if source == "claude"} == {aiobatches.MessageBatch}
+    assert merged.cursors == {"openai": got_last(got, "openai"), "claude": got_last(got, "claude")}
+
+
+def got_last(got: list[tuple[str, aiobatches.Batch | aiobatches.MessageBatch]], source: str) -> str:
+    return next(batch.id for name, batch in reversed(got) if name == source)
