@@ -12,21 +12,15 @@ import heapq
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Final
 
-import attrs
-
-from .. import Batch, BatchEvent
+from .. import BatchEvent
+from .._models import AnyBatch, created_moment
+from ._view import creation_order, view_of
 
 if TYPE_CHECKING:
     from ._listen import Tally
 
 _KEEP_FINISHED: Final = 500
 """Finished batches kept for showing (no screen is taller); the count covers them all."""
-_STAMPS: Final = tuple(
-    field.name
-    for field in attrs.fields(Batch)
-    if field.name.endswith("_at") and field.name != "expires_at"  # a deadline, not an event
-)
-"""The batch's time stamps of what happened to it: its creation, and each status reached."""
 
 
 class Board:
@@ -35,8 +29,8 @@ class Board:
 
     def __init__(self, statuses: Collection[str] = ()) -> None:
         self.statuses = frozenset(statuses)
-        self.unfinished: dict[str, Batch] = {}
-        self.finished: dict[str, Batch] = {}
+        self.unfinished: dict[str, AnyBatch] = {}
+        self.finished: dict[str, AnyBatch] = {}
         self.finished_count = 0
         """Finished batches shown (of a status in `statuses`), including those no longer held."""
         self.seen_any = False
@@ -49,7 +43,7 @@ class Board:
         self.webhooks: Tally | None = None
         """With `--listen`, where webhooks are received and how many were."""
 
-    def see(self, event: BatchEvent[Batch]) -> None:
+    def see(self, event: BatchEvent[AnyBatch]) -> None:
         batch = event.batch
         held = self.unfinished.pop(batch.id, None) or self.finished.pop(batch.id, None)
         # What the board last saw of this batch: held, or else (a finished one dropped from
@@ -73,33 +67,23 @@ class Board:
             latest = heapq.nlargest(_KEEP_FINISHED, self.finished.values(), key=_finish_order)
             self.finished = {kept.id: kept for kept in latest}
 
-    def _shows(self, batch: Batch) -> bool:
-        return not self.statuses or batch.status in self.statuses
+    def _shows(self, batch: AnyBatch) -> bool:
+        return not self.statuses or view_of(batch).status(batch) in self.statuses
 
-    def latest_unfinished(self) -> list[Batch]:
+    def latest_unfinished(self) -> list[AnyBatch]:
         """Unfinished batches, newest first (as the API lists them)."""
-        return sorted(self.unfinished.values(), key=_creation_order, reverse=True)
+        return sorted(self.unfinished.values(), key=creation_order, reverse=True)
 
-    def latest_finished(self, count: int) -> list[Batch]:
+    def latest_finished(self, count: int) -> list[AnyBatch]:
         """The `count` batches that finished last, the most recently finished first."""
         return heapq.nlargest(max(count, 0), self.finished.values(), key=_finish_order)
 
 
-def reached_at(batch: Batch) -> int:
-    """When `batch` reached its status, by its own time stamps: the stamp its status sets
-    (`completed_at`, say; a validating batch's is its creation), else (a server that left it
-    out, a status unknown to us) its latest stamp."""
-    status = str(batch.status)
-    own = getattr(batch, "created_at" if status == "validating" else f"{status}_at", None)
-    if isinstance(own, int) and not isinstance(own, bool):
-        return own
-    stamps = (getattr(batch, name) for name in _STAMPS)
-    return max((stamp for stamp in stamps if isinstance(stamp, int)), default=batch.created_at)
+def reached_at(batch: AnyBatch) -> int:
+    """When `batch` reached its status, in Unix seconds by its own time stamps (its kind's
+    view says which)."""
+    return view_of(batch).reached(batch)
 
 
-def _creation_order(batch: Batch) -> tuple[int, str]:
-    return batch.created_at, batch.id
-
-
-def _finish_order(batch: Batch) -> tuple[int, int, str]:
-    return reached_at(batch), batch.created_at, batch.id
+def _finish_order(batch: AnyBatch) -> tuple[int, float, str]:
+    return reached_at(batch), created_moment(batch), batch.id

@@ -32,7 +32,8 @@ exit codes:
   1    API error, or a failure while running (output cannot be written, the
        port cannot be bound)
   2    usage error: a bad option or option value
-  3    wait: a batch finished other than completed (failed, expired, cancelled)
+  3    wait: a batch finished other than completed (failed, expired, cancelled;
+       a Message Batch: its cancellation asked for, or a request expired)
   124  wait: --timeout ran out
   130  interrupted (Ctrl-C)
   143  terminated (SIGTERM, as from `timeout` or `kill`)

@@ -13,10 +13,10 @@ from typing import Final
 
 from attrs import frozen
 
-from .. import Batch
+from .._models import AnyBatch
 from ._board import Board, reached_at
-from ._output import human_time
 from ._terminal import clip, for_terminal, pad, width
+from ._view import human_time, view_of
 
 _SPACE: Final = "  "
 _LEGEND_ROWS: Final = 10
@@ -36,7 +36,9 @@ _STATUS_STYLES: Final = {
     "expired": YELLOW,
     "cancelled": YELLOW,
     "cancelling": YELLOW,
+    "canceling": YELLOW,
     "in_progress": CYAN,
+    "ended": GREEN,
 }
 
 Segment = tuple[str, str]
@@ -174,7 +176,7 @@ def _fit_line(line: Line, columns: int) -> Line:
 class _Table:
     """Columns sized for the rows at hand and the terminal's width."""
 
-    def __init__(self, batches: Sequence[Batch], columns: int, glyphs: Glyphs) -> None:
+    def __init__(self, batches: Sequence[AnyBatch], columns: int, glyphs: Glyphs) -> None:
         self._glyphs = glyphs
         cells = [_cells(batch) for batch in batches]
         wanted = {}
@@ -187,7 +189,7 @@ class _Table:
         cells = [pad(_COLUMNS[name].title, size) for name, size in self.widths.items()]
         return [(_SPACE.join(cells).rstrip(), BOLD)]
 
-    def row(self, batch: Batch) -> Line:
+    def row(self, batch: AnyBatch) -> Line:
         cells = _cells(batch)
         line: Line = []
         for name, size in self.widths.items():
@@ -203,14 +205,14 @@ class _Table:
             line.pop()
         return line
 
-    def _bar(self, batch: Batch, size: int) -> Line:
+    def _bar(self, batch: AnyBatch, size: int) -> Line:
         """A bar of completed (and failed) requests out of the total, and the share processed."""
         bar = size - 1 - _PERCENT
-        counts = batch.request_counts
+        counts = view_of(batch).tally(batch)
         if counts is None or counts.total <= 0:
             return [(" " * size, "")]
         total = counts.total
-        completed = min(max(counts.completed, 0), total)
+        completed = min(max(counts.done, 0), total)
         failed = min(max(counts.failed, 0), total - completed)
         done = completed * bar // total
         ended = (completed + failed) * bar // total
@@ -244,19 +246,19 @@ def _fit(wanted: dict[str, int], columns: int) -> dict[str, int]:
     return widths
 
 
-def _cells(batch: Batch) -> dict[str, str]:
-    counts = batch.request_counts
+def _cells(batch: AnyBatch) -> dict[str, str]:
+    view = view_of(batch)
     return {
         "id": for_terminal(batch.id),
-        "status": for_terminal(str(batch.status)),
+        "status": for_terminal(view.status(batch)),
         "progress": "",
-        "done": "" if counts is None else f"{counts.completed:,}/{counts.total:,}",
-        "failed": "" if counts is None or not counts.failed else f"{counts.failed:,}",
+        "done": view.done(batch),
+        "failed": view.failed(batch),
         "since": server_time(reached_at(batch)),
-        "model": for_terminal(batch.model or ""),
-        "created": server_time(batch.created_at),
+        "model": for_terminal(view.model(batch)),
+        "created": server_time(view.created(batch)),
     }
 
 
-def _style(batch: Batch) -> str:
-    return _STATUS_STYLES.get(str(batch.status), "")
+def _style(batch: AnyBatch) -> str:
+    return _STATUS_STYLES.get(view_of(batch).status(batch), "")

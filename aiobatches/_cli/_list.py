@@ -12,12 +12,14 @@ from typing import TextIO
 
 from attrs import frozen
 
-from .. import Batch, BatchStream
+from .. import BatchStream, merge
 from .._config import MAX_PAGE_SIZE
+from .._models import AnyBatch, created_moment
 from . import _options
 from ._common import EXIT_OK, Command, Commands, on_terminal, say, writing
 from ._output import Progress, Writer, make_writer
-from ._source import connect
+from ._source import AnyClient, connect
+from ._view import ANTHROPIC, OPENAI, VIEWS, view_of
 
 _HELP = """\
 Stream batches, newest first. On a terminal they are shown as a table with
@@ -26,13 +28,28 @@ progress on stderr; piped, they are written as JSON Lines.
 Filters run on this side (the API has none): --status, --created-after and
 --created-before. Because the API lists newest first, --created-after stops
 fetching at the first older batch: later pages can only hold older ones.
---max-items counts batches after filtering.
-"""
+--max-items counts batches after filtering. --status takes the provider's
+statuses: OpenAI's {openai}; Anthropic's {anthropic}.
+
+Repeating --project merges those projects' listings into one, newest first
+(ties in the order the projects are given), saying where each batch came
+from: a `source` column first in table and csv (`source` in --fields too), and
+a "source" key first in each JSON object, beside the batch's own fields. Each
+project's key is --api-key if given, else $OPENAI_API_KEY_<PROJECT> if set
+(the id upper-cased, each character other than a letter or digit as _:
+OPENAI_API_KEY_PROJ_ABC123 for proj_abc123), else $OPENAI_API_KEY. --after
+names one project's batch, so it takes a single --project.
+""".format(openai=", ".join(OPENAI.statuses), anthropic=", ".join(ANTHROPIC.statuses))
 
 
 def _add(commands: Commands) -> argparse.ArgumentParser:
     parser = _options.command(commands, "list", "stream batches, newest first", _HELP)
-    _options.add_source(parser, "where to list from", "list from an embedded fake server")
+    _options.add_source(
+        parser,
+        "where to list from",
+        "list from an embedded fake server",
+        projects="merge several projects' listings into one",
+    )
     paging = parser.add_argument_group("paging")
     paging.add_argument(
         "--limit",
@@ -40,7 +57,7 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
         default=MAX_PAGE_SIZE,
         help=f"page size, 1-{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})",
     )
-    paging.add_argument("--after", help="resume after this batch id")
+    paging.add_argument("--after", help="resume after this batch id (one project only)")
     paging.add_argument(
         "--prefetch",
         type=_options.whole(0),
@@ -57,7 +74,10 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
     )
     filters = parser.add_argument_group("filters (client-side)")
     filters.add_argument(
-        "--status", action="append", metavar="STATUS", help="keep this status (repeatable)"
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help="keep this status (repeatable); with --provider anthropic, a processing_status",
     )
     filters.add_argument(
         "--created-after",
@@ -80,7 +100,7 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
 class Taken:
     """What to write of one page, and whether the listing is done after it."""
 
-    batches: list[Batch]
+    batches: list[AnyBatch]
     done: bool
 
 
@@ -105,54 +125,80 @@ class Selection:
         """Whether some batches are left out, so that the stream cannot count `most`."""
         return bool(self.statuses) or self.after is not None or self.before is not None
 
-    def take(self, page: Sequence[Batch], written: int) -> Taken:
+    def take(self, page: Sequence[AnyBatch], written: int) -> Taken:
         """The batches of `page` to write after `written` others; done once `most` are
         written or (newest first) at the first batch older than `after`, as every later
         one is."""
-        kept: list[Batch] = []
+        kept: list[AnyBatch] = []
         for batch in page:
             if written + len(kept) == self.most or (
-                self.after is not None and batch.created_at < self.after
+                self.after is not None and created_moment(batch) < self.after
             ):
                 return Taken(kept, done=True)
             if self._keeps(batch):
                 kept.append(batch)
         return Taken(kept, done=written + len(kept) == self.most)
 
-    def _keeps(self, batch: Batch) -> bool:
-        if self.statuses and batch.status not in self.statuses:
+    def _keeps(self, batch: AnyBatch) -> bool:
+        if self.statuses and view_of(batch).status(batch) not in self.statuses:
             return False
-        return self.before is None or batch.created_at < self.before
+        return self.before is None or created_moment(batch) < self.before
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """Several projects merge; a cursor is one project's."""
+    problem = _options.check_source(args, projects=True)
+    if problem is None and args.after is not None and len(args.project or ()) > 1:
+        return (
+            "--after names one project's batch, and each project needs its own cursor:"
+            " give it with a single --project"
+        )
+    return problem
 
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
-    """Stream, filter and write batches; flushes after every page."""
+    """Stream, filter and write batches; flushes after every page (every batch of a merge)."""
     kind = args.format or ("table" if out.isatty() else "jsonl")
     terminal = on_terminal(err)
     progress = None if terminal is None else Progress(terminal)
     selection = Selection.of(args)
     async with connect(args, arrivals=False) as source:
-        stream = source.client.list_batches(
-            limit=args.limit,
-            after=args.after,
-            prefetch=args.prefetch,
-            max_items=None if selection.filtered else args.max_items,
-            on_invalid="skip" if args.skip_invalid else "raise",
-        )
+        streams = {
+            project: _stream(client, args, selection) for project, client in source.clients.items()
+        }
         try:
-            async with stream:
-                with writing():
-                    writer = make_writer(kind, out, args.fields)
-                await _write(stream, selection, writer, out, progress)
+            with writing():
+                writer = make_writer(
+                    kind, out, args.fields, view=VIEWS[args.provider], sourced=len(streams) > 1
+                )
+            if len(streams) == 1:
+                async with next(iter(streams.values())) as stream:
+                    await _write(stream, selection, writer, out, progress)
+            else:
+                await _write_merged(streams, selection, writer, out, progress)
         finally:
             if progress is not None:  # however the listing ends, before any message of it
                 progress.close()
-            _report_skipped(stream.skipped)
+            _report_skipped([batch for stream in streams.values() for batch in stream.skipped])
     return EXIT_OK
 
 
+def _stream(
+    client: AnyClient, args: argparse.Namespace, selection: Selection
+) -> BatchStream[AnyBatch]:
+    stream: BatchStream[AnyBatch] = client.list_batches(  # type: ignore[assignment]
+        limit=args.limit,
+        after=args.after,
+        prefetch=args.prefetch,
+        # No project's stream needs more than the merged listing keeps.
+        max_items=None if selection.filtered else args.max_items,
+        on_invalid="skip" if args.skip_invalid else "raise",
+    )
+    return stream
+
+
 async def _write(
-    stream: BatchStream[Batch],
+    stream: BatchStream[AnyBatch],
     selection: Selection,
     writer: Writer,
     out: TextIO,
@@ -176,6 +222,34 @@ async def _write(
         out.flush()
 
 
+async def _write_merged(
+    streams: dict[str | None, BatchStream[AnyBatch]],
+    selection: Selection,
+    writer: Writer,
+    out: TextIO,
+    progress: Progress | None,
+) -> None:
+    """Write what `selection` takes of the projects' listings merged newest first, each
+    batch with its project, until it is done or every listing ends."""
+    written = 0
+    named = {str(project): stream for project, stream in streams.items()}
+    async with merge(named) as merged:
+        async for project, batch in merged:
+            taken = selection.take([batch], written)
+            with writing():
+                for kept in taken.batches:
+                    writer.write(kept, project)
+                out.flush()
+                if progress is not None:
+                    progress.count(1)
+            written += len(taken.batches)
+            if taken.done:
+                break  # leaving `async with merged` closes every project's stream
+    with writing():
+        writer.close()
+        out.flush()
+
+
 def _report_skipped(skipped: Sequence[object]) -> None:
     """Sum up the batches `--skip-invalid` left out; each had its own warning."""
     if skipped:
@@ -183,4 +257,4 @@ def _report_skipped(skipped: Sequence[object]) -> None:
         say(f"skipped {len(skipped)} invalid {plural} (see the warnings above)")
 
 
-COMMAND = Command(_add, _run)
+COMMAND = Command(_add, _run, _check)

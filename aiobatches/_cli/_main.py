@@ -99,7 +99,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(
         prog="aiobatches",
-        description="Stream an organization's OpenAI batch jobs.",
+        description="Stream, wait for and watch OpenAI batch jobs and Anthropic Message Batches.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -151,8 +151,10 @@ async def _terminable(command: Coroutine[Any, Any, int]) -> int:
 
 def describe(error: APIError, command: str) -> str:
     """One line: what failed and why, the status and request id when known, and (for
-    `list`) where to resume, each said once."""
-    parts = [f"{_DOING.get(command, 'listing')} batches failed: {_why(error)}"]
+    `list`) where to resume, each said once; of a merge, the project that failed first."""
+    project = getattr(error, "source", None)  # set by the merge of several projects
+    whose = f"project {project}: " if isinstance(project, str) else ""
+    parts = [f"{whose}{_DOING.get(command, 'listing')} batches failed: {_why(error)}"]
     status = getattr(error, "status_code", None)
     request_id = getattr(error, "request_id", None)
     # The malformed batch: resuming after the cursor would only meet it again.
@@ -163,13 +165,16 @@ def describe(error: APIError, command: str) -> str:
         parts.append(f"request id {request_id}")
     if command != "list":  # waits and watches start over; there is no cursor to give
         return "; ".join(parts)
+    alone = (
+        f"--project {shlex.quote(project)} " if isinstance(project, str) else ""
+    )  # a cursor is one project's
     if isinstance(invalid, str):
         parts.append(
-            f"resume with --after {shlex.quote(invalid)} to skip past it,"
+            f"resume with {alone}--after {shlex.quote(invalid)} to skip past it,"
             " or list with --skip-invalid"
         )
     elif error.cursor:
-        parts.append(f"resume with --after {shlex.quote(error.cursor)}")
+        parts.append(f"resume with {alone}--after {shlex.quote(error.cursor)}")
     else:
         parts.append("nothing to resume")
     return "; ".join(parts)

@@ -16,8 +16,9 @@ from typing import Final
 
 from .._config import check_batch_id
 from ._common import EXIT_CODES, Commands
-from ._output import FORMATS, field_names
+from ._output import FORMATS
 from ._terminal import for_terminal
+from ._view import VIEWS, field_names
 
 DEMO_INTERVAL: Final = 1.0
 """The default --interval with --demo: a poll every second."""
@@ -44,16 +45,60 @@ def command(
     )
 
 
-def add_source(parser: argparse.ArgumentParser, title: str, demo: str) -> None:
-    """The options that say which API to talk to, and as whom."""
+def add_source(
+    parser: argparse.ArgumentParser, title: str, demo: str, *, projects: str | None = None
+) -> None:
+    """The options that say which API to talk to, and as whom; `projects` is what several
+    `--project`s do, for the command that takes several (one project for the others)."""
     source = parser.add_argument_group(title)
     source.add_argument("--demo", action="store_true", help=f"{demo} (no API key needed)")
-    source.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or OpenAI's)")
-    source.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY); never printed")
+    source.add_argument(
+        "--provider",
+        choices=tuple(VIEWS),
+        default="openai",
+        help="whose batches: OpenAI's (default) or Anthropic's Message Batches",
+    )
+    source.add_argument(
+        "--base-url",
+        help="API base URL (default: $OPENAI_BASE_URL or OpenAI's; with --provider"
+        " anthropic, $ANTHROPIC_BASE_URL or Anthropic's)",
+    )
+    source.add_argument(
+        "--api-key",
+        help="API key (default: $OPENAI_API_KEY; with --provider anthropic,"
+        " $ANTHROPIC_API_KEY); never printed",
+    )
+    per_project = f"; repeat it to {projects}" if projects else ""
+    source.add_argument(
+        "--project",
+        action="append",
+        type=project_id,
+        metavar="PROJECT",
+        help=f"OpenAI project id, sent as OpenAI-Project{per_project}; its key is"
+        f" --api-key if given, else ${KEY_VARIABLE}_<PROJECT> (the id upper-cased, every"
+        f" other character than a letter or digit as _) if set, else ${KEY_VARIABLE}",
+    )
     source.add_argument(
         "--proxy",
         help="proxy URL (default: $HTTPS_PROXY or $HTTP_PROXY, minus $NO_PROXY; not for --demo)",
     )
+
+
+KEY_VARIABLE: Final = "OPENAI_API_KEY"
+"""The shared OpenAI key's variable, and the prefix of each project's own."""
+
+
+def check_source(args: argparse.Namespace, *, projects: bool = False) -> str | None:
+    """The usage error of the source options, if any: a project is OpenAI's, and only the
+    command that merges (`projects`) takes several."""
+    chosen = args.project or []
+    if chosen and args.provider != "openai":
+        return "--project is OpenAI's: Anthropic keys belong to one workspace; drop --project"
+    if len(chosen) > 1 and not projects:
+        return "several --project merge only in `aiobatches list`; give one"
+    if len(set(chosen)) < len(chosen):
+        return "a --project is given twice; give each once"
+    return None
 
 
 def add_interval(group: argparse._ActionsContainer) -> None:
@@ -207,6 +252,15 @@ def batch_id(raw: str) -> str:
             return raw
     raise argparse.ArgumentTypeError(
         f"expected a batch id such as batch_abc123, got {for_terminal(repr(raw))}"
+    )
+
+
+def project_id(raw: str) -> str:
+    """An argparse type: an OpenAI project id, something a header and a terminal can hold."""
+    if raw and raw == raw.strip() and raw.isprintable() and for_terminal(raw) == raw:
+        return raw
+    raise argparse.ArgumentTypeError(
+        f"expected a project id such as proj_abc123, got {for_terminal(repr(raw))}"
     )
 
 

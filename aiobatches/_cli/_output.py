@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime
 import json
 import re
 import shutil
@@ -23,31 +22,26 @@ from typing import Any, Final, Protocol, TextIO
 
 import orjson
 
-from .. import Batch, BatchEvent
+from .. import BatchEvent
 from .._converter import unstructure_batch
+from .._models import AnyBatch
 from ._terminal import UNSAFE, clip, for_terminal
+from ._view import OPENAI, BatchView, view_of
 
 FORMATS: Final = ("jsonl", "json", "csv", "table")
-TABLE_FIELDS: Final = ("id", "status", "created", "counts", "endpoint", "model")
-CSV_FIELDS: Final = (
-    "id", "status", "created_at", "endpoint", "model", "completion_window",
-    "input_file_id", "output_file_id", "error_file_id", "in_progress_at", "expires_at",
-    "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
-    "cancelled_at", "request_counts.total", "request_counts.completed",
-    "request_counts.failed", "usage.input_tokens", "usage.output_tokens",
-    "usage.total_tokens", "metadata", "errors",
-)  # fmt: skip
-DERIVED: Final[dict[str, Callable[[dict[str, Any]], object]]] = {
-    "created": lambda batch: human_time(batch["created_at"]),
-    "counts": lambda batch: _counts(batch.get("request_counts")),
-}
-"""Columns computed for people: `created` in UTC, `counts` as completed/total and failed."""
-_WIDTHS: Final = {"id": 30, "status": 11, "created": 17, "counts": 29, "endpoint": 20}
+SOURCE: Final = "source"
+"""The column, and the JSON key beside a batch's own, naming the project a batch came from."""
+_WIDTHS: Final = {
+    "id": 30, "status": 11, "created": 17, "ended": 17, "expires": 17, "counts": 29,
+    "endpoint": 20,
+}  # fmt: skip
 """The width each column wants (24 for others): `counts` holds the largest batch OpenAI
 takes whole (50,000 requests), as many failed included."""
 _GIVES_WAY_LAST: Final = frozenset({"counts"})
 """Cuttable columns that keep their width while another cuttable column can give way."""
-_KEEP_WHOLE: Final = frozenset({"id", "status", "created", "created_at"})
+_KEEP_WHOLE: Final = frozenset(
+    {"source", "id", "status", "created", "created_at", "ended", "expires"}
+)
 """Columns never cut short: on a narrow terminal the rightmost other columns are dropped,
 and a longer value (an unusual id, a time shown as a number) widens its row instead."""
 _MIN_WIDTH: Final = 8
@@ -56,14 +50,10 @@ _MIN_WIDTH: Final = 8
 class Writer(Protocol):
     """Writes batches in one format; `close()` ends the document."""
 
-    def write(self, batch: Batch) -> None: ...
+    def write(self, batch: AnyBatch, source: str | None = None) -> None:
+        """Write `batch`, saying it came from `source` when given (several projects)."""
 
     def close(self) -> None: ...
-
-
-def field_names() -> list[str]:
-    """Every name `--fields` accepts: batch fields, dotted nested fields, derived columns."""
-    return sorted({*CSV_FIELDS, *DERIVED, *unstructure_batch(_EXAMPLE)})
 
 
 def make_writer(
@@ -73,8 +63,11 @@ def make_writer(
     *,
     width: int | None = None,
     terminal: bool | None = None,
+    view: BatchView[Any] = OPENAI,
+    sourced: bool = False,
 ) -> Writer:
-    """A writer for format `kind`; `fields` picks the columns of csv and table.
+    """A writer for format `kind`; `fields` picks the columns of csv and table (by default
+    `view`'s, after a `source` column when `sourced`).
 
     csv is neutralised for a terminal when `terminal` is true (by default: when
     `out` is one) and exact otherwise; the table always is, JSON never needs it.
@@ -83,19 +76,37 @@ def make_writer(
         return _JsonLines(out)
     if kind == "json":
         return _JsonArray(out)
+    first = (SOURCE,) if sourced else ()
     if kind == "csv":
         return _Csv(
-            out, fields or CSV_FIELDS, terminal=out.isatty() if terminal is None else terminal
+            out,
+            fields or (*first, *view.csv_fields),
+            terminal=out.isatty() if terminal is None else terminal,
         )
-    return _Table(out, fields or TABLE_FIELDS, width or shutil.get_terminal_size().columns)
+    return _Table(
+        out, fields or (*first, *view.table_fields), width or shutil.get_terminal_size().columns
+    )
+
+
+def document(batch: AnyBatch, source: str | None = None) -> dict[str, Any]:
+    """The batch as JSON writes it, exactly; with a `source`, that key first, beside it."""
+    fields = unstructure_batch(batch)
+    return fields if source is None else {SOURCE: source, **fields}
+
+
+def cells(batch: AnyBatch, fields: Sequence[str], source: str | None) -> list[str]:
+    """The text of each of `fields` of `batch`, as its kind's view computes them."""
+    row = unstructure_batch(batch)
+    view = view_of(batch)
+    return [_cell(source if field == SOURCE else view.value(batch, row, field)) for field in fields]
 
 
 class _JsonLines:
     def __init__(self, out: TextIO) -> None:
         self._out = out
 
-    def write(self, batch: Batch) -> None:
-        self._out.write(_json(unstructure_batch(batch)) + "\n")
+    def write(self, batch: AnyBatch, source: str | None = None) -> None:
+        self._out.write(_json(document(batch, source)) + "\n")
 
     def close(self) -> None:
         """JSON Lines needs no closing."""
@@ -108,8 +119,8 @@ class _JsonArray:
         self._out = out
         self._separator = "[\n"
 
-    def write(self, batch: Batch) -> None:
-        self._out.write(self._separator + _json(unstructure_batch(batch)))
+    def write(self, batch: AnyBatch, source: str | None = None) -> None:
+        self._out.write(self._separator + _json(document(batch, source)))
         self._separator = ",\n"
 
     def close(self) -> None:
@@ -127,11 +138,10 @@ class _Csv:
         self._quoting_writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
         self._writer.writerow(fields)
 
-    def write(self, batch: Batch) -> None:
-        row = unstructure_batch(batch)
-        cells = [self._show(_cell(_value(row, field))) for field in self._fields]
-        writer = self._quoting_writer if any("\r" in cell for cell in cells) else self._writer
-        writer.writerow(cells)
+    def write(self, batch: AnyBatch, source: str | None = None) -> None:
+        shown = [self._show(cell) for cell in cells(batch, self._fields, source)]
+        writer = self._quoting_writer if any("\r" in cell for cell in shown) else self._writer
+        writer.writerow(shown)
 
     def close(self) -> None:
         """CSV needs no closing."""
@@ -145,10 +155,9 @@ class _Table:
         self._fields, self._widths = _fit(list(fields), width)
         self._line([field.upper() for field in self._fields])
 
-    def write(self, batch: Batch) -> None:
-        row = unstructure_batch(batch)
+    def write(self, batch: AnyBatch, source: str | None = None) -> None:
         # Neutralised before clipping, so a cell's escapes count towards its width.
-        self._line([for_terminal(_cell(_value(row, field))) for field in self._fields])
+        self._line([for_terminal(cell) for cell in cells(batch, self._fields, source)])
 
     def close(self) -> None:
         """A table needs no closing."""
@@ -172,11 +181,14 @@ class Progress:
 
     def page(self, batches: int) -> None:
         self.pages += 1
+        self.count(batches)
+
+    def count(self, batches: int) -> None:
+        """Count `batches` more without a page of their own (a merge of several listings)."""
         self.batches += batches
         rate = self.batches / max(time.monotonic() - self._started, 1e-9)
-        self._err.write(
-            f"\r\x1b[K{self.batches:,} batches, {self.pages:,} pages, {rate:,.0f} batches/s"
-        )
+        pages = f", {self.pages:,} pages" if self.pages else ""
+        self._err.write(f"\r\x1b[K{self.batches:,} batches{pages}, {rate:,.0f} batches/s")
         self._err.flush()
 
     def close(self) -> None:
@@ -220,7 +232,7 @@ class WaitProgress:
             self._err.flush()
 
 
-def event_json(event: BatchEvent[Batch]) -> str:
+def event_json(event: BatchEvent[Any]) -> str:
     """One watch event as a JSON object: its kind, the batch (as `list` writes it), the
     fields that changed, and whether the batch finished with it."""
     return _json(
@@ -270,15 +282,6 @@ def _clip(text: str, width: int) -> str:
     return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
 
 
-def _value(row: dict[str, Any], field: str) -> object:
-    if field in DERIVED:
-        return DERIVED[field](row)
-    value: Any = row
-    for part in field.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -305,25 +308,3 @@ def _json(value: object) -> str:
 
 def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
-
-
-def human_time(stamp: int | None, layout: str = "%Y-%m-%d %H:%MZ") -> str:
-    """The time in UTC (as `layout` spells it), or the number itself when no calendar date
-    has it."""
-    if stamp is None:
-        return ""
-    try:
-        moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
-    except (OverflowError, OSError, ValueError):  # beyond year 9999 or the platform's time_t
-        return str(stamp)
-    return moment.strftime(layout)
-
-
-def _counts(counts: dict[str, int] | None) -> str:
-    if counts is None:
-        return ""
-    text = f"{counts['completed']:,}/{counts['total']:,}"
-    return f"{text} ({counts['failed']:,} failed)" if counts["failed"] else text
-
-
-_EXAMPLE = Batch("batch_x", "batch", "/v1/responses", "file-x", "24h", "completed", 0)

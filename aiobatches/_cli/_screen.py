@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self, TextIO
 
-from .. import Batch, BatchEvent
+from .. import BatchEvent
+from .._models import AnyBatch
 from ._board import Board
 from ._layout import Glyphs, Line, render
 
@@ -144,7 +145,7 @@ class View:
         if self.dirty or self._screen.size() != self._size:
             self.draw()
 
-    def see(self, event: BatchEvent[Batch]) -> None:
+    def see(self, event: BatchEvent[AnyBatch]) -> None:
         self.board.see(event)
         self.dirty = True
 
@@ -159,7 +160,7 @@ class View:
         self.dirty = True
 
 
-async def follow(events: AsyncIterator[BatchEvent[Batch]], view: View) -> None:
+async def follow(events: AsyncIterator[BatchEvent[AnyBatch]], view: View) -> None:
     """Show every event on `view` until `events` ends, coalescing redraws.
 
     The next event is awaited in a task of its own, so that a redraw can happen
@@ -167,7 +168,7 @@ async def follow(events: AsyncIterator[BatchEvent[Batch]], view: View) -> None:
     """
     loop = asyncio.get_running_loop()
     view.draw()
-    pending: asyncio.Task[BatchEvent[Batch] | None] | None = None
+    pending: asyncio.Task[BatchEvent[AnyBatch] | None] | None = None
     try:
         while True:
             if pending is None:
@@ -193,7 +194,7 @@ async def follow(events: AsyncIterator[BatchEvent[Batch]], view: View) -> None:
     view.draw()
 
 
-async def _next(events: AsyncIterator[BatchEvent[Batch]]) -> BatchEvent[Batch] | None:
+async def _next(events: AsyncIterator[BatchEvent[AnyBatch]]) -> BatchEvent[AnyBatch] | None:
     """The next event, or None at the end (a task cannot end in StopAsyncIteration cleanly)."""
     try:
         return await anext(events)

@@ -7,13 +7,16 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from attrs import frozen
 
-from .. import AIOBatchesError, Client
+from .. import AIOBatchesError, AnthropicClient, Client
 from ._common import EXIT_USAGE, CommandError
+from ._options import KEY_VARIABLE
 
 if TYPE_CHECKING:
     from ..testing import FakeBatchesServer
@@ -32,12 +35,52 @@ ARRIVAL: Final = 90.0
 speed, one every second and a half."""
 
 
+AnyClient: TypeAlias = Client | AnthropicClient
+"""A client of either provider: the same streams, waits and watches of its own batches."""
+
+
 @frozen
 class Source:
-    """A client, and the embedded server it talks to with `--demo` (None otherwise)."""
+    """The clients the options name, by project (one, under its project or None, unless
+    several `--project`s were given), and the embedded server they talk to with `--demo`
+    (None otherwise)."""
 
-    client: Client
+    clients: Mapping[str | None, AnyClient]
     demo: FakeBatchesServer | None
+
+    @property
+    def client(self) -> AnyClient:
+        """The first (with one project or none, the only) client."""
+        return next(iter(self.clients.values()))
+
+
+def project_key_variable(project: str) -> str:
+    """The variable holding `project`'s own key: `OPENAI_API_KEY_PROJ_ABC123` for
+    `proj_abc123` (upper-cased, every character but an ASCII letter or digit as `_`)."""
+    return f"{KEY_VARIABLE}_{re.sub(r'[^A-Za-z0-9]', '_', project).upper()}"
+
+
+def _key(args: argparse.Namespace, project: str | None) -> str | None:
+    """`--api-key` for every project; else the project's own variable, when set; else None,
+    for the client to read the shared one."""
+    if args.api_key is not None or project is None:
+        return str(args.api_key) if args.api_key is not None else None
+    return os.environ.get(project_key_variable(project)) or None
+
+
+def _client(
+    args: argparse.Namespace, project: str | None, *, base_url: str | None, demo: bool
+) -> AnyClient:
+    """A client of `--provider`; with `demo`, of the demo server at `base_url`, keyed with
+    the demo's key and with no proxy."""
+    key = DEMO_KEY if demo else _key(args, project)
+    proxy = None if demo else args.proxy
+    try:
+        if args.provider == "anthropic":
+            return AnthropicClient(key, base_url=base_url, proxy=proxy)
+        return Client(api_key=key, base_url=base_url, project=project, proxy=proxy)
+    except (AIOBatchesError, ValueError, TypeError) as error:  # a bad key, URL or proxy
+        raise CommandError(str(error), EXIT_USAGE) from None
 
 
 @contextlib.asynccontextmanager
@@ -48,24 +91,39 @@ async def connect(
     speed: float = DEMO_SPEED,
     webhook_url: str | None = None,
 ) -> AsyncIterator[Source]:
-    """A client of the API the options name; with `--demo`, of an embedded demo server
-    whose clock runs `speed` times real time, where new batches arrive if `arrivals` (for
-    the commands that follow batches over time), and which pushes webhooks signed with
-    `DEMO_WEBHOOK_SECRET` to `webhook_url` as its batches finish, if given."""
-    if not args.demo:
-        try:
-            client = Client(api_key=args.api_key, base_url=args.base_url, proxy=args.proxy)
-        except (AIOBatchesError, ValueError, TypeError) as error:  # a bad key, URL or proxy
-            raise CommandError(str(error), EXIT_USAGE) from None
-        async with client:
-            yield Source(client, None)
-        return
-    pushing = {} if webhook_url is None else {"webhook_secret": DEMO_WEBHOOK_SECRET}
-    server = living_server(
-        speed=speed, arrivals=arrivals, api_key=DEMO_KEY, webhook_url=webhook_url, **pushing
-    )
-    async with server, Client(api_key=DEMO_KEY, base_url=server.url) as client:
-        yield Source(client, server)
+    """Clients of the API the options name (one per `--project`); with `--demo`, of an
+    embedded demo server whose clock runs `speed` times real time, where new batches
+    arrive if `arrivals` (for the commands that follow batches over time), and which pushes
+    webhooks signed with `DEMO_WEBHOOK_SECRET` to `webhook_url` as its batches finish, if
+    given. With `--provider anthropic` the demo's batches are its Message Batches."""
+    projects: list[str | None] = list(args.project or [None])
+    async with contextlib.AsyncExitStack() as opened:
+        server = None
+        base_url = args.base_url
+        if args.demo:
+            pushing = {} if webhook_url is None else {"webhook_secret": DEMO_WEBHOOK_SECRET}
+            server = living_server(
+                speed=speed,
+                arrivals=arrivals,
+                api_key=DEMO_KEY,
+                webhook_url=webhook_url,
+                **pushing,
+            )
+            await opened.enter_async_context(server)
+            base_url = server.anthropic_url if args.provider == "anthropic" else server.url
+        clients = {
+            project: _client(args, project, base_url=base_url, demo=server is not None)
+            for project in projects
+        }
+        for client in clients.values():
+            await opened.enter_async_context(client)
+        yield Source(clients, server)
+
+
+def anthropic_id(openai_id: str) -> str:
+    """The id the demo server serves a batch under as a Message Batch (`batch_X` as
+    `msgbatch_X`), so that a pick among its OpenAI batches names the same Message Batch."""
+    return "msgbatch_" + openai_id.removeprefix("batch_")
 
 
 def living_server(*, speed: float, arrivals: bool, **options: Any) -> FakeBatchesServer:

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final, Self
 
-from .. import Batch, BatchEvent, BatchWatch
+from .. import BatchEvent, BatchWatch
+from .._models import AnyBatch
 from ._common import EXIT_FAILED, EXIT_USAGE, CommandError, reason
 
 SETTLE: Final = 0.05
@@ -91,10 +92,10 @@ class Saved:
     that the watch still holds its queue when the last checkpoint is taken.
     """
 
-    def __init__(self, watch: BatchWatch[Batch], path: Path) -> None:
+    def __init__(self, watch: BatchWatch[Any], path: Path) -> None:
         self._watch = watch
         self._path = path
-        self._pending: asyncio.Task[BatchEvent[Batch] | None] | None = None
+        self._pending: asyncio.Task[BatchEvent[AnyBatch] | None] | None = None
         self._unsaved = False
         """Events were handled since the last save."""
 
@@ -107,7 +108,7 @@ class Saved:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> BatchEvent[Batch]:
+    async def __anext__(self) -> BatchEvent[AnyBatch]:
         if self._pending is None:
             self._pending = asyncio.get_running_loop().create_task(
                 _next(self._watch), name="aiobatches watch state"
@@ -150,14 +151,14 @@ class Saved:
                 pending.exception()  # retrieved: the command ends for another reason
 
 
-def _undelivered(pending: asyncio.Task[BatchEvent[Batch] | None] | None) -> bool:
+def _undelivered(pending: asyncio.Task[BatchEvent[AnyBatch] | None] | None) -> bool:
     """Whether `pending` holds an event the watch handed out that the command never got."""
     if pending is None or not pending.done() or pending.cancelled():
         return False
     return pending.exception() is None and pending.result() is not None
 
 
-async def _next(events: AsyncIterator[BatchEvent[Batch]]) -> BatchEvent[Batch] | None:
+async def _next(events: AsyncIterator[BatchEvent[AnyBatch]]) -> BatchEvent[AnyBatch] | None:
     """The next event, or None at the end (a task cannot end in StopAsyncIteration cleanly)."""
     try:
         return await anext(events)

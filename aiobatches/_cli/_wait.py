@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final, TextIO
 
 from .. import Batch, Client
+from .._models import AnyBatch
 from .._wait import observing
 from . import _options
 from ._common import (
@@ -30,7 +31,8 @@ from ._common import (
     writing,
 )
 from ._output import WaitProgress, make_writer
-from ._source import WAIT_DEMO_SPEED, connect
+from ._source import DEMO_KEY, WAIT_DEMO_SPEED, AnyClient, anthropic_id, connect
+from ._view import view_of
 
 DEMO_PICKS: Final = 3
 """How many of the demo's batches `wait --demo` waits for when given no ids (fewer when
@@ -54,6 +56,11 @@ minutes a second; with no ID it waits for the {DEMO_PICKS} closest to finishing
 complete. `aiobatches list --demo --status in_progress` shows the ids of others.
 Each --demo run starts a fresh server with the same seed, so those ids are the
 same every time.
+
+With --provider anthropic it waits for Message Batches until each has ended.
+One ended other than completed (exit 3) when its cancellation was asked for
+(cancel_initiated_at is set) or any of its requests expired; errored requests
+in an ended batch are like failed requests in a completed OpenAI batch: exit 0.
 """
 
 
@@ -85,16 +92,16 @@ def _check(args: argparse.Namespace) -> str | None:
     """Ids are needed, but for the demo, which picks its own."""
     if not args.ids and not args.demo:
         return "the following arguments are required: ID (or --demo)"
-    return None
+    return _options.check_source(args)
 
 
 class Tally:
     """The latest state of each batch waited for, as the wait learns them."""
 
     def __init__(self, ids: Iterable[str]) -> None:
-        self.latest: dict[str, Batch | None] = dict.fromkeys(ids)
+        self.latest: dict[str, AnyBatch | None] = dict.fromkeys(ids)
 
-    def note(self, batch: Batch) -> None:
+    def note(self, batch: AnyBatch) -> None:
         if batch.id in self.latest:
             self.latest[batch.id] = batch
 
@@ -103,14 +110,14 @@ class Tally:
 
     def processed(self) -> tuple[int, int]:
         """Requests processed (completed or failed) and requests in all, over the batches."""
-        counts = [batch.request_counts for batch in self.latest.values() if batch is not None]
-        known = [count for count in counts if count is not None]
-        return sum(c.completed + c.failed for c in known), sum(c.total for c in known)
+        tallies = [view_of(b).tally(b) for b in self.latest.values() if b is not None]
+        known = [tally for tally in tallies if tally is not None]
+        return sum(t.done + t.failed for t in known), sum(t.total for t in known)
 
     def timed_out(self, timeout: float) -> str:
         """What a wait that ran out of time had seen: how many finished, and what the others did."""
         waiting = [
-            f"{batch_id} {'not seen yet' if batch is None else batch.status}"
+            f"{batch_id} {'not seen yet' if batch is None else view_of(batch).status(batch)}"
             for batch_id, batch in self.latest.items()
             if batch is None or not batch.is_finished
         ]
@@ -153,7 +160,10 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
     async with connect(args, arrivals=True, speed=WAIT_DEMO_SPEED) as source:
         ids, demo = args.ids, source.demo
         if not ids and demo is not None and demo.clock is not None:
-            ids = await _pick(source.client, demo.clock.now())
+            async with Client(api_key=DEMO_KEY, base_url=demo.url) as openai:
+                ids = await _pick(openai, demo.clock.now())
+            if args.provider == "anthropic":  # the same batches, as Message Batches
+                ids = [anthropic_id(batch_id) for batch_id in ids]
             if not ids:
                 raise CommandError(_NONE_TO_PICK, EXIT_USAGE)
             if terminal is not None:
@@ -166,23 +176,25 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
             writer.write(batch)
         writer.close()
         out.flush()
-    unsuccessful = [batch for batch in dict.fromkeys(batches) if batch.status != "completed"]
+    shortfalls = {batch.id: view_of(batch).shortfall(batch) for batch in batches}
+    unsuccessful = {batch_id: why for batch_id, why in shortfalls.items() if why is not None}
     if unsuccessful:
-        ended = ", ".join(f"{batch.id} {batch.status}" for batch in unsuccessful)
+        ended = ", ".join(f"{batch_id} {why}" for batch_id, why in unsuccessful.items())
         say(f"{len(unsuccessful)} of {len(set(ids))} did not complete: {ended}")
         return EXIT_UNSUCCESSFUL
     return EXIT_OK
 
 
 async def _pick(client: Client, now: float) -> list[str]:
-    """The ids of the demo's batches closest to finishing at `now`, from a listing of all."""
+    """The ids of the demo's batches closest to finishing at `now`, from a listing of all
+    (OpenAI's: only its counts and times tell how far a batch is)."""
     picked = soonest([batch async for batch in client.list_batches()], now, DEMO_PICKS)
     return [batch.id for batch in picked]
 
 
 async def _wait(
-    client: Client, ids: Sequence[str], args: argparse.Namespace, terminal: TextIO | None
-) -> list[Batch]:
+    client: AnyClient, ids: Sequence[str], args: argparse.Namespace, terminal: TextIO | None
+) -> Sequence[AnyBatch]:
     """The batches once all are finished, with a tally of them shown on `terminal`."""
     tally = Tally(ids)
     shown = None if terminal is None else _Shown(tally, WaitProgress(terminal, len(tally.latest)))
@@ -210,7 +222,7 @@ class _Shown:
         self._pending: asyncio.Handle | None = None
         progress.show(0)
 
-    def note(self, batch: Batch) -> None:
+    def note(self, batch: AnyBatch) -> None:
         self._tally.note(batch)
         if self._pending is None:
             self._pending = asyncio.get_running_loop().call_soon(self._show)

@@ -8,9 +8,10 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from .. import Batch, BatchEvent, BatchWatch, WebhookEvent
+from .. import BatchEvent, BatchWatch, WebhookEvent
+from .._models import AnyBatch
 from . import _options, _statefile
 from ._board import Board
 from ._common import (
@@ -27,6 +28,7 @@ from ._listen import Listener, secret_from_environment
 from ._output import event_json
 from ._screen import Screen, View, follow, warnings_on
 from ._source import DEMO_WEBHOOK_SECRET, connect
+from ._view import VIEWS, view_of
 
 _HELP = """\
 Follow batches as they change. On a terminal: a table redrawn in place,
@@ -44,6 +46,12 @@ register that URL, or your proxy's, with OpenAI): each verified one has the
 batch retrieved at once, and the polls, every 600 s by default then, only
 catch what a lost webhook missed. The secret comes from OPENAI_WEBHOOK_SECRET.
 With --demo, the demo server pushes webhooks to the listener itself.
+
+With --provider anthropic it watches Message Batches (--status takes
+in_progress, canceling or ended). Their request counts change only when a
+batch ends, so the table shows how many requests are processing until then,
+and SINCE is its creation, the moment its cancellation was asked for, or its
+end. Webhooks (--listen) are OpenAI's only.
 """
 
 
@@ -67,7 +75,8 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
         "--status",
         action="append",
         metavar="STATUS",
-        help="show only batches with this status (repeatable)",
+        help="show only batches with this status (repeatable): one of "
+        + "; ".join(f"{name}: {', '.join(view.statuses)}" for name, view in VIEWS.items()),
     )
     what.add_argument(
         "--until-finished",
@@ -92,6 +101,13 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
     )
     _options.add_output(parser, ("jsonl", "table"))
     return parser
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """A project is OpenAI's, and so are the webhooks --listen receives."""
+    if args.listen is not None and args.provider != "openai":
+        return "--listen receives OpenAI's webhooks: it takes --provider openai"
+    return _options.check_source(args)
 
 
 async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int:
@@ -131,7 +147,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
                 await _table(events, out, statuses=statuses, interval=interval, listener=listener)
                 return EXIT_OK
             async for event in events:
-                if statuses and event.batch.status not in statuses:
+                if statuses and view_of(event.batch).status(event.batch) not in statuses:
                     continue
                 with writing():
                     out.write(event_json(event) + "\n")
@@ -141,8 +157,8 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
 
 @contextlib.asynccontextmanager
 async def _saving(
-    watch: BatchWatch[Batch], path: Path | None
-) -> AsyncIterator[AsyncIterator[BatchEvent[Batch]]]:
+    watch: BatchWatch[Any], path: Path | None
+) -> AsyncIterator[AsyncIterator[BatchEvent[AnyBatch]]]:
     """The watch's events; with --state, its checkpoint saved as they are handled."""
     if path is None:
         yield watch
@@ -178,7 +194,7 @@ async def _listening(
 
 
 async def _table(
-    watch: AsyncIterator[BatchEvent[Batch]],
+    watch: AsyncIterator[BatchEvent[AnyBatch]],
     out: TextIO,
     *,
     statuses: frozenset[str],
@@ -212,4 +228,4 @@ def _shown(listener: Listener | None, view: View) -> Iterator[None]:
         yield
 
 
-COMMAND = Command(_add, _run)
+COMMAND = Command(_add, _run, _check)
