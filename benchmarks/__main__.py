@@ -13,7 +13,7 @@ import aiohttp
 
 from . import _awaiting, _cpu, _imports, _latency, _memory, _pushed, _structuring
 
-SECTIONS = ("cpu", "structuring", "latency", "memory", "imports", "awaiting", "pushed")
+SECTIONS = ("cpu", "merge", "structuring", "latency", "memory", "imports", "awaiting", "pushed")
 
 
 def main() -> None:
@@ -38,6 +38,7 @@ def main() -> None:
     )
     sections: dict[str, Callable[[], str]] = {
         "cpu": lambda: _cpu.run(pages=5 if quick else 200, trials=1 if quick else 7),
+        "merge": lambda: _cpu.run_merge(pages=6 if quick else 200, trials=1 if quick else 11),
         "structuring": lambda: _structuring.run(
             loops=5 if quick else 500, trials=1 if quick else 21
         ),

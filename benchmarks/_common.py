@@ -34,6 +34,9 @@ def server_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        finally:
+            assert process.stdout is not None
+            process.stdout.close()
 
 
 def spread(values: Sequence[float], fmt: str = "{:.3f}") -> str:

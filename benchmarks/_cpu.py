@@ -12,37 +12,44 @@ time they took: what a client's objects cost beyond building them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ._common import server_process, spread, table
+from ._server import ACCOUNTS
 
 PAGE = 100
 KEY = "sk-bench"
 
 
-async def _by_hand(url: str, read: Callable[[Any], tuple[int, bool, str | None]]) -> int:
+async def _by_hand(
+    url: str, read: Callable[[Any], tuple[int, bool, str | None]], *, anthropic: bool = False
+) -> int:
     """Page through the server with one aiohttp session and orjson, as a client would by
     hand; `read` turns each decoded page into its batch count, whether more follow, and
-    the cursor after it."""
+    the cursor after it. `anthropic` lists Message Batches as Anthropic's API has them."""
     import aiohttp
     import orjson
 
+    if anthropic:
+        list_url = f"{url.removesuffix('/v1')}/v1/messages/batches"
+        cursor, headers = "after_id", {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    else:
+        list_url, cursor, headers = f"{url}/batches", "after", {"Authorization": f"Bearer {KEY}"}
     count = 0
     after: str | None = None
     async with aiohttp.ClientSession() as session:
         while True:
             params = {"limit": str(PAGE)}
             if after is not None:
-                params["after"] = after
-            async with session.get(
-                f"{url}/batches", params=params, headers={"Authorization": f"Bearer {KEY}"}
-            ) as response:
+                params[cursor] = after
+            async with session.get(list_url, params=params, headers=headers) as response:
                 batches, more, after = read(orjson.loads(await response.read()))
             count += batches
             if not more:
@@ -71,6 +78,11 @@ async def floor_parsing(url: str) -> int:
     return await _by_hand(url, _models)
 
 
+async def anthropic_floor(url: str) -> int:
+    """The transport floor of Anthropic's pages: dicts only, no models."""
+    return await _by_hand(url, _dicts, anthropic=True)
+
+
 def with_aiobatches(prefetch: int) -> Callable[[str], Coroutine[Any, Any, int]]:
     async def run(url: str) -> int:
         import aiobatches
@@ -94,14 +106,79 @@ async def with_openai(url: str) -> int:
     return count
 
 
+async def with_anthropic_client(url: str) -> int:
+    import aiobatches
+
+    count = 0
+    base_url = url.removesuffix("/v1")  # Anthropic's base URL has no /v1
+    async with aiobatches.AnthropicClient(api_key=KEY, base_url=base_url) as client:
+        async for _ in client.list_batches(limit=PAGE):
+            count += 1
+    return count
+
+
+async def with_anthropic(url: str) -> int:
+    import anthropic
+
+    count = 0
+    base_url = url.removesuffix("/v1")
+    async with anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url, max_retries=0) as client:
+        async for _ in client.messages.batches.list(limit=PAGE):
+            count += 1
+    return count
+
+
+async def one_after_another(url: str) -> int:
+    """Three accounts' batches, each account listed to its end before the next."""
+    import aiobatches
+
+    count = 0
+    async with contextlib.AsyncExitStack() as stack:
+        for account in range(ACCOUNTS):
+            client = aiobatches.Client(api_key=f"{KEY}-{account}", base_url=url)
+            await stack.enter_async_context(client)
+            async for _ in client.list_batches(limit=PAGE):
+                count += 1
+    return count
+
+
+async def merged(url: str) -> int:
+    """The same three accounts as one list, newest first, by `aiobatches.merge`."""
+    import aiobatches
+
+    count = 0
+    async with contextlib.AsyncExitStack() as stack:
+        streams = {}
+        for account in range(ACCOUNTS):
+            client = aiobatches.Client(api_key=f"{KEY}-{account}", base_url=url)
+            await stack.enter_async_context(client)
+            streams[f"account {account}"] = client.list_batches(limit=PAGE)
+        async with aiobatches.merge(streams) as batches:
+            async for _ in batches:
+                count += 1
+    return count
+
+
 FLOOR = "transport floor (aiohttp + orjson, dicts)"
 OPENAI = "openai AsyncOpenAI().batches.list"
+ANTHROPIC_FLOOR = "Anthropic pages: transport floor (aiohttp + orjson, dicts)"
+ANTHROPIC = "Anthropic pages: anthropic AsyncAnthropic().messages.batches.list"
 CONTENDERS: dict[str, Callable[[str], Coroutine[Any, Any, int]]] = {
     FLOOR: floor,
     "floor + parse_page (models, no stream)": floor_parsing,
     "aiobatches prefetch=0": with_aiobatches(0),
     "aiobatches prefetch=1": with_aiobatches(1),
     OPENAI: with_openai,
+    ANTHROPIC_FLOOR: anthropic_floor,
+    "Anthropic pages: aiobatches AnthropicClient prefetch=1": with_anthropic_client,
+    ANTHROPIC: with_anthropic,
+}
+"""The CPU table's rows; the Anthropic ones list the same batches as Message Batches."""
+SEQUENTIAL = "3 accounts one after another (3 Clients, prefetch=1)"
+MERGED = "3 accounts merged (the same, by aiobatches.merge)"
+MERGES: dict[str, Callable[[str], Coroutine[Any, Any, int]]] = {
+    SEQUENTIAL: one_after_another,
+    MERGED: merged,
 }
 
 
@@ -131,7 +208,7 @@ class Collections:
 def child(url: str, name: str, items: int) -> None:
     """In a fresh client process: warm up, list once timed; print wall and CPU seconds,
     the collections of each generation, and the seconds spent in them."""
-    contender = CONTENDERS[name]
+    contender = {**CONTENDERS, **MERGES}[name]
     assert asyncio.run(contender(url)) == items
     with Collections() as collections:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -141,13 +218,16 @@ def child(url: str, name: str, items: int) -> None:
     print(wall, cpu, *collections.runs, collections.seconds)
 
 
-def run(pages: int, trials: int) -> str:
-    """Measure every contender `trials` times over `pages` pages; return the table."""
+def _measure(
+    names: Sequence[str], pages: int, trials: int
+) -> dict[str, tuple[Sequence[float], ...]]:
+    """Each contender's children's lines, `trials` interleaved runs over `pages` pages,
+    as columns: wall, CPU, gen0, gen1 and gen2 runs, seconds collecting."""
     items = pages * PAGE
-    results: dict[str, list[list[float]]] = {name: [] for name in CONTENDERS}
+    results: dict[str, list[list[float]]] = {name: [] for name in names}
     with server_process(items) as url:
         for _ in range(trials):
-            for name in CONTENDERS:
+            for name in names:
                 out = subprocess.run(
                     [sys.executable, "-m", "benchmarks._cpu", url, name, str(items)],
                     capture_output=True,
@@ -155,27 +235,40 @@ def run(pages: int, trials: int) -> str:
                     check=True,
                 ).stdout.split()
                 results[name].append([float(value) for value in out])
-    # Columns of a child's line: wall, CPU, gen0, gen1 and gen2 runs, seconds collecting.
-    column = {name: list(zip(*rows, strict=True)) for name, rows in results.items()}
-    floor_cpu = statistics.median(column[FLOOR][1])
-    openai_cpu = statistics.median(column[OPENAI][1])
+    return {name: tuple(zip(*rows, strict=True)) for name, rows in results.items()}
+
+
+def _row(name: str, column: Sequence[Sequence[float]], items: int) -> list[str]:
+    """A contender's wall, CPU, CPU per batch, collections per 1,000 batches and time in them."""
+    walls, cpus, *runs, collecting = column
+    per_thousand = (f"{statistics.median(gen) / items * 1000:.1f}" for gen in runs)
+    return [
+        name,
+        spread(walls),
+        spread(cpus),
+        spread([value / items * 1e6 for value in cpus], "{:.2f}"),
+        " / ".join(per_thousand),
+        spread([value / items * 1e6 for value in collecting], "{:.2f}"),
+    ]
+
+
+_GC = ["GC runs gen0 / 1 / 2 per 1,000 batches", "in GC us/batch"]
+
+
+def run(pages: int, trials: int) -> str:
+    """Measure every contender `trials` times over `pages` pages; return the table."""
+    items = pages * PAGE
+    column = _measure(list(CONTENDERS), pages, trials)
+    cpu = {name: statistics.median(column[name][1]) for name in CONTENDERS}
     rows = []
     for name in CONTENDERS:
-        walls, cpus, *runs, collecting = column[name]
-        cpu = statistics.median(cpus)
-        per_thousand = (f"{statistics.median(gen) / items * 1000:.1f}" for gen in runs)
-        rows.append(
-            [
-                name,
-                spread(walls),
-                spread(cpus),
-                spread([value / items * 1e6 for value in cpus], "{:.2f}"),
-                f"{cpu / floor_cpu:.2f}x",
-                f"{openai_cpu / cpu:.1f}x less" if cpu < openai_cpu else "-",
-                " / ".join(per_thousand),
-                spread([value / items * 1e6 for value in collecting], "{:.2f}"),
-            ]
-        )
+        anthropic = name.startswith("Anthropic pages")
+        floor_cpu = cpu[ANTHROPIC_FLOOR if anthropic else FLOOR]
+        official = cpu[ANTHROPIC if anthropic else OPENAI]
+        less = f"{official / cpu[name]:.1f}x less" if cpu[name] < official else "-"
+        *measured, runs, collecting = _row(name, column[name], items)
+        vs = ["-", less] if anthropic else [less, "-"]
+        rows.append([*measured, f"{cpu[name] / floor_cpu:.2f}x", *vs, runs, collecting])
     title = f"CPU per batch, {pages} pages x {PAGE} batches, {trials} interleaved trials"
     headers = [
         "client",
@@ -184,9 +277,33 @@ def run(pages: int, trials: int) -> str:
         "CPU us/batch",
         "vs floor",
         "vs openai",
-        "GC runs gen0 / 1 / 2 per 1,000 batches",
-        "in GC us/batch",
+        "vs anthropic",
+        *_GC,
     ]
+    note = (
+        "The Anthropic rows list the same batches as Message Batches"
+        " (`/v1/messages/batches`); their `vs floor` is against the floor of those pages."
+    )
+    return f"### {title}\n\n" + table(headers, rows) + f"\n\n{note}"
+
+
+def run_merge(pages: int, trials: int) -> str:
+    """Three accounts listed one after another, then merged; return the table."""
+    items = pages * PAGE
+    column = _measure(list(MERGES), pages, trials)
+    rows = []
+    for name in MERGES:
+        ratios = [
+            merged / sequential
+            for merged, sequential in zip(column[name][1], column[SEQUENTIAL][1], strict=True)
+        ]
+        *measured, runs, collecting = _row(name, column[name], items)
+        rows.append([*measured, spread(ratios, "{:.3f}x"), runs, collecting])
+    title = (
+        f"Merging {ACCOUNTS} accounts, {pages} pages x {PAGE} batches in all,"
+        f" {trials} interleaved trials"
+    )
+    headers = ["listing", "wall s", "client CPU s", "CPU us/batch", "vs one after another", *_GC]
     return f"### {title}\n\n" + table(headers, rows)
 
 

@@ -58,7 +58,7 @@ async def follow(
     pushed = interval >= 600
     reported: dict[str, float] = {}
     received: set[str] = set()
-    holder: list[aiobatches.BatchWatch] = []
+    holder: list[aiobatches.BatchWatch[aiobatches.Batch]] = []
 
     async def receive(request: web.Request) -> web.Response:
         event = aiobatches.verify_webhook(await request.read(), request.headers, secret=SECRET)

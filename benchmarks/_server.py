@@ -7,6 +7,12 @@ cost the server no memory. `?delay_ms=N` holds a page back N ms;
 `?delay_ms=A,B,C` holds the first page back A ms, the second B, and so on
 in a cycle (pages counted from the top of the list, by `limit`).
 
+Precomputed pages are also served as Anthropic's Message Batches at
+`/v1/messages/batches` (`after_id`, Anthropic's envelope), each written from the
+same synthetic batch, and both lists are served as three accounts as well: the
+key `sk-bench` lists every batch, `sk-bench-0`, `-1` and `-2` each a third of
+them (every third batch, so the accounts' batches interleave in time).
+
 Run as `python -m benchmarks._server --count N [--generated]`; it prints its
 base URL on one line and serves until its standard input closes.
 """
@@ -15,26 +21,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
 from aiohttp import web
 
+from aiobatches._fake.anthropic import message_batch
 from aiobatches.testing import synthetic_batches
 
 _TEMPLATES = 500
 _PLACEHOLDER = "batch_placeholder_id"
+KEY = "sk-bench"
+"""The key that lists every batch; `f"{KEY}-{n}"` lists account `n` of `ACCOUNTS`."""
+ACCOUNTS = 3
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class PrecomputedPages:
-    """`count` synthetic batches; each page body is built once, then served from a cache."""
+    """Some synthetic batches, encoded; each page body is built once, then served from a
+    cache. `anthropic` writes the page envelope as Anthropic's (no `object`)."""
 
-    def __init__(self, count: int) -> None:
-        batches = synthetic_batches(count, seed=42)
+    def __init__(self, batches: list[dict[str, Any]], *, anthropic: bool = False) -> None:
         self._ids = [batch["id"] for batch in batches]
         self._encoded = [orjson.dumps(batch) for batch in batches]
         self._positions = {batch_id: index for index, batch_id in enumerate(self._ids)}
         self._cache: dict[tuple[str | None, int], bytes] = {}
+        self._anthropic = anthropic
 
     def start(self, after: str | None) -> int:
         return 0 if after is None else self._positions[after] + 1
@@ -45,9 +60,46 @@ class PrecomputedPages:
             start = self.start(after)
             end = min(start + limit, len(self._ids))
             self._cache[key] = _body(
-                self._encoded[start:end], self._ids[start:end], has_more=end < len(self._ids)
+                self._encoded[start:end],
+                self._ids[start:end],
+                has_more=end < len(self._ids),
+                anthropic=self._anthropic,
             )
         return self._cache[key]
+
+
+def accounts(
+    batches: list[dict[str, Any]], *, anthropic: bool = False
+) -> dict[str, PrecomputedPages]:
+    """The pages of every batch under `KEY`, and of each third under `f"{KEY}-{n}"`."""
+    pages = {KEY: PrecomputedPages(batches, anthropic=anthropic)}
+    for account in range(ACCOUNTS):
+        pages[f"{KEY}-{account}"] = PrecomputedPages(
+            batches[account::ACCOUNTS], anthropic=anthropic
+        )
+    return pages
+
+
+def anthropic_batches(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each synthetic batch as Anthropic lists a Message Batch (the fake server's own
+    translation: statuses folded into three, every request `processing` until the batch
+    ends, RFC 3339 microsecond times, `results_url` once ended, nulls where the API sends
+    them), under an id shaped as Anthropic's: `msgbatch_01` and 22 base-62 characters."""
+    return [
+        message_batch({**batch, "id": "batch_" + anthropic_suffix(batch["id"])})
+        for batch in batches
+    ]
+
+
+def anthropic_suffix(batch_id: str) -> str:
+    """`01` and 22 base-62 digits drawn from an OpenAI batch id, as Anthropic's ids end
+    (`msgbatch_013Zva2CMHLNnXjNJJKqJ2EF` in its documentation)."""
+    number = int.from_bytes(hashlib.blake2b(batch_id.encode(), digest_size=17).digest())
+    digits = []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "01" + "".join(reversed(digits))
 
 
 class GeneratedPages:
@@ -126,36 +178,59 @@ def _position(after: str | None) -> int:
     return 0 if after is None else int(after.removeprefix("batch_")) + 1
 
 
-def _body(encoded: list[bytes], ids: list[str], *, has_more: bool) -> bytes:
-    envelope = {
-        "object": "list",
-        "first_id": ids[0] if ids else None,
-        "last_id": ids[-1] if ids else None,
-        "has_more": has_more,
-    }
+def _body(
+    encoded: list[bytes], ids: list[str], *, has_more: bool, anthropic: bool = False
+) -> bytes:
+    first_id, last_id = (ids[0], ids[-1]) if ids else (None, None)
+    envelope: dict[str, Any]
+    if anthropic:  # Anthropic's envelope, in its order
+        envelope = {"has_more": has_more, "first_id": first_id, "last_id": last_id}
+    else:
+        envelope = {
+            "object": "list",
+            "first_id": first_id,
+            "last_id": last_id,
+            "has_more": has_more,
+        }
     return b'{"data":[' + b",".join(encoded) + b"]," + orjson.dumps(envelope)[1:]
 
 
-async def serve(pages: PrecomputedPages | GeneratedPages | AwaitingPages) -> None:
-    """Serve until standard input closes (the harness ending or dying)."""
+Pages = PrecomputedPages | GeneratedPages | AwaitingPages
 
-    async def list_batches(request: web.Request) -> web.Response:
-        after = request.query.get("after")
-        limit = int(request.query.get("limit", "20"))
-        delays = [int(ms) for ms in request.query.get("delay_ms", "0").split(",")]
-        delay = delays[pages.start(after) // limit % len(delays)]
-        if delay:
-            await asyncio.sleep(delay / 1000)
-        body = pages.page(after, limit)
-        return web.Response(body=body, content_type="application/json")
+
+async def serve(
+    lists: Mapping[str, Pages], messages: Mapping[str, PrecomputedPages] | None = None
+) -> None:
+    """Serve until standard input closes (the harness ending or dying): `lists` at
+    `/v1/batches` and `messages` at `/v1/messages/batches`, each by the request's key
+    (any key not named lists what `KEY` does)."""
+
+    def listing(
+        by_key: Mapping[str, Pages], cursor: str
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            pages = by_key.get(_key(request), by_key[KEY])
+            after = request.query.get(cursor)
+            limit = int(request.query.get("limit", "20"))
+            delays = [int(ms) for ms in request.query.get("delay_ms", "0").split(",")]
+            delay = delays[pages.start(after) // limit % len(delays)]
+            if delay:
+                await asyncio.sleep(delay / 1000)
+            body = pages.page(after, limit)
+            return web.Response(body=body, content_type="application/json")
+
+        return handler
 
     async def retrieve_batch(request: web.Request) -> web.Response:
+        pages = lists[KEY]
         assert isinstance(pages, AwaitingPages)
         index = int(request.match_info["batch_id"].removeprefix("batch_"))
         return web.Response(body=pages.batch(index), content_type="application/json")
 
     app = web.Application()
-    app.router.add_get("/v1/batches", list_batches)
+    app.router.add_get("/v1/batches", listing(lists, "after"))
+    if messages is not None:
+        app.router.add_get("/v1/messages/batches", listing(messages, "after_id"))
     app.router.add_get("/v1/batches/{batch_id}", retrieve_batch)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -174,14 +249,23 @@ def main() -> None:
     parser.add_argument("--generated", action="store_true")
     parser.add_argument("--unfinished", type=int, help="serve an account with history")
     args = parser.parse_args()
-    pages: PrecomputedPages | GeneratedPages | AwaitingPages
     if args.unfinished is not None:
-        pages = AwaitingPages(args.count, args.unfinished)
+        asyncio.run(serve({KEY: AwaitingPages(args.count, args.unfinished)}))
     elif args.generated:
-        pages = GeneratedPages(args.count)
+        asyncio.run(serve({KEY: GeneratedPages(args.count)}))
     else:
-        pages = PrecomputedPages(args.count)
-    asyncio.run(serve(pages))
+        batches = synthetic_batches(args.count, seed=42)
+        asyncio.run(serve(accounts(batches), accounts(anthropic_batches(batches), anthropic=True)))
+
+
+def _key(request: web.Request) -> str:
+    """The request's key: `x-api-key`, or an `Authorization: Bearer` header's (OpenAI's
+    SDK and ours send the latter to OpenAI, ours the former to Anthropic, and Anthropic's
+    SDK, which the API lets choose, the latter)."""
+    key = request.headers.get("x-api-key")
+    return (
+        key if key is not None else request.headers.get("Authorization", "").removeprefix("Bearer ")
+    )
 
 
 if __name__ == "__main__":
