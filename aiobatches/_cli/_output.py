@@ -17,7 +17,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, TextIO
 
 import orjson
@@ -35,8 +35,8 @@ _WIDTHS: Final = {
     "id": 30, "status": 11, "created": 17, "ended": 17, "expires": 17, "counts": 29,
     "endpoint": 20,
 }  # fmt: skip
-"""The width each column wants (24 for others): `counts` holds the largest batch OpenAI
-takes whole (50,000 requests), as many failed included."""
+"""The width each column wants (24 for others; a kind's view may want others): `counts`
+holds the largest batch OpenAI takes whole (50,000 requests), as many failed included."""
 _GIVES_WAY_LAST: Final = frozenset({"counts"})
 """Cuttable columns that keep their width while another cuttable column can give way."""
 _KEEP_WHOLE: Final = frozenset(
@@ -84,7 +84,10 @@ def make_writer(
             terminal=out.isatty() if terminal is None else terminal,
         )
     return _Table(
-        out, fields or (*first, *view.table_fields), width or shutil.get_terminal_size().columns
+        out,
+        fields or (*first, *view.table_fields),
+        width or shutil.get_terminal_size().columns,
+        {**_WIDTHS, **view.widths},
     )
 
 
@@ -150,9 +153,11 @@ class _Csv:
 class _Table:
     """Aligned columns that fit the terminal; the widest free-text column gives way."""
 
-    def __init__(self, out: TextIO, fields: Sequence[str], width: int) -> None:
+    def __init__(
+        self, out: TextIO, fields: Sequence[str], width: int, wanted: Mapping[str, int]
+    ) -> None:
         self._out = out
-        self._fields, self._widths = _fit(list(fields), width)
+        self._fields, self._widths = _fit(list(fields), width, wanted)
         self._line([field.upper() for field in self._fields])
 
     def write(self, batch: AnyBatch, source: str | None = None) -> None:
@@ -245,7 +250,7 @@ def event_json(event: BatchEvent[Any]) -> str:
     )
 
 
-def _fit(fields: list[str], total: int) -> tuple[list[str], list[int]]:
+def _fit(fields: list[str], total: int, wanted: Mapping[str, int]) -> tuple[list[str], list[int]]:
     """Columns and widths that fit `total` characters with 2-space gaps.
 
     The widest cuttable column shrinks first, down to 8 characters, counts only once the
@@ -253,7 +258,7 @@ def _fit(fields: list[str], total: int) -> tuple[list[str], list[int]]:
     dropped. Ids, statuses and times are never cut while another column can give way.
     """
     while True:
-        widths = [_WIDTHS.get(field, 24) for field in fields]
+        widths = [wanted.get(field, 24) for field in fields]
         budget = total - 2 * (len(fields) - 1)
         cuttable = [i for i, field in enumerate(fields) if field not in _KEEP_WHOLE]
         last = [i for i in cuttable if fields[i] in _GIVES_WAY_LAST]

@@ -19,6 +19,7 @@ from ._common import (
     writing,
 )
 from ._source import DEMO_SPEED, living_server
+from ._view import VIEWS
 
 if TYPE_CHECKING:
     from ..testing import FakeBatchesServer
@@ -29,7 +30,9 @@ _MAX_COUNT: Final = 100_000
 _MAX_SPEED: Final = 86_400
 """The fastest clock: a day a second."""
 _HELP = """\
-Run FakeBatchesServer until Ctrl-C; prints its base URL on stdout.
+Run FakeBatchesServer until Ctrl-C; prints its base URL on stdout: OpenAI's,
+or with --provider anthropic the base URL an Anthropic client takes (the same
+batches served as Message Batches; both are served either way).
 
 With --live its batches live: they move through their statuses, their request
 counts grow and new ones appear, on a clock that runs --speed times real time
@@ -63,7 +66,15 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
         default=0,
         help="delay of each page in ms, up to an hour",
     )
-    parser.add_argument("--api-key", help="require this Bearer key")
+    parser.add_argument(
+        "--provider",
+        choices=tuple(VIEWS),
+        default="openai",
+        help="whose base URL to print: OpenAI's (default) or Anthropic's",
+    )
+    parser.add_argument(
+        "--api-key", help="require this key (as a Bearer token, or Anthropic's x-api-key)"
+    )
     living = parser.add_argument_group("living batches")
     living.add_argument(
         "--live", action="store_true", help="let the batches move and new ones arrive"
@@ -111,7 +122,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
         raise CommandError(f"cannot serve on {address}: {reason(error)}", EXIT_FAILED) from None
     try:
         with writing():
-            out.write(f"{server.url}\n")
+            out.write(f"{server.anthropic_url if args.provider == 'anthropic' else server.url}\n")
             out.flush()
         terminal = on_terminal(err)
         if terminal is not None:

@@ -57,6 +57,8 @@ class BatchView(Generic[_B]):
     """The statuses `--status` filters on."""
     table_fields: tuple[str, ...]
     csv_fields: tuple[str, ...]
+    widths: Mapping[str, int] = {}
+    """Table columns that want another width than every kind's."""
     example: _B
 
     def status(self, batch: _B) -> str:
@@ -194,6 +196,7 @@ class _Anthropic(BatchView[MessageBatch]):
     provider = "anthropic"
     statuses = ("in_progress", "canceling", "ended")
     table_fields = ("id", "status", "created", "ended", "counts")
+    widths: Mapping[str, int] = {"id": 33}  # msgbatch_ and 24 characters
     csv_fields = (
         "id", "type", "processing_status", "created_at", "expires_at", "ended_at",
         "cancel_initiated_at", "archived_at", "results_url", "request_counts.processing",

@@ -32,7 +32,7 @@ from ._common import (
 )
 from ._output import WaitProgress, make_writer
 from ._source import DEMO_KEY, WAIT_DEMO_SPEED, AnyClient, anthropic_id, connect
-from ._view import view_of
+from ._view import VIEWS, view_of
 
 DEMO_PICKS: Final = 3
 """How many of the demo's batches `wait --demo` waits for when given no ids (fewer when
@@ -171,7 +171,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
                 say(f"waiting for the {which} closest to finishing: {' '.join(ids)}")
         batches = await _wait(source.client, ids, args, terminal)
     with writing():
-        writer = make_writer(kind, out, args.fields)
+        writer = make_writer(kind, out, args.fields, view=VIEWS[args.provider])
         for batch in batches:
             writer.write(batch)
         writer.close()
