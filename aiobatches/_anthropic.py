@@ -7,11 +7,9 @@ from typing import Unpack
 
 from ._auth import KeyHeaderAuth
 from ._client import _Client
-from ._config import ClientOptions, anthropic_settings
+from ._config import SharedOptions, anthropic_settings, check_options
 from ._dialect import ANTHROPIC
 from ._models import MessageBatch
-
-_OPENAI_ONLY = ("organization", "project")
 
 
 class AnthropicClient(_Client[MessageBatch]):
@@ -35,11 +33,10 @@ class AnthropicClient(_Client[MessageBatch]):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        **client_kwargs: Unpack[ClientOptions],
+        **client_kwargs: Unpack[SharedOptions],
     ) -> None:
-        for name in _OPENAI_ONLY:  # OpenAI's headers: meaningless here, so refused
-            if name in client_kwargs:
-                raise TypeError(f"AnthropicClient() got an unexpected keyword argument {name!r}")
+        # Not OpenAI's `organization` or `project`: their headers mean nothing here.
+        check_options(type(self).__name__, client_kwargs, SharedOptions.__optional_keys__)
         settings = anthropic_settings(api_key, base_url)
         self._setup(
             dialect=ANTHROPIC,

@@ -15,7 +15,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 from . import _checkpoint, _retry
 from ._chain import Walk
 from ._closing import ClosedByExit
-from ._config import MAX_PAGE_SIZE, check_batch_id, check_count, check_seconds
+from ._config import check_batch_id, check_count, check_seconds
 from ._errors import APIError
 from ._models import B
 from ._polling import Source, check_ids, hint_of, retrieve_all
@@ -61,7 +61,7 @@ class BatchWatch(ClosedByExit, Generic[B]):
         else:
             self._state = _checkpoint.load(resume, source.dialect)
         self._until_finished = until_finished
-        self._limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
+        self._limit = check_count("limit", limit, low=1, high=source.dialect.max_limit)
         self._on_invalid = check_on_invalid(on_invalid)
         self._events: deque[BatchEvent[B]] = deque()
         self._failure: APIError | None = None

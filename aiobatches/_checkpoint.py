@@ -12,13 +12,12 @@ history; a first look not yet done names what it reported instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ._converter import parse_page, unstructure_batch
 from ._dialect import OPENAI, Dialect
-from ._models import B, created_moment
+from ._models import B, created_second
 from ._polling import check_ids
 from ._watchstate import BatchEvent, WatchState, unix_seconds
 
@@ -37,7 +36,7 @@ def dump(
     names the batches a first look not all handed out has reported (the state may have
     let go of the finished ones already)."""
     told = dict(state.known)
-    untold: list[float] = []  # creation moments of batches reported by no handed-out event
+    untold: list[int] = []  # creation seconds of batches reported by no handed-out event
     queued = list(queued)
     # A first look whose "existing" events are not all out is not done, as the consumer
     # knows it: the resumed watch looks again, naming what was reported.
@@ -45,16 +44,16 @@ def dump(
     for event in _first_per_batch(queued):
         if event.previous is None:
             told.pop(event.batch.id, None)
-            untold.append(created_moment(event.batch))
+            untold.append(created_second(event.batch))
         else:
             told[event.batch.id] = event.previous
     finished = [batch for batch in told.values() if batch.is_finished]
-    mark: float | None = None
+    mark: int | None = None
     if cycles:  # every batch above the horizon was looked at: a mark says which
-        newest = max((created_moment(batch) for batch in told.values()), default=None)
+        newest = max((created_second(batch) for batch in told.values()), default=None)
         marks = (newest, state.newest, min(untold, default=None), state.seen_mark)
         mark = min((m for m in marks if m is not None), default=None)
-    seen = {batch.id for batch in finished if mark is None or created_moment(batch) >= mark}
+    seen = {batch.id for batch in finished if mark is None or created_second(batch) >= mark}
     unfinished = [batch for batch in told.values() if not batch.is_finished]
     if not cycles:  # all a look not done reported, but the unfinished kept in full
         seen |= set(first_told) - {batch.id for batch in unfinished}
@@ -96,8 +95,8 @@ def load(checkpoint: object, dialect: Dialect[Any] = OPENAI) -> WatchState:
         since=unix_seconds(since), ids=None if ids is None else frozenset(_ids("ids", ids))
     )
     state.cycles = _whole(checkpoint, "cycles")
-    state.horizon = _moment(checkpoint, "horizon")
-    state.seen_mark = _moment(checkpoint, "mark")
+    state.horizon = _second(checkpoint, "horizon")
+    state.seen_mark = _second(checkpoint, "mark")
     state.newest = state.seen_mark
     state.seen_ids = set(_ids("seen", checkpoint.get("seen")))
     state.known = {batch.id: batch for batch in _batches(checkpoint.get("batches"), dialect.model)}
@@ -131,13 +130,13 @@ def _whole(checkpoint: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def _moment(checkpoint: Mapping[str, Any], key: str) -> float | None:
-    """A creation moment (Unix seconds, fractional from Anthropic), or None."""
+def _second(checkpoint: Mapping[str, Any], key: str) -> int | None:
+    """A creation second (whole Unix seconds, before 1970 too), or None."""
     value = checkpoint.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-        raise ValueError(f"resume: {key} must be Unix seconds or null")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"resume: {key} must be whole Unix seconds or null")  # noqa: TRY004
     return value
 
 

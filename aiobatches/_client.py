@@ -24,8 +24,8 @@ from ._closing import ClosedByExit, CloseOnce
 from ._config import (
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_PAGE_SIZE,
     DEFAULT_TIMEOUT,
-    MAX_PAGE_SIZE,
     ClientOptions,
     azure_settings,
     check_batch_id,
@@ -102,7 +102,7 @@ class _Client(ClosedByExit, Generic[B]):
     def list_batches(
         self,
         *,
-        limit: int = MAX_PAGE_SIZE,
+        limit: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         prefetch: int = 1,
         max_items: int | None = None,
@@ -204,7 +204,7 @@ class _Client(ClosedByExit, Generic[B]):
         since: float | datetime.datetime | None = None,
         ids: Iterable[str] | None = None,
         until_finished: bool = False,
-        limit: int = MAX_PAGE_SIZE,
+        limit: int = DEFAULT_PAGE_SIZE,
         on_invalid: OnInvalid = "raise",
         resume: Mapping[str, Any] | None = None,
     ) -> BatchWatch[B]:
@@ -376,7 +376,7 @@ def list_batches(
     *,
     api_key: str | None = None,
     base_url: str | None = None,
-    limit: int = MAX_PAGE_SIZE,
+    limit: int = DEFAULT_PAGE_SIZE,
     after: str | None = None,
     prefetch: int = 1,
     max_items: int | None = None,

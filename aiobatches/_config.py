@@ -24,15 +24,15 @@ DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_CONNECTION_LIMIT: Final = 100
-MAX_PAGE_SIZE: Final = 100
+DEFAULT_PAGE_SIZE: Final = 100
+"""Every API's default page size; how large a page may be is each dialect's `max_limit`."""
+MAX_PAGE_SIZE: Final = DEFAULT_PAGE_SIZE  # the command line's name, until it asks its dialect
 
 
-class ClientOptions(TypedDict, total=False):
-    """`Client`'s keyword settings besides the key and URL, as `AzureClient` and the
-    one-shot `aiobatches.list_batches` take them."""
+class SharedOptions(TypedDict, total=False):
+    """The keyword settings every client takes besides its key and URL, as
+    `AnthropicClient` takes them."""
 
-    organization: str | None
-    project: str | None
     session: aiohttp.ClientSession | None
     timeout: float | aiohttp.ClientTimeout
     max_retries: int
@@ -42,10 +42,22 @@ class ClientOptions(TypedDict, total=False):
     proxy: str | None
 
 
-def check_options(owner: str, options: Mapping[str, object]) -> None:
-    """Refuse a keyword setting `ClientOptions` does not name, as a signature would: a
-    misspelt `timout=` never passes silently through `**client_kwargs`."""
-    unknown = sorted(options.keys() - ClientOptions.__optional_keys__)
+class ClientOptions(SharedOptions, total=False):
+    """`Client`'s keyword settings besides the key and URL, as `AzureClient` and the
+    one-shot `aiobatches.list_batches` take them: OpenAI's headers besides the rest."""
+
+    organization: str | None
+    project: str | None
+
+
+def check_options(
+    owner: str,
+    options: Mapping[str, object],
+    names: frozenset[str] = ClientOptions.__optional_keys__,
+) -> None:
+    """Refuse a keyword setting `names` does not hold, as a signature would: a misspelt
+    `timout=` never passes silently through `**client_kwargs`."""
+    unknown = sorted(options.keys() - names)
     if unknown:
         raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
 

@@ -285,7 +285,8 @@ def _structure_moment(value: object, _: object) -> datetime.datetime:
 
 def _unstructure_moment(value: datetime.datetime) -> str:
     """RFC 3339, UTC written `Z` as the API writes it: read back, the same moment."""
-    return value.isoformat().replace("+00:00", "Z")
+    text = value.isoformat()
+    return text[:-6] + "Z" if value.utcoffset() == datetime.timedelta(0) else text
 
 
 def _kind(value: object) -> str:

@@ -5,6 +5,7 @@ carries. Streams, waits and watches know nothing else of the API they talk to.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from typing import Final, Generic
 
@@ -23,8 +24,8 @@ class Dialect(Generic[B]):
     cursor: str
     """The query parameter that continues a listing after an id: `after`, `after_id`."""
     max_limit: int
-    """The largest page the API serves (the default page size is 100 for every API)."""
-    headers: Mapping[str, str] = {}
+    """The largest page the API serves, which `limit` is checked against everywhere."""
+    headers: Mapping[str, str] = types.MappingProxyType({})
     """Headers every request of this API carries, before the client's own."""
 
 

@@ -26,6 +26,7 @@ import functools
 import itertools
 import keyword
 import linecache
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -290,22 +291,31 @@ def digits_value(value: object) -> int | None:
         return None
 
 
-_MAX_MOMENT: Final = 40
-"""The longest RFC 3339 date-time read: `2024-08-20T18:37:24.100435+00:00` and room
-for a longer fraction, which Python reads to the microsecond."""
+_RFC3339: Final = re.compile(
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,32}))?([Zz]|[+-]\d\d:\d\d)",
+    re.ASCII,
+)
+"""RFC 3339's `date-time` (section 5.6): a date, `T` (or `t`, or a space as its note
+allows), a time with seconds and any fraction (read to the microsecond; 32 digits at
+most, to bound the work), and `Z` or an offset in hours and minutes."""
 
 
 def moment_value(value: object) -> datetime.datetime | None:
-    """The aware datetime an RFC 3339 date-time string spells (`Z`, an offset, any
-    fraction: Anthropic's timestamps), or None for anything else: no zone, a date alone,
-    a string longer than any such time."""
-    if type(value) is not str or not 20 <= len(value) <= _MAX_MOMENT or value[4:5] != "-":
+    """The aware datetime an RFC 3339 date-time string spells (Anthropic's timestamps),
+    or None for anything else: no zone, a date alone, an ISO form RFC 3339 does not have
+    (week dates, offsets without a colon or with seconds, a comma before the fraction).
+    A leap second (`23:59:60Z`) is read as the last microsecond before the next second."""
+    if type(value) is not str or (match := _RFC3339.fullmatch(value)) is None:
         return None
+    date, hour, minute, second, fraction, zone = match.groups()
+    leap = second == "60"
+    micro = (fraction or "").ljust(6, "0")[:6]
+    text = f"{date}T{hour}:{minute}:{'59' if leap else second}.{micro}{zone.upper()}"
     try:
-        moment = datetime.datetime.fromisoformat(value)
-    except ValueError:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:  # no such day or hour, or an offset of 24 hours or more
         return None
-    return moment if moment.tzinfo is not None else None
+    return moment.replace(microsecond=999_999) if leap else moment
 
 
 def _moment(value: object) -> datetime.datetime:

@@ -13,6 +13,7 @@ head read ahead, so resuming a source after them has no gap and no repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import typing
 from collections.abc import Mapping
@@ -138,7 +139,9 @@ class Merged(ClosedByExit, Generic[_B]):
         except Exception as error:  # noqa: BLE001 - returned to be raised, naming its source
             if isinstance(error, AIOBatchesError):
                 error.source = source
-            else:
+            else:  # a usage error, say (its client closed): named too, where it can be
+                with contextlib.suppress(AttributeError):  # an exception with __slots__
+                    error.source = source  # type: ignore[attr-defined]
                 error.add_note(f"raised by the merge's source {source!r}")
             return source, error
         heapq.heappush(self._heads, (-created_moment(batch), self._place[source], source, batch))

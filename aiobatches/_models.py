@@ -13,6 +13,7 @@ scalars by value, and the models holding a list are unhashable.
 # once, so that they need no lookup in the module the classes claim below.
 import datetime
 import enum
+import math
 from typing import Final, Generic, TypeVar
 
 from attrs import field, frozen
@@ -286,12 +287,20 @@ class BatchPage(Generic[B]):
 
 
 def created_moment(batch: AnyBatch) -> float:
-    """When `batch` was created, in Unix seconds, exact for OpenAI's whole seconds and to
-    the microsecond for Anthropic's: the one order of every listing, watch and merge."""
+    """When `batch` was created, in Unix seconds: OpenAI's whole seconds, Anthropic's to
+    the microsecond (a float holds every microsecond until the year 2242): the order of
+    every listing and merge, and what `since` is compared with."""
     created = batch.created_at
     if isinstance(created, datetime.datetime):
         return created.timestamp()
     return created
+
+
+def created_second(batch: AnyBatch) -> int:
+    """The whole second `batch` was created in: a watch's horizon is a second, and each
+    cycle lists past every batch of it, in whatever order a server lists one second's
+    batches (Anthropic's, to the microsecond, as well as OpenAI's)."""
+    return math.floor(created_moment(batch))
 
 
 # Reprs, error messages (cattrs' too) and pickles name the models as users import

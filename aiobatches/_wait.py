@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from . import _retry
 from ._chain import Walk
-from ._config import MAX_PAGE_SIZE, check_count, check_seconds
+from ._config import DEFAULT_PAGE_SIZE, check_count, check_seconds
 from ._errors import APIError
 from ._models import AnyBatch
 from ._polling import Source, check_ids, hint_of, retrieve_all, skippable
@@ -56,7 +56,7 @@ async def wait_for_batches(
     poll_interval: float,
     timeout: float | None,  # noqa: ASYNC109 - the public contract's name for the deadline
     on_invalid: OnInvalid = "raise",
-    limit: int = MAX_PAGE_SIZE,
+    limit: int = DEFAULT_PAGE_SIZE,
 ) -> list[Any]:
     """Poll until every batch is finished; the batches in the order given.
 
@@ -68,7 +68,7 @@ async def wait_for_batches(
     interval = check_seconds("poll_interval", poll_interval)
     if timeout is not None:
         check_seconds("timeout", timeout)
-    limit = check_count("limit", limit, low=1, high=MAX_PAGE_SIZE)
+    limit = check_count("limit", limit, low=1, high=source.dialect.max_limit)
     waiter = _Waiter(source, ids, limit, check_on_invalid(on_invalid))
     if not ids:
         return []

@@ -22,7 +22,7 @@ import attrs
 from attrs import frozen
 
 from ._errors import APIError, APIResponseValidationError, NotFoundError
-from ._models import AnyBatch, B, created_moment
+from ._models import AnyBatch, B, created_moment, created_second
 from ._polling import skippable
 from ._response import FetchedPage
 from ._stream import OnInvalid, skip_malformed
@@ -101,16 +101,16 @@ class WatchState:
         self.unreadable: dict[str, bool] = {}
         """Batches never yet read well (listed malformed), retrieved to read them: whether
         the watch surely follows them (then unfinished until read), or only may."""
-        self.horizon: float | None = None
+        self.horizon: int | None = None
         """The creation second later cycles list down to (inclusive); None: the whole list."""
         self.cycles = 0
         """How many cycles ended; the first one's batches are `"existing"`."""
         self.ended: set[str] = set()
         """The named ids (`ids`) seen finished: none of them changes again."""
-        self.newest: float | None = None
+        self.newest: int | None = None
         """The newest creation second the ended cycles looked at: every batch created
         before it was looked at (or lies below the floor)."""
-        self.seen_mark: float | None = None
+        self.seen_mark: int | None = None
         """Resumed from a checkpoint, while the horizon lies below it: a finished batch
         created before this second was looked at before the checkpoint (`_checkpoint`)."""
         self.seen_ids: set[str] = set()
@@ -118,7 +118,7 @@ class WatchState:
         a listing shows them (one hidden meanwhile may come back)."""
         self.found: set[str] = set()
         """The ids of the batches this cycle's listing showed well."""
-        self.top: float | None = None
+        self.top: int | None = None
         """The newest creation second this cycle's listing showed."""
 
     def begin_cycle(self) -> None:
@@ -130,10 +130,18 @@ class WatchState:
         """Whether the watch is about this batch at all (`ids`)."""
         return self.ids is None or batch_id in self.ids
 
-    def floor(self) -> float | None:
-        """The oldest creation time a cycle looks at: the horizon and `since`."""
-        floors = [f for f in (self.horizon, self.since) if f is not None]
-        return max(floors) if floors else None
+    def below_floor(self, batch: AnyBatch) -> bool:
+        """Whether `batch` lies below what a cycle looks at: created in a second before the
+        horizon's, or before `since`."""
+        horizon, since = self.horizon, self.since
+        return (horizon is not None and created_second(batch) < horizon) or (
+            since is not None and created_moment(batch) < since
+        )
+
+    @property
+    def has_floor(self) -> bool:
+        """Whether a cycle stops anywhere before the end of the list."""
+        return self.horizon is not None or self.since is not None
 
     def see(self, batch: AnyBatch, *, followed: bool = False) -> BatchEvent[Any] | None:
         """Compare a batch with what was known, keep it, and return the event it makes; a
@@ -141,10 +149,8 @@ class WatchState:
         previous = self.known.get(batch.id)
         if not self.follows(batch.id):
             return None
-        if previous is None and not followed:
-            floor = self.floor()
-            if floor is not None and created_moment(batch) < floor:
-                return None
+        if previous is None and not followed and self.below_floor(batch):
+            return None
         if self.ids is not None and batch.is_finished:
             self.ended.add(batch.id)
         self.known[batch.id] = batch
@@ -162,7 +168,7 @@ class WatchState:
         if not batch.is_finished:
             return False
         mark = self.seen_mark
-        return batch.id in self.seen_ids or (mark is not None and created_moment(batch) < mark)
+        return batch.id in self.seen_ids or (mark is not None and created_second(batch) < mark)
 
     def read_page(
         self,
@@ -173,12 +179,8 @@ class WatchState:
         """Take in a page's batches down to the floor, emitting their events in order;
         whether the cycle ends with this page. Its malformed batches are judged by where
         they lay: see `_read_malformed`."""
-        floor = self.floor()  # once per page: it moves only between cycles
         batches = fetched.parsed.batches
-        stop = next(
-            (k for k, b in enumerate(batches) if floor is not None and created_moment(b) < floor),
-            len(batches),
-        )
+        stop = next((k for k, b in enumerate(batches) if self.below_floor(b)), len(batches))
         malformed: dict[int, list[APIResponseValidationError]] = {}
         invalid = zip(fetched.parsed.invalid, fetched.errors, strict=True)
         for before, (item, error) in enumerate(invalid):
@@ -187,12 +189,12 @@ class WatchState:
         for index, batch in enumerate(batches[:stop]):
             self._read_malformed(malformed.pop(index, []), on_invalid, surely_above=True)
             self.found.add(batch.id)
-            if self.top is None or created_moment(batch) > self.top:
-                self.top = created_moment(batch)
+            if self.top is None or created_second(batch) > self.top:
+                self.top = created_second(batch)
             if (event := self.see(batch, followed=True)) is not None:  # above the floor
                 emit(event)
         # Below the last batch above the floor, a malformed one may lie on either side.
-        self._read_malformed(malformed.pop(stop, []), on_invalid, surely_above=floor is None)
+        self._read_malformed(malformed.pop(stop, []), on_invalid, surely_above=not self.has_floor)
         for below in malformed.values():  # below the floor: not the watch's
             for error in below:
                 skip_malformed(error)
@@ -280,7 +282,7 @@ class WatchState:
             self.newest = self.top
         self.by_retrieval.difference_update(self.found)
         unfinished = [
-            created_moment(batch)
+            created_second(batch)
             for batch_id, batch in self.known.items()
             if not batch.is_finished and batch_id not in self.by_retrieval
         ]
@@ -298,7 +300,7 @@ class WatchState:
         self.known = {
             batch_id: batch
             for batch_id, batch in self.known.items()
-            if created_moment(batch) >= horizon or not batch.is_finished
+            if created_second(batch) >= horizon or not batch.is_finished
         }
         self.by_retrieval.intersection_update(
             i for i, batch in self.known.items() if not batch.is_finished

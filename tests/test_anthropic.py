@@ -4,6 +4,7 @@ pages where a real server's variations matter)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from typing import Any, Final
@@ -195,6 +196,43 @@ def item(**changes: Any) -> dict[str, Any]:
     return {**MESSAGE_BATCH, **changes}
 
 
+@pytest.mark.parametrize(
+    ("written", "moment"),
+    [
+        ("2024-08-20t18:37:24z", datetime.datetime(2024, 8, 20, 18, 37, 24, tzinfo=datetime.UTC)),
+        (
+            "2024-08-20 18:37:24.5-03:30",
+            datetime.datetime(2024, 8, 20, 22, 7, 24, 500000, tzinfo=datetime.UTC),
+        ),
+        (  # a leap second: the last microsecond of the second before
+            "2016-12-31T23:59:60Z",
+            datetime.datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.UTC),
+        ),
+        (
+            "1969-12-31T23:59:59.25Z",
+            datetime.datetime(1969, 12, 31, 23, 59, 59, 250000, tzinfo=datetime.UTC),
+        ),
+    ],
+)
+async def test_every_rfc3339_form_is_read_and_a_watch_resumes_from_it(
+    written: str, moment: datetime.datetime
+) -> None:
+    """Lowercase `t` and `z`, a space, an offset, a leap second, a time before 1970: read
+    as the moment written, and a watch's checkpoint of such a batch survives JSON and
+    resumes with no event."""
+    items = [item(id="msgbatch_a", created_at=written, processing_status="in_progress")]
+    async with _Pages(items) as url, aiobatches.AnthropicClient(api_key="k", base_url=url) as c:
+        async with c.watch_batches(poll_interval=60) as watch:
+            event = await anext(watch)
+            state = json.loads(json.dumps(watch.checkpoint()))
+        assert event.batch.created_at == moment
+        async with c.watch_batches(poll_interval=60, resume=state) as again:
+            with pytest.raises(TimeoutError):  # its first cycle ends in a rest, with no event
+                async with asyncio.timeout(0.5):
+                    await anext(again)
+            assert again.checkpoint()["batches"] == state["batches"]
+
+
 async def test_rfc3339_times_with_offsets_and_any_fraction_are_read_exactly() -> None:
     """`Z`, an offset, no fraction, a nanosecond fraction (read to the microsecond): aware
     datetimes at the moment written; nulls and absent nullable keys are None."""
@@ -233,11 +271,19 @@ async def test_rfc3339_times_with_offsets_and_any_fraction_are_read_exactly() ->
 @pytest.mark.parametrize(
     "created_at",
     [
-        "2024-08-20T18:37:24",
-        "2024-08-20",
-        1724179044,
+        "2024-08-20T18:37:24",  # no zone
+        "2024-08-20",  # a date alone
+        1724179044,  # Unix seconds
         "yesterday",
         "2024-08-20T18:37:24Z" + "0" * 60,
+        "2024-08-20T18:37:24+0000",  # ISO 8601's offset without a colon: not RFC 3339
+        "2024-08-20T18:37+00:00",  # no seconds
+        "2024-W34-2T18:37:24Z",  # a week date
+        "2024-08-20T18:37:24,5Z",  # a comma before the fraction
+        "2024-08-20T18:37:24.Z",  # an empty fraction
+        "2024-08-20T18:37:25+00:00:30",  # an offset with seconds
+        "2024-02-30T00:00:00Z",  # no such day
+        "\uff12\uff10\uff12\uff14-08-20T18:37:24Z",  # digits of another script
     ],
 )
 async def test_a_time_that_is_not_rfc3339_with_a_zone_names_the_field_and_the_batch(

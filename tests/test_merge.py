@@ -312,7 +312,7 @@ async def test_aclose_from_another_task_ends_the_iteration(make_server: MakeServ
 
 async def test_a_source_that_is_no_usable_stream_is_named(make_server: MakeServer) -> None:
     """An error of a source that is no API error (its client was closed) names the source
-    in a note, and the merge stops early."""
+    in `error.source` and in a note, and the merge stops early."""
     server = await make_server(PROD, api_key=API_KEY)
     async with clients(server) as (client,):
         stream = client.list_batches()
@@ -320,6 +320,7 @@ async def test_a_source_that_is_no_usable_stream_is_named(make_server: MakeServe
         with pytest.raises(RuntimeError, match="client was closed") as raised:
             await anext(merged)
         assert raised.value.__notes__ == ["raised by the merge's source 'prod'"]
+        assert getattr(raised.value, "source", None) == "prod"
         with pytest.raises(RuntimeError, match="stopped early because source 'prod' failed"):
             await anext(merged)
 

@@ -85,7 +85,8 @@ def test_named_ids_and_since_bound_what_is_followed() -> None:
     state = WatchState(since=150.0, ids=frozenset({"batch_000001", "batch_000009"}))
     assert state.see(batch(2, "in_progress", 200)) is None  # not named
     assert state.see(batch(1, "in_progress", 100)) is None  # below since
-    assert state.floor() == 150.0
+    assert state.below_floor(batch(3, "in_progress", 149))
+    assert not state.below_floor(batch(3, "in_progress", 150))
     state.found = {"batch_000001"}
     assert state.missing() == ["batch_000009"]
     assert not state.first_look_complete()

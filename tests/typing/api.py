@@ -169,3 +169,30 @@ def webhooks(body: bytes, headers: multidict.CIMultiDictProxy[str]) -> str | Non
     own: dict[str, str] = sign_webhook(body.decode(), "whsec_b2xk")
     aiobatches.verify_webhook(body, own, secret="whsec_b2xk")
     return event.batch_id or f"{event.id} {kind} {stamped}"
+
+
+async def every_batch_you_own(openai: aiobatches.Client, server: FakeBatchesServer) -> None:
+    claude = aiobatches.AnthropicClient(api_key="sk-ant", base_url=server.anthropic_url)
+    async with claude:
+        async for message_batch in claude.list_batches(limit=1000):
+            ended: datetime.datetime | None = message_batch.ended_at
+            status: aiobatches.MessageBatchStatus | str = message_batch.processing_status
+            counts: aiobatches.MessageBatchRequestCounts = message_batch.request_counts
+            print(ended, status, counts.succeeded + counts.errored)
+        retrieved: aiobatches.MessageBatch = await claude.retrieve_batch("msgbatch_1")
+        waited: list[aiobatches.MessageBatch] = await claude.wait_for_batches([retrieved.id])
+        async with claude.watch_batches(ids=[waited[0].id]) as watch:
+            async for event in watch:
+                created: datetime.datetime = event.batch.created_at
+                print(created)
+        page: aiobatches.BatchPage[aiobatches.MessageBatch]
+        async for page in claude.list_batches().pages():
+            print(page.last_id)
+        merged = aiobatches.merge(
+            {"openai": openai.list_batches(), "claude": claude.list_batches()}
+        )
+        async with merged:
+            async for source, batch in merged:
+                either: aiobatches.Batch | aiobatches.MessageBatch = batch
+                print(source, either.id, merged.cursors[source])
+    aiobatches.AnthropicClient(organization="org")  # type: ignore[call-arg]
