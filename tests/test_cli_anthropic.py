@@ -287,8 +287,8 @@ async def test_wait_prints_message_batches_in_every_format(
     if kind == "json":
         assert json.loads(out) == [unstructure_batch(batch)]
     elif kind == "csv":
-        (row,) = csv.DictReader(io.StringIO(out))
-        assert (row["id"], row["processing_status"]) == ("msgbatch_000001", "ended")
+        (cells,) = csv.DictReader(io.StringIO(out))
+        assert (cells["id"], cells["processing_status"]) == ("msgbatch_000001", "ended")
     else:
         header, row = out.splitlines()
         assert header.split() == ["ID", "STATUS", "CREATED", "ENDED", "COUNTS"]

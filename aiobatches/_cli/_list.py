@@ -100,7 +100,7 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
 class Taken:
     """What to write of one page, and whether the listing is done after it."""
 
-    batches: list[AnyBatch]
+    batches: Sequence[AnyBatch]
     done: bool
 
 
