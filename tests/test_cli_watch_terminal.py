@@ -152,7 +152,12 @@ async def test_the_table_is_redrawn_in_place_and_ctrl_c_gives_the_screen_back(
         hidden = terminal.cursor_hidden()
         watched.batches[0] = batch(1, "in_progress", done=500)
         watched.batches.insert(0, batch(0, "validating"))
-        frame = await terminal.until(holding("3 unfinished · 1 finished"))
+        # The cycle's two events may straddle a redraw: wait for the frame showing both.
+        frame = await terminal.until(
+            lambda shown: (
+                holding("3 unfinished · 1 finished")(shown) and holding("500/1,000")(shown)
+            )
+        )
     finally:
         process.send_signal(signal.SIGINT)
         code = await ended(process, reader)

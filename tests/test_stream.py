@@ -478,9 +478,9 @@ async def test_repr_shows_the_cursor_and_whether_the_stream_is_closed(
 ) -> None:
     """repr(stream) shows where it stands and whether it is open."""
     stream = client.list_batches(after="batch_x")
-    assert repr(stream) == "<BatchStream[aiobatches.Batch] cursor='batch_x' open>"
+    assert repr(stream) == "<BatchStream cursor='batch_x' open>"
     await stream.aclose()
-    assert repr(stream) == "<BatchStream[aiobatches.Batch] cursor='batch_x' closed>"
+    assert repr(stream) == "<BatchStream cursor='batch_x' closed>"
 
 
 async def test_closing_the_pages_closes_the_stream(client: aiobatches.Client) -> None:
