@@ -169,7 +169,11 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
         try:
             with writing():
                 writer = make_writer(
-                    kind, out, args.fields, view=VIEWS[args.provider], sourced=len(streams) > 1
+                    kind,
+                    out,
+                    args.fields,
+                    view=VIEWS[args.provider],
+                    sources=[str(project) for project in streams] if len(streams) > 1 else (),
                 )
             if len(streams) == 1:
                 async with next(iter(streams.values())) as stream:

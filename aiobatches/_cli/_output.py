@@ -64,10 +64,10 @@ def make_writer(
     width: int | None = None,
     terminal: bool | None = None,
     view: BatchView[Any] = OPENAI,
-    sourced: bool = False,
+    sources: Sequence[str] = (),
 ) -> Writer:
     """A writer for format `kind`; `fields` picks the columns of csv and table (by default
-    `view`'s, after a `source` column when `sourced`).
+    `view`'s, after a `source` column when batches come from several `sources`).
 
     csv is neutralised for a terminal when `terminal` is true (by default: when
     `out` is one) and exact otherwise; the table always is, JSON never needs it.
@@ -76,7 +76,7 @@ def make_writer(
         return _JsonLines(out)
     if kind == "json":
         return _JsonArray(out)
-    first = (SOURCE,) if sourced else ()
+    first = (SOURCE,) if sources else ()
     if kind == "csv":
         return _Csv(
             out,
@@ -87,7 +87,7 @@ def make_writer(
         out,
         fields or (*first, *view.table_fields),
         width or shutil.get_terminal_size().columns,
-        {**_WIDTHS, **view.widths},
+        {**_WIDTHS, **view.widths, SOURCE: max(map(len, [SOURCE, *sources]))},
     )
 
 
