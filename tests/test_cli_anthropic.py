@@ -272,6 +272,18 @@ async def test_wait_exits_3_for_a_canceled_or_expired_batch(
     assert f"1 of 2 did not complete: {why}" in err
 
 
+async def test_wait_that_runs_out_of_time_names_the_processing_status(
+    make_server: MakeServer, cli: RunCli
+) -> None:
+    """`--timeout` ends a wait for a batch still in progress with 124, saying so."""
+    server = await make_server(batches=[held(1, "in_progress", done=10)], api_key=API_KEY)
+    code, out, err = await cli(
+        *against(server, "wait", "msgbatch_000001", "--interval", "0.01", "--timeout", "0.2")
+    )
+    assert (code, out) == (124, "")
+    assert "0 of 1 batches finished; still waiting for msgbatch_000001 in_progress" in err
+
+
 @pytest.mark.parametrize("kind", ["json", "csv", "table"])
 async def test_wait_prints_message_batches_in_every_format(
     make_server: MakeServer, cli: RunCli, monkeypatch: pytest.MonkeyPatch, kind: str

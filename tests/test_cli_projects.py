@@ -10,6 +10,8 @@ import json
 import pytest
 from _helpers import API_KEY, MakeServer, RunCli, served_ids
 
+import aiobatches
+from aiobatches._cli._main import describe
 from aiobatches.testing import FakeBatchesServer
 
 pytestmark = pytest.mark.server(count=30)
@@ -220,3 +222,15 @@ async def test_the_demo_shows_the_merge(cli: RunCli) -> None:
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["source"] for line in lines] == ["proj_a", "proj_b"] * 3
     assert [line["id"] for line in lines[::2]] == [line["id"] for line in lines[1::2]]
+
+
+def test_a_failed_projects_resume_hint_lists_it_alone() -> None:
+    """A merged listing's error names its project and how to resume that project alone."""
+    error = aiobatches.InternalServerError(
+        "500 Internal Server Error", status_code=500, cursor="batch_abc"
+    )
+    error.source = "proj b"
+    assert describe(error, "list") == (
+        "project proj b: listing batches failed: Internal Server Error; status 500;"
+        " resume with --project 'proj b' --after batch_abc"
+    )

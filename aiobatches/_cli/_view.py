@@ -9,9 +9,11 @@ never the batch's type.
 
 from __future__ import annotations
 
+import abc
 import datetime
 import math
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
@@ -49,7 +51,7 @@ def unix(moment: datetime.datetime | None) -> int | None:
     return None if moment is None else math.floor(moment.timestamp())
 
 
-class BatchView(Generic[_B]):
+class BatchView(abc.ABC, Generic[_B]):
     """What is shown of one kind of batch; a subclass per kind."""
 
     provider: str
@@ -57,44 +59,46 @@ class BatchView(Generic[_B]):
     """The statuses `--status` filters on."""
     table_fields: tuple[str, ...]
     csv_fields: tuple[str, ...]
-    widths: Mapping[str, int] = {}
+    widths: Mapping[str, int] = MappingProxyType({})
     """Table columns that want another width than every kind's."""
     example: _B
 
+    @abc.abstractmethod
     def status(self, batch: _B) -> str:
-        raise NotImplementedError
+        """What `--status` and the STATUS column go by."""
 
+    @abc.abstractmethod
     def created(self, batch: _B) -> int:
         """When `batch` was created, in whole Unix seconds (the server's clock)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reached(self, batch: _B) -> int:
         """When (Unix seconds, the server's clock) `batch` reached its status."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def tally(self, batch: _B) -> Tally | None:
         """Its requests for a progress bar; None when unknown."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def done(self, batch: _B) -> str:
         """The watch's DONE/TOTAL cell."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def failed(self, batch: _B) -> str:
         """The watch's FAILED cell: blank when none did."""
-        raise NotImplementedError
 
     def model(self, batch: _B) -> str:
+        """The watch's MODEL cell: blank for a kind that has none."""
         return ""
 
+    @abc.abstractmethod
     def shortfall(self, batch: _B) -> str | None:
         """How a finished `batch` ended other than completed (for `wait`'s exit 3);
         None when it completed."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def derived(self) -> Mapping[str, Callable[[_B], object]]:
         """Columns computed for people, beside the batch's own (dotted) fields."""
-        raise NotImplementedError
 
     def value(self, batch: _B, row: Mapping[str, Any], field: str) -> object:
         """The cell of `field`: a derived column, or the (dotted) field of the JSON `row`."""
@@ -196,7 +200,7 @@ class _Anthropic(BatchView[MessageBatch]):
     provider = "anthropic"
     statuses = ("in_progress", "canceling", "ended")
     table_fields = ("id", "status", "created", "ended", "counts")
-    widths: Mapping[str, int] = {"id": 33}  # msgbatch_ and 24 characters
+    widths: Mapping[str, int] = MappingProxyType({"id": 33})  # msgbatch_ and 24 characters
     csv_fields = (
         "id", "type", "processing_status", "created_at", "expires_at", "ended_at",
         "cancel_initiated_at", "archived_at", "results_url", "request_counts.processing",
