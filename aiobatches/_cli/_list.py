@@ -7,6 +7,7 @@ command is a loop that writes what it decides and flushes after every page.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Collection, Sequence
 from typing import TextIO
 
@@ -28,8 +29,8 @@ progress on stderr; piped, they are written as JSON Lines.
 Filters run on this side (the API has none): --status, --created-after and
 --created-before. Because the API lists newest first, --created-after stops
 fetching at the first older batch: later pages can only hold older ones.
---max-items counts batches after filtering. --status takes the provider's
-statuses: OpenAI's {openai}; Anthropic's {anthropic}.
+--max-items counts batches after filtering.
+{statuses}
 
 Repeating --project merges those projects' listings into one, newest first
 (ties in the order the projects are given), saying where each batch came
@@ -39,7 +40,13 @@ project's key is --api-key if given, else $OPENAI_API_KEY_<PROJECT> if set
 (the id upper-cased, each character other than a letter or digit as _:
 OPENAI_API_KEY_PROJ_ABC123 for proj_abc123), else $OPENAI_API_KEY. --after
 names one project's batch, so it takes a single --project.
-""".format(openai=", ".join(OPENAI.statuses), anthropic=", ".join(ANTHROPIC.statuses))
+""".format(
+    statuses=textwrap.fill(
+        f"--status takes the provider's statuses: OpenAI's {', '.join(OPENAI.statuses)};"
+        f" Anthropic's {', '.join(ANTHROPIC.statuses)}.",
+        width=76,
+    )
+)
 
 
 def _add(commands: Commands) -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ import attrs
 from attrs import frozen
 
 from .. import Batch, MessageBatch, MessageBatchRequestCounts
+from .._converter import unstructure_batch
 from .._models import AnyBatch, created_moment
 
 _B = TypeVar("_B", Batch, MessageBatch)
@@ -112,8 +113,6 @@ class BatchView(abc.ABC, Generic[_B]):
 
     def names(self) -> set[str]:
         """Every field name of this kind `--fields` takes."""
-        from .._converter import unstructure_batch  # noqa: PLC0415 - only for --fields
-
         return {*self.csv_fields, *self.derived(), *unstructure_batch(self.example)}
 
 
