@@ -26,7 +26,6 @@ DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_CONNECTION_LIMIT: Final = 100
 DEFAULT_PAGE_SIZE: Final = 100
 """Every API's default page size; how large a page may be is each dialect's `max_limit`."""
-MAX_PAGE_SIZE: Final = DEFAULT_PAGE_SIZE  # the command line's name, until it asks its dialect
 
 
 class SharedOptions(TypedDict, total=False):

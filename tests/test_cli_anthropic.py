@@ -82,6 +82,22 @@ async def test_jsonl_is_every_message_batch_exactly(
     assert expected[0]["type"] == "message_batch"
 
 
+async def test_pages_of_up_to_1000_for_anthropic_only(
+    anthropic: FakeBatchesServer, cli: RunCli
+) -> None:
+    """`--limit` takes Anthropic's 1,000 with its provider, and stays 1-100 for OpenAI's."""
+    code, out, _ = await cli(*against(anthropic, "list", "--limit", "1000", "--max-items", "3"))
+    assert (code, len(out.splitlines())) == (0, 3)
+    pages = [r for r in anthropic.requests if r.path == "/v1/messages/batches"]
+    assert [r.query["limit"] for r in pages] == ["3"]  # only as many as still wanted
+    code, out, err = await cli("list", "--demo", "--limit", "1000")
+    assert (code, out) == (2, "")
+    assert "--limit: openai's pages hold 1 to 100 batches, got 1,000" in err
+    code, _, err = await cli("list", "--demo", "--provider", "anthropic", "--limit", "1001")
+    assert code == 2
+    assert "--limit" in err
+
+
 async def test_json_is_one_array_of_message_batches(
     anthropic: FakeBatchesServer, cli: RunCli
 ) -> None:

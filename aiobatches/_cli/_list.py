@@ -14,7 +14,9 @@ from typing import TextIO
 from attrs import frozen
 
 from .. import BatchStream, merge
-from .._config import MAX_PAGE_SIZE
+from .._config import DEFAULT_PAGE_SIZE
+from .._dialect import ANTHROPIC as ANTHROPIC_API
+from .._dialect import OPENAI as OPENAI_API
 from .._models import AnyBatch, created_moment
 from . import _options
 from ._common import EXIT_OK, Command, Commands, on_terminal, say, writing
@@ -60,9 +62,10 @@ def _add(commands: Commands) -> argparse.ArgumentParser:
     paging = parser.add_argument_group("paging")
     paging.add_argument(
         "--limit",
-        type=_options.whole(1, MAX_PAGE_SIZE),
-        default=MAX_PAGE_SIZE,
-        help=f"page size, 1-{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})",
+        type=_options.whole(1, ANTHROPIC_API.max_limit),
+        default=DEFAULT_PAGE_SIZE,
+        help=f"page size, 1-{OPENAI_API.max_limit} (1-{ANTHROPIC_API.max_limit} with --provider"
+        f" anthropic; default {DEFAULT_PAGE_SIZE})",
     )
     paging.add_argument("--after", help="resume after this batch id (one project only)")
     paging.add_argument(
@@ -155,6 +158,9 @@ class Selection:
 def _check(args: argparse.Namespace) -> str | None:
     """Several projects merge; a cursor is one project's."""
     problem = _options.check_source(args, projects=True)
+    most = (ANTHROPIC_API if args.provider == "anthropic" else OPENAI_API).max_limit
+    if problem is None and args.limit > most:
+        return f"--limit: {args.provider}'s pages hold 1 to {most:,} batches, got {args.limit:,}"
     if problem is None and args.after is not None and len(args.project or ()) > 1:
         return (
             "--after names one project's batch, and each project needs its own cursor:"
