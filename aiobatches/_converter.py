@@ -25,7 +25,7 @@ import cattrs.gen
 from attrs import frozen
 
 from ._fast import Unsupported, Unusual, digits_value, moment_value, structure_function
-from ._models import NUMERIC_STRING, AnyBatch, Batch, BatchPage, BatchStatus, MessageBatchStatus
+from ._models import NUMERIC_STRING, AnyBatch, Batch, BatchStatus, MessageBatchStatus
 
 B = TypeVar("B", bound=AnyBatch)
 
@@ -295,33 +295,6 @@ def _kind(value: object) -> str:
 
 
 _detailed: Final = make_converter(detailed_validation=True)
-_fast_batch: Final = structure_function(Batch)
-_structure_batch: Final = _tolerant(_fast_batch, _detailed.get_structure_hook(Batch))
-
-
-def structure_page(payload: object) -> BatchPage[Batch]:
-    """Check a decoded list response and build its `BatchPage`, or raise `PayloadError`."""
-    if not isinstance(payload, dict):
-        _fail(f"response body is a JSON {_json_kind(payload)}, expected an object")
-    try:
-        items = payload["data"]
-        has_more = payload["has_more"]
-    except KeyError as missing:
-        _fail(f"response has no {missing.args[0]!r} field")
-    if type(items) is not list:
-        _fail(f"'data' is a JSON {_json_kind(items)}, expected an array")
-    if type(has_more) is not bool:
-        _fail(f"'has_more' is a JSON {_json_kind(has_more)}, expected a boolean")
-    first_id = _optional_str(payload, "first_id")
-    last_id = _optional_str(payload, "last_id")
-    try:
-        batches = [_fast_batch(item) for item in items]
-    except Unusual:
-        try:
-            batches = [_structure_batch(item, Batch) for item in items]
-        except Exception:  # noqa: BLE001 - any failure is re-examined in detail just below
-            _explain(items)
-    return BatchPage(batches, first_id, last_id, has_more)
 
 
 @typing.overload
@@ -401,15 +374,6 @@ def unstructure_batch(batch: AnyBatch) -> dict[str, Any]:
     """The batch as a JSON-ready dict with the API's field names and values."""
     result: dict[str, Any] = _detailed.unstructure(batch)
     return result
-
-
-def _explain(items: list[Any]) -> NoReturn:
-    """Find the first item the fast path rejected and describe what is wrong with it."""
-    for index, item in enumerate(items):
-        read = _read_item(index, item, Batch)
-        if isinstance(read, InvalidBatch):
-            _fail(read.problem)
-    _fail("the page's batches could not be read")  # pragma: no cover - fast and slow disagree
 
 
 def _describe(error: Exception, path: str) -> str:

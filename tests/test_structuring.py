@@ -28,7 +28,6 @@ from aiobatches._converter import (
     _detailed,
     make_converter,
     parse_page,
-    structure_page,
 )
 from aiobatches._fast import Unusual, structure_function
 from aiobatches.testing import synthetic_batches
@@ -465,14 +464,11 @@ def test_messages_name_classes_as_users_import_them() -> None:
     named_batch = 0
     for item in items:
         messages = [invalid.problem for invalid in parse_page(_page(item)).invalid]
-        with pytest.raises(PayloadError) as payload_error:
-            structure_page(_page(item))
-        messages += _messages(payload_error.value)
         for converter in converters:
             with pytest.raises(Exception) as caught:  # noqa: PT011 - cattrs raises several kinds
                 converter.structure(item, Batch)
             messages += _messages(caught.value)
-        assert len(messages) >= 4
+        assert len(messages) >= 3  # the page's, and each converter's
         assert not [message for message in messages if "aiobatches._" in message], item
         named_batch += any("Batch" in message for message in messages)
     assert named_batch > 150
