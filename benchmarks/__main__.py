@@ -38,7 +38,7 @@ def main() -> None:
     )
     sections: dict[str, Callable[[], str]] = {
         "cpu": lambda: _cpu.run(pages=5 if quick else 200, trials=1 if quick else 7),
-        "merge": lambda: _cpu.run_merge(pages=6 if quick else 200, trials=1 if quick else 11),
+        "merge": lambda: _cpu.run_merge(pages=6 if quick else 200, trials=1 if quick else 15),
         "structuring": lambda: _structuring.run(
             loops=5 if quick else 500, trials=1 if quick else 21
         ),

@@ -128,35 +128,43 @@ async def with_anthropic(url: str) -> int:
     return count
 
 
-async def one_after_another(url: str) -> int:
+def one_after_another(prefetch: int) -> Callable[[str], Coroutine[Any, Any, int]]:
     """Three accounts' batches, each account listed to its end before the next."""
-    import aiobatches
 
-    count = 0
-    async with contextlib.AsyncExitStack() as stack:
-        for account in range(ACCOUNTS):
-            client = aiobatches.Client(api_key=f"{KEY}-{account}", base_url=url)
-            await stack.enter_async_context(client)
-            async for _ in client.list_batches(limit=PAGE):
-                count += 1
-    return count
+    async def run(url: str) -> int:
+        import aiobatches
+
+        count = 0
+        async with contextlib.AsyncExitStack() as stack:
+            for account in range(ACCOUNTS):
+                client = aiobatches.Client(api_key=f"{KEY}-{account}", base_url=url)
+                await stack.enter_async_context(client)
+                async for _ in client.list_batches(limit=PAGE, prefetch=prefetch):
+                    count += 1
+        return count
+
+    return run
 
 
-async def merged(url: str) -> int:
+def merged(prefetch: int) -> Callable[[str], Coroutine[Any, Any, int]]:
     """The same three accounts as one list, newest first, by `aiobatches.merge`."""
-    import aiobatches
 
-    count = 0
-    async with contextlib.AsyncExitStack() as stack:
-        streams = {}
-        for account in range(ACCOUNTS):
-            client = aiobatches.Client(api_key=f"{KEY}-{account}", base_url=url)
-            await stack.enter_async_context(client)
-            streams[f"account {account}"] = client.list_batches(limit=PAGE)
-        async with aiobatches.merge(streams) as batches:
-            async for _ in batches:
-                count += 1
-    return count
+    async def run(url: str) -> int:
+        import aiobatches
+
+        count = 0
+        async with contextlib.AsyncExitStack() as stack:
+            streams = {}
+            for account in range(ACCOUNTS):
+                client = aiobatches.Client(api_key=f"{KEY}-{account}", base_url=url)
+                await stack.enter_async_context(client)
+                streams[f"account {account}"] = client.list_batches(limit=PAGE, prefetch=prefetch)
+            async with aiobatches.merge(streams) as batches:
+                async for _ in batches:
+                    count += 1
+        return count
+
+    return run
 
 
 FLOOR = "transport floor (aiohttp + orjson, dicts)"
@@ -175,11 +183,14 @@ CONTENDERS: dict[str, Callable[[str], Coroutine[Any, Any, int]]] = {
 }
 """The CPU table's rows; the Anthropic ones list the same batches as Message Batches."""
 SEQUENTIAL = "3 accounts one after another (3 Clients, prefetch=1)"
-MERGED = "3 accounts merged (the same, by aiobatches.merge)"
+MERGED = "3 accounts merged by aiobatches.merge (prefetch=1)"
 MERGES: dict[str, Callable[[str], Coroutine[Any, Any, int]]] = {
-    SEQUENTIAL: one_after_another,
-    MERGED: merged,
+    SEQUENTIAL: one_after_another(1),
+    MERGED: merged(1),
+    "3 accounts one after another (prefetch=0)": one_after_another(0),
+    "3 accounts merged (prefetch=0)": merged(0),
 }
+"""The merge table's rows, in pairs: each merge is compared with the row before it."""
 
 
 class Collections:
@@ -292,10 +303,11 @@ def run_merge(pages: int, trials: int) -> str:
     items = pages * PAGE
     column = _measure(list(MERGES), pages, trials)
     rows = []
-    for name in MERGES:
+    names = list(MERGES)
+    for index, name in enumerate(names):
+        alone = column[names[index - index % 2]][1]  # the pair's one-after-another row
         ratios = [
-            merged / sequential
-            for merged, sequential in zip(column[name][1], column[SEQUENTIAL][1], strict=True)
+            merged / sequential for merged, sequential in zip(column[name][1], alone, strict=True)
         ]
         *measured, runs, collecting = _row(name, column[name], items)
         rows.append([*measured, spread(ratios, "{:.3f}x"), runs, collecting])
