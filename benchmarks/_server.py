@@ -259,9 +259,8 @@ def main() -> None:
 
 
 def _key(request: web.Request) -> str:
-    """The request's key: `x-api-key`, or an `Authorization: Bearer` header's (OpenAI's
-    SDK and ours send the latter to OpenAI, ours the former to Anthropic, and Anthropic's
-    SDK, which the API lets choose, the latter)."""
+    """The request's key: its `x-api-key` (`AnthropicClient` sends one), else the
+    `Authorization: Bearer` one (our `Client`, OpenAI's SDK, and Anthropic's SDK 2.x)."""
     key = request.headers.get("x-api-key")
     return (
         key if key is not None else request.headers.get("Authorization", "").removeprefix("Bearer ")
