@@ -1,6 +1,7 @@
-"""The watch, exact on adversarial accounts: ties within a second in any order, progress,
-new batches among the newest ties, batches that vanish and come back, pages that shift
-mid-cycle, and transient and permanent failures at every step, over real HTTP."""
+"""The watch, exact on adversarial accounts of OpenAI and Anthropic: ties within a second
+(OpenAI) or a microsecond (Anthropic, whose seconds hold many microseconds) in any order,
+progress, new batches among the newest ties, batches that vanish and come back, pages
+that shift mid-cycle, and transient and permanent failures at every step, over real HTTP."""
 
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ import attrs
 import pytest
 from _account import (
     FAULTS,
+    MICRO,
     NOW,
+    SHAPES,
     STATUSES,
     Account,
     AccountServer,
+    AnyBatch,
+    Api,
     Served,
     resting_with,
+    status_of,
     warnings_logged,
 )
 from hypothesis import HealthCheck, Phase, given, note, settings
@@ -33,6 +39,10 @@ MAX_HINT: Final = 120.0
 """The longest pause a server's hint can ask of a watch (API.md: capped at 120 s)."""
 DRAWN_FAULTS: Final = FAULTS + tuple(f for f in FAULTS if f.transient)
 """Transient faults twice as likely as permanent ones, which end a timeline."""
+
+
+New = tuple[int, str, float, float]
+"""A batch to create, as `Account.create_later` takes it: later, status, rank, spread."""
 
 
 class StopWatchingError(Exception):
@@ -68,17 +78,17 @@ class Timeline:
         self.account = server.account
         self.options = options
         self.rng = rng
-        self.watch: aiobatches.BatchWatch[aiobatches.Batch] | None = None
+        self.watch: aiobatches.BatchWatch[Any] | None = None
         self.warnings: list[logging.LogRecord] = []
-        self.folded: dict[str, aiobatches.Batch] = {}
+        self.folded: dict[str, AnyBatch] = {}
         """Each batch as the events so far say it is."""
         self.dropped: set[str] = set()
         """Batches the watch had to drop (gone with a 404): no longer followed."""
         self.must: set[str] = set()
         """Batches the watch must have reported by now."""
-        self.floor = -math.inf if options.since is None else options.since
-        """The horizon of the current cycle, `since` included: it lists every batch created
-        at or after it."""
+        self.horizon: int | None = None
+        """The current cycle's horizon, a creation second: with `since`, it lists every batch
+        created in it or later (see `above`)."""
         self.first_done = False
         self.cycles = 0
         self.rests = 0
@@ -97,7 +107,7 @@ class Timeline:
     def followed(self, batch_id: str) -> bool:
         """Created at or after `since`, among `ids` if given, and not dropped."""
         since, ids = self.options.since, self.options.ids
-        if since is not None and self.account.created_at(batch_id) < since:
+        if since is not None and self.account.moment(batch_id) < since:
             return False
         return (ids is None or batch_id in ids) and batch_id not in self.dropped
 
@@ -114,7 +124,7 @@ class Timeline:
         self.unfinished_at_start = self.unfinished()
         self.inserted = set()
         self.warned_at_start = len(self.warnings)
-        listed = {i for i in self.listed_at_start if account.created_at(i) >= self.floor}
+        listed = {i for i in self.listed_at_start if self.above(i)}
         # One retrieval per followed unfinished batch the listing cannot show above the
         # horizon; on the first look, also per named id it cannot show.
         missing = self.unfinished_at_start - listed
@@ -136,22 +146,24 @@ class Timeline:
             return not served.fault.transient
         return served.kind == "retrieve" and served.status == 404 and self.named(served.target)
 
-    def draw_new(self) -> tuple[int, str, float]:
-        """A batch to create: how much later than the newest second (0: in it, anywhere
-        among its ties), its status and its place among its ties."""
+    def draw_new(self) -> New:
+        """A batch to create: how much later than the newest moment (0: in it, anywhere
+        among its ties), its status, its place among its ties, and where in the time after
+        the newest one it lands (Anthropic's only: see `Account.create_later`)."""
         later = 0 if self.rng.random() < 0.5 else self.rng.randint(1, 2)
         status = self.rng.choice(("validating", "validating", *STATUSES))
-        return later, status, self.rng.random()
+        rank = self.rng.random()
+        spread = self.rng.random() if self.account.api == "anthropic" else 0.0
+        return later, status, rank, spread
 
-    def create(self, new: tuple[int, str, float]) -> str:
+    def create(self, new: New) -> str:
         """Create a batch drawn by `draw_new`, now."""
-        later, status, rank = new
-        created = self.account.newest() + later
-        batch_id = self.account.create(created, status, rank)
-        note(f"  created {batch_id} at {created} ({status}, rank {rank:.2f})")
+        batch_id = self.account.create_later(*new)
+        created, status, rank = self.account.moment_us(batch_id), new[1], new[2]
+        note(f"  created {batch_id} at {created / MICRO:.6f} ({status}, rank {rank:.2f})")
         return batch_id
 
-    def inserter(self, news: list[tuple[int, str, float]]) -> Callable[[], None]:
+    def inserter(self, news: list[New]) -> Callable[[], None]:
         """New batches among the newest ties or later, made between two pages of a listing."""
 
         def insert() -> None:
@@ -162,10 +174,10 @@ class Timeline:
 
     # Events.
 
-    def see(self, event: aiobatches.BatchEvent[aiobatches.Batch]) -> None:
+    def see(self, event: aiobatches.BatchEvent[Any]) -> None:
         """Check one event against the account and the events before it, and fold it in."""
         batch, batch_id = event.batch, event.batch.id
-        note(f"event {event.kind} {batch_id} {batch.status} finished={event.finished}")
+        note(f"event {event.kind} {batch_id} {status_of(batch)} finished={event.finished}")
         assert batch_id in self.account.batches, f"an event for a batch never made: {batch_id}"
         assert self.followed(batch_id), f"an event for {batch_id}, which is not followed"
         assert batch == self.account.model(batch_id), f"{batch_id} is not as the server has it"
@@ -181,7 +193,7 @@ class Timeline:
             assert event.finished == finished, f"{event.kind} {batch_id}: finished wrong"
         self.folded[batch_id] = batch
 
-    def see_update(self, event: aiobatches.BatchEvent[aiobatches.Batch]) -> None:
+    def see_update(self, event: aiobatches.BatchEvent[Any]) -> None:
         """An update reports a change since the last report of that batch, exactly."""
         batch, previous = event.batch, event.previous
         assert batch.id in self.folded, f"an update of {batch.id}, never reported before"
@@ -189,7 +201,7 @@ class Timeline:
         assert batch != previous, f"an update of {batch.id}, which did not change"
         differing = {
             name
-            for name in attrs.fields_dict(aiobatches.Batch)
+            for name in attrs.fields_dict(type(batch))
             if getattr(batch, name) != getattr(previous, name)
         }
         assert set(event.changes) == differing, f"{batch.id}: changes {event.changes}"
@@ -246,7 +258,7 @@ class Timeline:
         of the contract's claim, `count` being the batches created since the oldest
         unfinished one (and since the previous cycle).
         """
-        listed = [i for i in self.account.listed() if self.account.created_at(i) >= self.floor]
+        listed = [i for i in self.account.listed() if self.above(i)]
         pages = max(1, math.ceil((len(listed) + 1) / self.options.limit))
         lists = sum(1 for s in served if s.kind == "list")
         retrievals = sum(1 for s in served if s.kind == "retrieve")
@@ -260,7 +272,7 @@ class Timeline:
         warned = self.warnings[self.warned_at_start :]
         assert warned, "a transient failure of a cycle was not logged at WARNING"
         held = self.unfinished_at_start | self.unfinished()
-        held |= {i for i in self.folded if self.account.created_at(i) >= self.floor}
+        held |= {i for i in self.folded if self.above(i)}
         self.check_state(len(held))
 
     def check_cycle(self) -> None:
@@ -278,15 +290,15 @@ class Timeline:
             assert any(i in message for i in self.must_drop), f"a WARNING: {message}"
         self.warned_since_cycle = len(self.warnings)
         self.check_folded()
-        self.floor = self.next_floor()
+        self.horizon = self.next_horizon()
         unfinished = self.unfinished()
-        above = {i for i in self.folded if self.account.created_at(i) >= self.floor}
+        above = {i for i in self.folded if self.above(i)}
         self.check_state(len(unfinished | above))
 
     def check_folded(self) -> None:
         """Every followed batch is known as the server has it now, and none is missed."""
         account = self.account
-        shown = {i for i in self.listed_at_start if account.created_at(i) >= self.floor}
+        shown = {i for i in self.listed_at_start if self.above(i)}
         self.must |= {i for i in shown if self.followed(i)}
         if self.options.ids is not None:
             self.must |= {i for i in self.options.ids if i in account.batches}
@@ -301,22 +313,29 @@ class Timeline:
             else:
                 assert batch_id not in self.must, f"{batch_id} was never reported"
 
-    def next_floor(self) -> float:
+    def above(self, batch_id: str) -> bool:
+        """Whether the current cycle lists down to the batch: created in the horizon's
+        second or later (whatever its microsecond), and at or after `since` (exactly)."""
+        second, moment = self.account.second(batch_id), self.account.moment(batch_id)
+        since = self.options.since
+        return (self.horizon is None or second >= self.horizon) and (
+            since is None or moment >= since
+        )
+
+    def next_horizon(self) -> int | None:
         """The next cycle's horizon: the oldest second among the unfinished batches this
-        cycle's listing showed, or else the newest second it showed; never before `since`."""
+        cycle's listing showed, or else the newest second it showed; never an older one."""
         account = self.account
-        shown = {
-            i for i in self.listed_at_start | self.inserted if account.created_at(i) >= self.floor
-        }
+        shown = {i for i in self.listed_at_start | self.inserted if self.above(i)}
         holding = [
-            account.created_at(i)
-            for i in shown & self.folded.keys()
-            if not self.folded[i].is_finished
+            account.second(i) for i in shown & self.folded.keys() if not self.folded[i].is_finished
         ]
         # The newest second the listing showed, followed or not (its first batch).
-        tops = [account.created_at(i) for i in self.listed_at_start & shown]
-        floor = min(holding) if holding else max(tops, default=self.floor)
-        return max(floor, self.floor)
+        tops = [account.second(i) for i in self.listed_at_start & shown]
+        horizon = min(holding) if holding else max(tops, default=self.horizon)
+        if horizon is None or self.horizon is None:
+            return horizon
+        return max(horizon, self.horizon)
 
     def check_state(self, bound: int) -> None:
         """The watch holds no more batches than the bound."""
@@ -407,9 +426,11 @@ class Timeline:
         self.check_cost(served)
 
 
-def draw_account(data: st.DataObject, rng: random.Random) -> Account:
-    """1 to 4 creation seconds, close or apart, each with 1 to 6 batches of any status."""
-    account = Account(noise=rng.randrange(1 << 16))
+def draw_account(data: st.DataObject, rng: random.Random, api: Api = "openai") -> Account:
+    """1 to 4 creation seconds, close or apart, each with 1 to 6 batches of any status;
+    Anthropic's at 1 to 4 microseconds of each second (its edges among them), so that
+    some batches share a moment and others part by a microsecond, made in any order."""
+    account = Account(noise=rng.randrange(1 << 16), api=api)
     seconds = data.draw(
         st.lists(
             st.tuples(
@@ -423,8 +444,14 @@ def draw_account(data: st.DataObject, rng: random.Random) -> Account:
     created = NOW
     for gap, statuses in seconds:
         created -= gap
-        for status in statuses:
-            account.create(created, status, rng.random())
+        micros = [0] * len(statuses)
+        if api == "anthropic":
+            moments = st.sampled_from((0, 1, 999_998, 999_999)) | st.integers(0, MICRO - 1)
+            pool = data.draw(st.lists(moments, min_size=1, max_size=4, unique=True), label="µs")
+            at = st.sampled_from(pool)
+            micros = data.draw(st.lists(at, min_size=len(statuses), max_size=len(statuses)), "at")
+        for status, micro in zip(statuses, micros, strict=True):
+            account.create(created, status, rng.random(), micro)
     for batch_id in sorted(account.batches):
         if rng.random() < 0.1:
             account.hidden.add(batch_id)
@@ -432,22 +459,25 @@ def draw_account(data: st.DataObject, rng: random.Random) -> Account:
 
 
 def draw_settings(data: st.DataObject, account: Account) -> Settings:
-    """`since` anywhere (on a second, between two, after every batch), `ids` among the
-    batches (listed or not, with an unknown one sometimes), page sizes small and full."""
-    seconds = sorted({account.created_at(i) for i in account.batches})
+    """`since` anywhere (on a batch's moment, between two seconds or, from Anthropic, a
+    microsecond after a batch, after every batch), `ids` among the batches (listed or not,
+    with an unknown one sometimes), page sizes small and full."""
+    moments = sorted({account.moment_us(i) for i in account.batches})
     since_kind = data.draw(
         st.sampled_from(["none", "none", "on a second", "between", "after all", "before all"]),
         label="since",
     )
+    # Just after a batch, among the batches of its second, where Anthropic can tell.
+    between = 1 if account.api == "anthropic" else -MICRO // 2
     since: float | None = None
     if since_kind == "on a second":
-        since = data.draw(st.sampled_from(seconds), label="since second")
+        since = data.draw(st.sampled_from(moments), label="since second") / MICRO
     elif since_kind == "between":
-        since = data.draw(st.sampled_from(seconds), label="since second") - 0.5
+        since = (data.draw(st.sampled_from(moments), label="since second") + between) / MICRO
     elif since_kind == "after all":
-        since = seconds[-1] + data.draw(st.integers(1, 3), label="since after")
+        since = moments[-1] / MICRO + data.draw(st.integers(1, 3), label="since after")
     elif since_kind == "before all":
-        since = seconds[0] - 100
+        since = moments[0] / MICRO - 100
     since_arg: float | datetime.datetime | None = since
     if since is not None and data.draw(st.booleans(), label="since as datetime"):
         since_arg = datetime.datetime.fromtimestamp(since, datetime.UTC)
@@ -457,10 +487,12 @@ def draw_settings(data: st.DataObject, account: Account) -> Settings:
             st.lists(st.sampled_from(sorted(account.batches)), min_size=1, max_size=3, unique=True),
             label="ids chosen",
         )
-        unknown = data.draw(st.sampled_from([[], [], [], ["batch_9999"]]), label="unknown id")
+        unknown = [f"{account.prefix}9999"]
+        unknown = data.draw(st.sampled_from([[], [], [], unknown]), label="unknown id")
         ids = tuple(chosen + unknown)
+    full = SHAPES[account.api].max_limit
     return Settings(
-        limit=data.draw(st.sampled_from([1, 2, 3, 100]), label="limit"),
+        limit=data.draw(st.sampled_from([1, 2, 3, full]), label="limit"),
         interval=data.draw(st.sampled_from([1.0, 30.0]), label="poll_interval"),
         since=since,
         since_arg=since_arg,
@@ -504,10 +536,10 @@ async def run(timeline: Timeline) -> None:
 
 
 TIMELINES: Final = 1000
-
-
-@settings(
-    max_examples=TIMELINES,
+ANTHROPIC_TIMELINES: Final = 500
+"""Half as many from Anthropic: the engine is the one OpenAI's timelines run through, and
+what differs (microsecond moments, ties, shapes) shows in far fewer."""
+EXACT: Final = settings(
     deadline=None,
     derandomize=True,
     # No explain phase: it traces every line of the client and server run by each of its
@@ -515,18 +547,35 @@ TIMELINES: Final = 1000
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+async def check_timeline(data: st.DataObject, api: Api) -> None:
+    """Draw an account of `api`, a watch's settings and a timeline, and watch it through."""
+    rng = data.draw(st.randoms(use_true_random=False), label="rng")
+    account = draw_account(data, rng, api)
+    options = draw_settings(data, account)
+    note(f"account: {[(i, account.moment(i), b['status']) for i, b in account.batches.items()]}")
+    note(f"listed: {account.listed()}")
+    async with AccountServer(account) as server:
+        await run(Timeline(server, options, rng))
+
+
+@settings(EXACT, max_examples=TIMELINES)
 @given(data=st.data())
 async def test_every_change_is_reported_once_on_adversarial_timelines(
     data: st.DataObject,
 ) -> None:
     """Each event and each rest agrees with the account; cost, state and rests are bounded."""
-    rng = data.draw(st.randoms(use_true_random=False), label="rng")
-    account = draw_account(data, rng)
-    options = draw_settings(data, account)
-    note(f"account: {[(i, b['created_at'], b['status']) for i, b in account.batches.items()]}")
-    note(f"listed: {account.listed()}")
-    async with AccountServer(account) as server:
-        await run(Timeline(server, options, rng))
+    await check_timeline(data, "openai")
+
+
+@settings(EXACT, max_examples=ANTHROPIC_TIMELINES)
+@given(data=st.data())
+async def test_every_anthropic_change_is_reported_once_on_adversarial_timelines(
+    data: st.DataObject,
+) -> None:
+    """Likewise from Anthropic, whose seconds hold many microseconds and ties at one."""
+    await check_timeline(data, "anthropic")
 
 
 # One focused test per defect of the watch as it landed.
@@ -681,6 +730,7 @@ async def test_a_second_task_iterating_a_watch_gets_runtime_error() -> None:
     async with AccountServer(account) as server:
         with resting_with(rest):
             async with server.client() as client:
+                watch: aiobatches.BatchWatch[aiobatches.Batch]
                 watch = client.watch_batches(until_finished=True)
                 assert (await anext(watch)).kind == "existing"
                 first = asyncio.create_task(anext(watch))
@@ -695,3 +745,13 @@ async def test_a_second_task_iterating_a_watch_gets_runtime_error() -> None:
     assert (refused, went_on) == (True, True), shown
     assert isinstance(outcome, aiobatches.BatchEvent)
     assert (outcome.kind, outcome.finished) == ("updated", True)
+
+
+async def test_an_anthropic_watch_lists_pages_of_a_thousand() -> None:
+    """An Anthropic watch takes `limit=1000`, as its listings do (docs/anthropic.md)."""
+    account = Account(api="anthropic")
+    for gap in range(3):
+        account.create(NOW - gap, "completed", 0.5, 250_000)
+    async with AccountServer(account) as server, server.client() as client:
+        events = [e async for e in client.watch_batches(until_finished=True, limit=1000)]
+    assert [e.batch.id for e in events] == account.listed()

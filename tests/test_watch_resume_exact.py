@@ -1,6 +1,7 @@
 """Exact across a restart: a checkpoint taken anywhere (mid-look, mid-page, at a rest),
 changes while nothing watches, a resumed watch; the events before the checkpoint and
-after it fold into the server's state, none twice, on accounts drawn as real ones look."""
+after it fold into the server's state, none twice, on accounts drawn as real OpenAI and
+Anthropic ones look."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import random
 from typing import Any, Final
 
 import pytest
-from _account import FAULTS, AccountServer, resting_with
-from hypothesis import HealthCheck, Phase, given, note, settings
+from _account import FAULTS, SHAPES, Account, AccountServer, AnyBatch, Api, resting_with, status_of
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
-from test_watch_exact import draw_account
+from test_watch_exact import EXACT, draw_account
 
 import aiobatches
 
 RESTARTS: Final = 1000
+ANTHROPIC_RESTARTS: Final = 500
+"""Half as many from Anthropic, as for the timelines (`test_watch_exact`)."""
 TRANSIENT: Final = tuple(fault for fault in FAULTS if fault.transient)
 
 
@@ -29,11 +32,11 @@ class Fold:
     or skips a change."""
 
     def __init__(self) -> None:
-        self.batches: dict[str, aiobatches.Batch] = {}
+        self.batches: dict[str, AnyBatch] = {}
 
-    def take(self, event: aiobatches.BatchEvent[aiobatches.Batch]) -> None:
+    def take(self, event: aiobatches.BatchEvent[Any]) -> None:
         batch_id = event.batch.id
-        note(f"event {event.kind} {batch_id} {event.batch.status}")
+        note(f"event {event.kind} {batch_id} {status_of(event.batch)}")
         if event.kind == "updated":
             assert batch_id in self.batches, f"{batch_id} updated before it was reported"
             assert event.previous == self.batches[batch_id], f"{batch_id}: a change missed"
@@ -43,9 +46,9 @@ class Fold:
         self.batches[batch_id] = event.batch
 
 
-def change(account: Any, rng: random.Random, reported: set[str]) -> None:
+def change(account: Account, rng: random.Random, reported: set[str]) -> None:
     """What may happen between two looks: progress, finishes, batches new in the newest
-    second or later, ties listed in a new order, and reported batches the listing stops
+    moment or later, ties listed in a new order, and reported batches the listing stops
     showing (still retrievable) or shows again."""
     for batch_id in sorted(account.batches):
         roll = rng.random()
@@ -58,8 +61,10 @@ def change(account: Any, rng: random.Random, reported: set[str]) -> None:
     for _ in range(rng.choice((0, 0, 1, 3))):
         later = 0 if rng.random() < 0.5 else rng.randint(1, 2)
         status = rng.choice(("validating", "in_progress", "completed", "failed"))
-        created = account.create(account.newest() + later, status, rng.random())
-        note(f"  created {created}")
+        rank = rng.random()
+        spread = rng.random() if account.api == "anthropic" else 0.0
+        created = account.create_later(later, status, rank, spread)
+        note(f"  created {created} at {account.moment(created)}")
     account.shuffle_ties(rng.randrange(1 << 16))
 
 
@@ -70,28 +75,37 @@ def fail_some(server: AccountServer, rng: random.Random) -> None:
     server.next_attempt(faults={rng.randrange(4): rng.choice(TRANSIENT)} if chance else None)
 
 
-@settings(
-    max_examples=RESTARTS,
-    deadline=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@settings(EXACT, max_examples=RESTARTS)
 @given(data=st.data())
 async def test_a_restart_anywhere_misses_nothing_and_repeats_nothing(data: st.DataObject) -> None:
     """Events before a checkpoint taken at a random point plus a resumed watch's events
     fold into the server's state, none twice, whatever fails or hides on the way."""
+    await check_restart(data, "openai")
+
+
+@settings(EXACT, max_examples=ANTHROPIC_RESTARTS)
+@given(data=st.data())
+async def test_an_anthropic_restart_anywhere_misses_nothing_and_repeats_nothing(
+    data: st.DataObject,
+) -> None:
+    """Likewise from Anthropic, whose checkpoints hold moments to the microsecond."""
+    await check_restart(data, "anthropic")
+
+
+async def check_restart(data: st.DataObject, api: Api) -> None:
+    """Watch an account of `api` to a checkpoint taken at a drawn point, change it while
+    nothing watches, resume, and fold every event into the account's state."""
     rng = data.draw(st.randoms(use_true_random=False), label="rng")
-    account = draw_account(data, rng)
+    account = draw_account(data, rng, api)
     account.hidden.clear()  # only batches already reported are hidden: see `change`
-    limit = data.draw(st.sampled_from([1, 2, 3, 100]), label="limit")
+    limit = data.draw(st.sampled_from([1, 2, 3, SHAPES[api].max_limit]), label="limit")
     told = data.draw(st.integers(0, 25), label="events before the checkpoint")
     rests_before = data.draw(st.integers(0, 3), label="rests before the checkpoint")
     rests_after = data.draw(st.integers(0, 2), label="rests with changes after resuming")
     fold = Fold()
     state: dict[str, Any] = {}
     async with AccountServer(account) as server:
-        watch: aiobatches.BatchWatch[aiobatches.Batch] | None = None
+        watch: aiobatches.BatchWatch[Any] | None = None
         rests = 0
 
         async def before(_: float) -> None:
