@@ -300,12 +300,23 @@ allows), a time with seconds and any fraction (read to the microsecond; 32 digit
 most, to bound the work), and `Z` or an offset in hours and minutes."""
 
 
+_COMMON: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d(?:\.\d{1,6})?Z", re.ASCII)
+"""The form Anthropic sends (`2024-08-20T18:37:24.100435Z`), which Python reads as it is."""
+
+
 def moment_value(value: object) -> datetime.datetime | None:
     """The aware datetime an RFC 3339 date-time string spells (Anthropic's timestamps),
     or None for anything else: no zone, a date alone, an ISO form RFC 3339 does not have
     (week dates, offsets without a colon or with seconds, a comma before the fraction).
     A leap second (`23:59:60Z`) is read as the last microsecond before the next second."""
-    if type(value) is not str or (match := _RFC3339.fullmatch(value)) is None:
+    if type(value) is not str:
+        return None
+    if _COMMON.fullmatch(value) is not None:  # the common form, at a quarter of the cost
+        try:
+            return datetime.datetime.fromisoformat(value)
+        except ValueError:  # no such day or hour
+            return None
+    if (match := _RFC3339.fullmatch(value)) is None:
         return None
     date, hour, minute, second, fraction, zone = match.groups()
     leap = second == "60"

@@ -17,7 +17,7 @@ import contextlib
 import heapq
 import typing
 from collections.abc import Mapping
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, Self, TypeVar
 
 from ._closing import ClosedByExit, CloseOnce
 from ._errors import AIOBatchesError
@@ -82,32 +82,58 @@ class Merged(ClosedByExit, Generic[_B]):
         return self
 
     async def __anext__(self) -> tuple[str, _B]:
-        if self.closed:
+        if self._closing is not None:
             self._refuse_if_stopped_early()
             raise StopAsyncIteration
         if self._taking:
             raise RuntimeError("this merge is already being iterated by another task")
         self._taking = True
+        fresh = None
         try:
-            failed = await self._read(self._unread)
-            if failed is not None:
-                source, error = failed
-                await self._stop(f"source {source!r} failed with {type(error).__name__}")
-                raise error
+            unread = self._unread
+            if len(unread) == 1:  # as a rule: the source of the batch handed out last
+                fresh = await self._next_of(unread[0])
+            else:  # the start: every source's first page, fetched together
+                failed = await self._read(unread)
+                if failed is not None:
+                    await self._fail(*failed)
         except asyncio.CancelledError:
             await self._stop("its consumer was cancelled")
             raise
         finally:
             self._taking = False
         self._unread = []
-        if not self._heads or self.closed:  # exhausted, or closed by another task meanwhile
+        heads = self._heads
+        if self.closed:  # closed by another task meanwhile
             await self.aclose()
             self._refuse_if_stopped_early()
             raise StopAsyncIteration
-        _, _, source, batch = heapq.heappop(self._heads)
+        if fresh is not None:
+            _, _, source, batch = heapq.heappushpop(heads, fresh)
+        elif heads:
+            _, _, source, batch = heapq.heappop(heads)
+        else:  # exhausted
+            await self.aclose()
+            raise StopAsyncIteration
         self._cursors[source] = batch.id
         self._unread = [source]
         return source, batch
+
+    async def _next_of(self, source: str) -> tuple[float, int, str, _B] | None:
+        """The source's next batch as a heap entry, None when it is exhausted; its error
+        ends the merge, named."""
+        try:
+            batch = await anext(self._streams[source])
+        except StopAsyncIteration:
+            return None
+        except Exception as error:  # noqa: BLE001 - raised again, naming its source
+            await self._fail(source, _named(error, source))
+        return (-created_moment(batch), self._place[source], source, batch)
+
+    async def _fail(self, source: str, error: Exception) -> NoReturn:
+        """Stop the merge because `source` failed, and raise its error."""
+        await self._stop(f"source {source!r} failed with {type(error).__name__}")
+        raise error
 
     async def _read(self, sources: list[str]) -> tuple[str, Exception] | None:
         """Read the next batch of each source onto the heap, all at once (at the start,
@@ -137,13 +163,7 @@ class Merged(ClosedByExit, Generic[_B]):
         except StopAsyncIteration:
             return None
         except Exception as error:  # noqa: BLE001 - returned to be raised, naming its source
-            if isinstance(error, AIOBatchesError):
-                error.source = source
-            else:  # a usage error, say (its client closed): named too, where it can be
-                with contextlib.suppress(AttributeError):  # an exception with __slots__
-                    error.source = source  # type: ignore[attr-defined]
-                error.add_note(f"raised by the merge's source {source!r}")
-            return source, error
+            return source, _named(error, source)
         heapq.heappush(self._heads, (-created_moment(batch), self._place[source], source, batch))
         return None
 
@@ -216,3 +236,15 @@ def _check_source(name: object, stream: object) -> None:
             f"merge() takes streams of this library (list_batches()), got"
             f" {type(stream).__name__} for source {name!r}"
         )
+
+
+def _named(error: Exception, source: str) -> Exception:
+    """`error` with the merge's source that raised it in `error.source` (and, for one that
+    is no error of this library, a note), for the caller to tell which account failed."""
+    if isinstance(error, AIOBatchesError):
+        error.source = source
+    else:  # a usage error, say (its client closed): named too, where it can be
+        with contextlib.suppress(AttributeError):  # an exception with __slots__
+            error.source = source  # type: ignore[attr-defined]
+        error.add_note(f"raised by the merge's source {source!r}")
+    return error
