@@ -33,7 +33,7 @@ from ._config import (
     check_options,
     openai_settings,
 )
-from ._dialect import OPENAI, Dialect
+from ._dialect import AZURE, OPENAI, Dialect
 from ._endpoint import Endpoint
 from ._models import B, Batch
 from ._polling import Source
@@ -363,7 +363,7 @@ class AzureClient(Client):
             }
             options["default_query"] = query
             list_url = openai / "batches"
-        self._setup(dialect=OPENAI, list_url=list_url, auth=auth, **options)
+        self._setup(dialect=AZURE, list_url=list_url, auth=auth, **options)
 
     def __repr__(self) -> str:
         if self._api_version is None:

@@ -30,7 +30,11 @@ class Dialect(Generic[B]):
 
 
 OPENAI: Final = Dialect("OpenAI", Batch, cursor="after", max_limit=100)
-"""OpenAI's `/v1/batches`, and Azure OpenAI's, which has its shapes."""
+"""OpenAI's `/v1/batches`."""
+AZURE: Final = Dialect("Azure OpenAI", Batch, cursor="after", max_limit=100)
+"""Azure OpenAI's batches: OpenAI's shapes (its own variations are read by the same
+models), at Azure's paths with its credentials, which `AzureClient` sets up; a watch's
+checkpoint of one is no OpenAI account's."""
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 ANTHROPIC: Final = Dialect(

@@ -161,6 +161,13 @@ async def test_watch_batches_through_either_style(make_server: MakeServer, style
                     kinds.append(event.kind)
                     if event.kind == "created":
                         break
+                state = watch.checkpoint()
+        # A checkpoint says it is of an Azure resource's watch: an OpenAI client refuses it.
+        assert state["api"] == "Azure OpenAI"
+        async with client.watch_batches(resume=state):
+            pass
+    with pytest.raises(ValueError, match="Azure OpenAI"):
+        aiobatches.Client(api_key=API_KEY).watch_batches(resume=state)
     assert kinds.count("existing") == 30
     assert kinds[-1] == "created"
     assert_style(server.requests, style)
