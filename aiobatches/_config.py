@@ -75,18 +75,27 @@ def openai_settings(
     api_key: str | None, base_url: str | None, organization: str | None, project: str | None
 ) -> OpenAISettings:
     """Arguments, else `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`."""
-    key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-    if not key:
-        raise AIOBatchesError(
-            "No API key: pass api_key=... or set the OPENAI_API_KEY environment variable."
-        )
-    base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
     return OpenAISettings(
-        api_key=check_text("api_key", key, secret=True),
-        base_url=parse_base_url("base_url", base),
+        api_key=_api_key(api_key, "OPENAI_API_KEY"),
+        base_url=_base_url(base_url, "OPENAI_BASE_URL", DEFAULT_BASE_URL),
         organization=organization or os.environ.get("OPENAI_ORG_ID"),
         project=project or os.environ.get("OPENAI_PROJECT_ID"),
     )
+
+
+def _api_key(given: str | None, variable: str) -> str:
+    """The key given, else the one in `variable`; none at all is an error naming both."""
+    key = given if given is not None else os.environ.get(variable)
+    if not key:
+        raise AIOBatchesError(
+            f"No API key: pass api_key=... or set the {variable} environment variable."
+        )
+    return check_text("api_key", key, secret=True)
+
+
+def _base_url(given: str | None, variable: str, default: str) -> URL:
+    """The base URL given, else the one in `variable`, else the API's own."""
+    return parse_base_url("base_url", given or os.environ.get(variable) or default)
 
 
 ANTHROPIC_BASE_URL: Final = "https://api.anthropic.com"
@@ -103,15 +112,9 @@ class AnthropicSettings:
 
 def anthropic_settings(api_key: str | None, base_url: str | None) -> AnthropicSettings:
     """Arguments, else `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, Anthropic's own URL."""
-    key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
-    if not key:
-        raise AIOBatchesError(
-            "No API key: pass api_key=... or set the ANTHROPIC_API_KEY environment variable."
-        )
-    base = base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_BASE_URL
     return AnthropicSettings(
-        api_key=check_text("api_key", key, secret=True),
-        base_url=parse_base_url("base_url", base),
+        api_key=_api_key(api_key, "ANTHROPIC_API_KEY"),
+        base_url=_base_url(base_url, "ANTHROPIC_BASE_URL", ANTHROPIC_BASE_URL),
     )
 
 
