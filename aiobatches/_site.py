@@ -1,13 +1,30 @@
 """An aiohttp.web app on a port, as the fake server and `watch --listen` serve: started,
-closed without waiting for the requests still being answered, and named by its URL."""
+closed without waiting for the requests still being answered, and named by its URL; open
+to anyone, it can bound how many connections it holds and for how long.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
+from attrs import frozen
+
+_GUARD_TICK: Final = 1.0
+"""Seconds between two looks at the open connections of a bounded site."""
+
+
+@frozen
+class Bounds:
+    """How much a site open to anyone holds: at most `connections` at once (the newest
+    beyond are closed), each open `lifetime` seconds at most, its headers' time included,
+    so that senders trickling bytes, or holding connections idle, hold nothing for long."""
+
+    connections: int
+    lifetime: float
 
 
 class Site:
@@ -22,11 +39,14 @@ class Site:
         routes: Callable[[web.Application], None],
         *,
         max_body: int = 1024**2,
+        bounds: Bounds | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._routes = routes
         self._max_body = max_body
+        self._bounds = bounds
+        self._guard: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -43,16 +63,29 @@ class Site:
         app = web.Application(middlewares=[self._in_flight], client_max_size=self._max_body)
         self._routes(app)
         app.on_shutdown.append(self._cancel_in_flight)
-        runner = web.AppRunner(app, access_log=None)
+        # A bounded site closes an idle connection once its lifetime could be over.
+        idle: dict[str, Any] = {}
+        if self._bounds is not None:
+            idle["keepalive_timeout"] = self._bounds.lifetime
+        runner = web.AppRunner(app, access_log=None, **idle)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
         self._runner = runner
+        if self._bounds is not None and runner.server is not None:
+            self._guard = asyncio.get_running_loop().create_task(
+                _guard(runner.server, self._bounds), name="aiobatches site guard"
+            )
         host, port = runner.addresses[0][:2]
         self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def close(self) -> None:
         """Stop serving and release the port; idempotent."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await guard
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -77,3 +110,19 @@ class Site:
             task.cancel()
         if handlers:
             await asyncio.wait(handlers)
+
+
+async def _guard(server: web.Server, bounds: Bounds) -> None:
+    """Close, every `_GUARD_TICK` seconds, the connections beyond `bounds.connections`
+    (the newest) and those open longer than `bounds.lifetime`."""
+    loop = asyncio.get_running_loop()
+    opened: dict[int, float] = {}
+    while True:
+        now = loop.time()
+        connections = server.connections  # in the order they were opened
+        opened = {id(c): opened.get(id(c), now) for c in connections}
+        extra = len(connections) - bounds.connections
+        for rank, connection in enumerate(reversed(connections)):  # the newest first
+            if rank < extra or now - opened[id(connection)] > bounds.lifetime:
+                connection.force_close()
+        await asyncio.sleep(_GUARD_TICK)

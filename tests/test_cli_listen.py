@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -22,7 +23,9 @@ from _scripted import KEY, ScriptedServer, batch
 from aiobatches import _webhooks
 from aiobatches._cli import _listen, _main, _options, _watch
 from aiobatches._cli._board import Board
+from aiobatches._cli._common import CommandError
 from aiobatches._cli._layout import Glyphs, render
+from aiobatches._site import Bounds
 from aiobatches.testing import sign_webhook
 
 SECRET: Final = "whsec_" + "c2VjcmV0IG9mIHRoZSBsaXN0ZW5lciB0ZXN0cw=="
@@ -172,9 +175,14 @@ async def test_every_unverified_request_is_refused_saying_nothing_of_why(
             assert len(watching.lines()) == 2
     err = capsys.readouterr().err
     reports = [line for line in err.splitlines() if "refused" in line]
-    assert len(reports) == 2, err
+    assert len(reports) == 3, err
     assert reports[0].startswith("aiobatches: warning: refused an unverified webhook (")
-    assert "(4 more refused since the last report)" in reports[1]
+    # The quiet spell's count is told before the next report, with the latest held back.
+    assert reports[1].startswith("aiobatches: warning: 4 more since the last report;")
+    assert reports[1].endswith(
+        "the latest: refused a GET request on " + watching.url + "/: answered 405"
+    )
+    assert reports[2].startswith("aiobatches: warning: refused an unverified webhook (")
     for shown in (secret.removeprefix("whsec_"), OTHER_SECRET.removeprefix("whsec_")):
         assert shown not in err
     for headers in (forged, stale):
@@ -381,3 +389,132 @@ async def test_the_table_shows_what_the_listener_hears_and_refuses_not_stderr(
             frame = watching.out.getvalue().split("\n\n")[-2]
             assert f"1 webhooks at {watching.url}/ (1 refused)" in frame
     assert capsys.readouterr().err == ""
+
+
+async def test_the_end_of_a_burst_of_refusals_is_told_once_the_quiet_spell_is_over(
+    secret: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusals after a report are counted, and told when the quiet spell ends even if
+    nothing more comes; a sender that leaves midway through its body is refused too."""
+    del secret
+    monkeypatch.setattr(_listen, "QUIET", 0.3)
+    async with ScriptedServer([batch(0, "in_progress")]) as server:
+        watching = Watching(server)
+        async with watching.running():
+            await watching.printed(1)
+            async with aiohttp.ClientSession() as session:
+                for _ in range(3):
+                    async with session.get(watching.url) as got:
+                        assert got.status == 405
+            _, writer = await asyncio.open_connection("127.0.0.1", watching.port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            await writer.drain()
+            writer.close()  # gone before the rest of its body
+            await writer.wait_closed()
+            async with asyncio.timeout(30):
+                while "the latest: refused a body cut short" not in capsys.readouterr().err:
+                    await asyncio.sleep(0.05)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+async def test_what_aiohttp_and_asyncio_log_while_listening_is_a_line_not_a_traceback(
+    secret: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed request (a length and a chunked body at once, headers too long) makes
+    aiohttp log an error: the operator gets one rate-limited line, never its traceback."""
+    del secret
+    async with ScriptedServer([batch(0, "in_progress")]) as server:
+        watching = Watching(server)
+        async with watching.running():
+            await watching.printed(1)
+            smuggled = (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            for _ in range(20):
+                assert b" 400 " in (await raw_exchange(watching.port, smuggled))
+            huge = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+            assert b" 4" in (await raw_exchange(watching.port, huge)).partition(b"\r\n")[0]
+            assert server.retrievals == []
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert 1 <= len(err.splitlines()) <= 3, err
+
+
+async def test_connections_beyond_the_bound_are_closed_newest_first(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Senders that open connections and never finish their headers hold at most the
+    bound: the newest beyond it are closed, and the listener still takes webhooks."""
+    del secret
+    monkeypatch.setattr(_listen, "BOUNDS", Bounds(connections=3, lifetime=600.0))
+    async with ScriptedServer([batch(0, "in_progress")]) as server:
+        watching = Watching(server)
+        async with watching.running():
+            await watching.printed(1)
+            held = []
+            for _ in range(6):
+                reader, writer = await asyncio.open_connection("127.0.0.1", watching.port)
+                writer.write(b"POST / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+                await writer.drain()
+                held.append((reader, writer))
+                await asyncio.sleep(0.01)  # opened one after another: an order to go by
+            async with asyncio.timeout(30):  # a hang guard: the guard looks every second
+                for reader, _ in held[3:]:
+                    assert await reader.read() == b""
+            assert not any(reader.at_eof() for reader, _ in held[:3])
+            for _, writer in held:
+                writer.close()
+            body = event_body("batch_000000")
+            assert (await post(watching.url, body, sign_webhook(body, SECRET)))[0] == 200
+
+
+async def test_a_sender_trickling_its_headers_is_cut_off_at_the_lifetime(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One byte of headers now and then keeps no connection open past the lifetime."""
+    del secret
+    monkeypatch.setattr(_listen, "BOUNDS", Bounds(connections=32, lifetime=1.0))
+    async with ScriptedServer([batch(0, "in_progress")]) as server:
+        watching = Watching(server)
+        async with watching.running():
+            await watching.printed(1)
+            reader, writer = await asyncio.open_connection("127.0.0.1", watching.port)
+            trickled = 0
+            async with asyncio.timeout(30):  # a hang guard, not a timing
+                try:
+                    for byte in itertools.cycle(b"POST / HTTP/1.1\r\nX-Slow: aaaa"):
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                        trickled += 1
+                        if reader.at_eof():
+                            break
+                        await asyncio.sleep(0.1)
+                except ConnectionError:
+                    pass  # closed while writing: cut off
+            writer.close()
+            assert trickled < 290  # cut off long before the guard's half minute
+
+
+async def test_a_listener_on_every_ipv6_address_is_reached_over_ipv6_loopback() -> None:
+    """Bound to `::` (asyncio listens there for IPv6 only), the listener tells a sender on
+    this machine IPv6's loopback, where an event posted is heard."""
+    heard: list[str] = []
+
+    def refused(line: str) -> None:
+        raise AssertionError(line)
+
+    everywhere = _listen.Listener(
+        "::", 0, SECRET, heard=lambda event: heard.append(event.id), refused=refused
+    )
+    try:
+        await everywhere.__aenter__()
+    except CommandError:
+        pytest.skip("this machine has no IPv6")
+    try:
+        assert everywhere.push_url.startswith("http://[::1]:")
+        body = event_body("batch_000000")
+        assert (await post(everywhere.push_url, body, sign_webhook(body, SECRET)))[0] == 200
+    finally:
+        await everywhere.__aexit__(None, None, None)
+    assert heard == ["evt_685343a1381c819085d44c354e1b330e"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,13 +23,15 @@ from aiohttp import web
 from attrs import define
 
 from .. import InvalidWebhookError, WebhookEvent, verify_webhook
-from .._site import Site
+from .._site import Bounds, Site
 from .._webhooks import MAX_BODY_BYTES, key_of
 from ._common import EXIT_FAILED, EXIT_USAGE, CommandError, reason
 
 READ_TIMEOUT: Final = 10.0
-"""Seconds a webhook's body has to arrive once its headers have: a sender that trickles
-holds no connection for longer."""
+"""Seconds a webhook's body has to arrive once its headers have."""
+BOUNDS: Final = Bounds(connections=32, lifetime=30.0)
+"""What anyone who reaches the port can hold: 32 connections (a megabyte of body each at
+most), none open longer than 30 s, its headers' time included, however it trickles."""
 QUIET: Final = 5.0
 """Seconds between two reports of refused requests; those in between are counted."""
 SECRET_VARIABLE: Final = "OPENAI_WEBHOOK_SECRET"  # noqa: S105 - where it is, not what
@@ -84,12 +87,12 @@ class Listener:
         self._secret = secret
         self._heard = heard
         self._refused = refused
-        self._site = Site(host, port, self._route, max_body=MAX_BODY_BYTES)
+        self._site = Site(host, port, self._route, max_body=MAX_BODY_BYTES, bounds=BOUNDS)
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._wildcard = host in _WILDCARDS
         self._notify: Callable[[str], None] | None = None
-        self._unreported = 0
-        self._reported_at = -float("inf")
+        self._reports = _Reports(self._tell)
+        self._logs = _Diverted(self._reports)
         self.tally = Tally("")
 
     async def __aenter__(self) -> Self:
@@ -100,18 +103,25 @@ class Listener:
                 f"cannot listen on {self._address}: {reason(error)}", EXIT_FAILED
             ) from None
         self.tally.url = self._site.url + "/"
+        self._logs.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._site.close()
+        try:
+            await self._site.close()
+        finally:
+            self._logs.stop()
+            self._reports.flush()
 
     @property
     def push_url(self) -> str:
-        """Where a sender on this machine reaches it (bound to every address: loopback)."""
+        """Where a sender on this machine reaches it (bound to every address: loopback,
+        IPv6's for `::`, on which asyncio listens for IPv6 only)."""
         if not self._wildcard:
             return self.tally.url
         port = self._site.url.rpartition(":")[2]
-        return f"http://127.0.0.1:{port}/webhooks"
+        loopback = "[::1]" if self._site.url.startswith("http://[") else "127.0.0.1"
+        return f"http://{loopback}:{port}/webhooks"
 
     @contextlib.contextmanager
     def telling(
@@ -125,6 +135,9 @@ class Listener:
         finally:
             self._heard, self._refused = before
 
+    def _tell(self, line: str) -> None:
+        self._refused(line)  # whichever `telling` points it at now
+
     def wake(self, notify: Callable[[str], None]) -> None:
         """From now on, tell `notify` (a watch's) the batch of each verified event."""
         self._notify = notify
@@ -135,16 +148,9 @@ class Listener:
     async def _receive(self, request: web.Request) -> web.Response:
         if request.method != "POST":
             return self._refuse(f"a {request.method} request", 405, headers={"Allow": "POST"})
-        length = request.content_length
-        if length is not None and length > MAX_BODY_BYTES:
-            return self._refuse("a body over 1 MiB", 413)
-        try:
-            async with asyncio.timeout(READ_TIMEOUT):
-                body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._refuse("a body over 1 MiB", 413)
-        except TimeoutError:
-            return self._refuse(f"a body not sent within {READ_TIMEOUT:g} s", 408)
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             event = verify_webhook(body, request.headers, secret=self._secret)
         except InvalidWebhookError as error:
@@ -155,20 +161,90 @@ class Listener:
         self._heard(event)
         return web.Response(text="ok\n")
 
+    async def _body(self, request: web.Request) -> bytes | web.Response:
+        """The request's body, or the answer refusing it: over 1 MiB (said by its length,
+        or as it is read), not sent in time, or cut short."""
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            return self._refuse("a body over 1 MiB", 413)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._refuse("a body over 1 MiB", 413)
+        except TimeoutError:
+            return self._refuse(f"a body not sent within {READ_TIMEOUT:g} s", 408)
+        except (ConnectionError, asyncio.IncompleteReadError):  # the sender left midway
+            return self._refuse("a body cut short by its sender", 400)
+
     def _refuse(
         self, what: str, status: int, headers: dict[str, str] | None = None
     ) -> web.Response:
         """Answer `status`, saying nothing of why, and tell the operator (now and then)."""
         self.tally.refused += 1
-        self._unreported += 1
-        now = time.monotonic()
-        if now - self._reported_at >= QUIET:
-            more = self._unreported - 1
-            since = f" ({more:,} more refused since the last report)" if more else ""
-            self._refused(f"refused {what} on {self.tally.url}: answered {status}{since}")
-            self._reported_at = now
-            self._unreported = 0
+        self._reports.report(f"refused {what} on {self.tally.url}: answered {status}")
         return web.Response(status=status, text=f"{_WORDS[status]}\n", headers=headers)
+
+
+class _Reports:
+    """Lines for the operator, one every `QUIET` seconds at most: those in between are
+    counted, and told with the latest of them once the quiet spell is over (or the
+    listener closes), so a flood shows as a count and its end is never lost."""
+
+    def __init__(self, tell: Callable[[str], None]) -> None:
+        self._tell = tell
+        self._told_at = -float("inf")
+        self._held = 0
+        self._latest = ""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def report(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self._told_at >= QUIET:
+            self.flush()
+            self._tell(line)
+            self._told_at = now
+            return
+        self._held += 1
+        self._latest = line
+        if self._timer is None:
+            delay = self._told_at + QUIET - now
+            self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
+
+    def flush(self) -> None:
+        """Tell what was held back, if anything."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._held:
+            more = f"{self._held:,} more since the last report"
+            self._tell(f"{more}; the latest: {self._latest}")
+            self._told_at = time.monotonic()
+            self._held = 0
+
+
+class _Diverted(logging.Handler):
+    """While the listener listens, what aiohttp's server and asyncio log (a malformed
+    request, a sender gone, no file descriptor left to accept with) goes to the operator
+    as rate-limited lines, never as tracebacks: anyone can send them."""
+
+    _LOGGERS: Final = ("aiohttp.server", "aiohttp.web", "asyncio")
+
+    def __init__(self, reports: _Reports) -> None:
+        super().__init__(logging.WARNING)
+        self._reports = reports
+
+    def emit(self, record: logging.LogRecord) -> None:
+        first = record.getMessage().partition("\n")[0]
+        self._reports.report(f"{record.name}: {first}")
+
+    def start(self) -> None:
+        for name in self._LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def stop(self) -> None:
+        for name in self._LOGGERS:
+            logging.getLogger(name).removeHandler(self)
 
 
 _WORDS: Final = {
