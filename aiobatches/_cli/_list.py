@@ -45,7 +45,9 @@ names one project's batch, so it takes a single --project.
 """.format(
     statuses=textwrap.fill(
         f"--status takes the provider's statuses: OpenAI's {', '.join(OPENAI.statuses)};"
-        f" Anthropic's {', '.join(ANTHROPIC.statuses)}.",
+        f" Anthropic's {', '.join(ANTHROPIC.statuses)}. The other provider's is a usage"
+        " error; another lower-case name is kept, for a status the API may add later."
+        " --fields takes the provider's fields (source only with several --project).",
         width=76,
     )
 )

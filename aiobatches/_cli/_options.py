@@ -11,12 +11,13 @@ import argparse
 import contextlib
 import datetime
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Final
 
 from .._config import check_batch_id
 from ._common import EXIT_CODES, Commands
-from ._output import FORMATS
+from ._output import FORMATS, SOURCE
 from ._terminal import for_terminal
 from ._view import VIEWS, field_names
 
@@ -30,6 +31,8 @@ reconcile what a lost webhook missed."""
 MAX_PORT: Final = 65_535
 _QUOTED: Final = 40
 """Characters of a bad option value that its usage error quotes."""
+_STATUS_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+"""What a status the API may add later looks like: both providers spell theirs so."""
 
 
 def command(
@@ -98,6 +101,40 @@ def check_source(args: argparse.Namespace, *, projects: bool = False) -> str | N
         return "several --project merge only in `aiobatches list`; give one"
     if len(set(chosen)) < len(chosen):
         return "a --project is given twice; give each once"
+    return _check_statuses(args) or _check_fields(args)
+
+
+def _check_statuses(args: argparse.Namespace) -> str | None:
+    """A `--status` of the provider's; or one it may add later, spelled as its are, and
+    not the other provider's (which would match nothing and print nothing)."""
+    view = VIEWS[args.provider]
+    others = {status for other in VIEWS.values() for status in other.statuses}
+    for status in getattr(args, "status", None) or ():
+        if status in view.statuses:
+            continue
+        if status in others or not _STATUS_NAME.fullmatch(status):
+            return (
+                f"--status: {args.provider}'s statuses are {', '.join(view.statuses)};"
+                f" got {for_terminal(repr(quoted_text(status)))}"
+            )
+    return None
+
+
+def _check_fields(args: argparse.Namespace) -> str | None:
+    """`--fields` of the provider's batches, and `source` only where several projects
+    merge: a column no batch has would be blank in every row."""
+    chosen = getattr(args, "fields", None) or ()
+    merging = len(args.project or ()) > 1
+    if SOURCE in chosen and not merging:
+        return "--fields: source names the project of a merge; it takes two or more --project"
+    names = VIEWS[args.provider].names()
+    foreign = [name for name in chosen if name != SOURCE and name not in names]
+    if foreign:
+        offered = sorted({*names, *([SOURCE] if merging else [])})
+        return (
+            f"--fields: {args.provider}'s batches have no {', '.join(foreign)};"
+            f" choose from {', '.join(offered)}"
+        )
     return None
 
 
@@ -171,6 +208,11 @@ def quoted(raw: str) -> str:
     if len(raw) <= _QUOTED:
         return repr(raw)
     return f"{raw[:_QUOTED]!r}... ({len(raw):,} characters)"
+
+
+def quoted_text(raw: str) -> str:
+    """`raw`, cut short if long, to be quoted in a usage error."""
+    return raw if len(raw) <= _QUOTED else f"{raw[:_QUOTED]}..."
 
 
 def whole(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
@@ -269,8 +311,9 @@ def fields(raw: str) -> list[str]:
     names = [name.strip() for name in raw.split(",") if name.strip()]
     unknown = [name for name in names if name not in field_names()]
     if not names or unknown:
+        # Quoted and neutralised: a name is whatever was typed, escapes included.
+        shown = ", ".join(for_terminal(repr(quoted_text(name))) for name in unknown)
         raise argparse.ArgumentTypeError(
-            f"unknown field(s) {', '.join(unknown) or '(none given)'};"
-            f" choose from {', '.join(field_names())}"
+            f"unknown field(s) {shown or '(none given)'}; choose from {', '.join(field_names())}"
         )
     return names
