@@ -109,7 +109,8 @@ def key_of(secret: str) -> bytes:
         except binascii.Error:
             raise ValueError("secret: the part after `whsec_` is not valid base64") from None
     if not key:
-        raise ValueError("secret is empty: anyone could sign with an empty key")
+        what = "the part after `whsec_` decodes to nothing" if secret else "secret is empty"
+        raise ValueError(f"{what}: anyone could sign with an empty key")
     return key
 
 

@@ -120,6 +120,24 @@ async def test_a_state_file_that_is_not_a_checkpoint_exits_2_and_is_left_alone(
         assert sorted(tmp_path.iterdir()) == [state]  # noqa: ASYNC240 - a test's look
 
 
+async def test_a_state_file_that_is_no_regular_file_or_too_large_is_never_read(
+    make_server: MakeServer, cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO (whose opening would wait for a writer), an endless device, or a file
+    larger than any checkpoint is a usage error at once, never read into memory."""
+    server = await make_server(count=5, api_key=API_KEY)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(_statefile, "MAX_BYTES", 1000)
+    large = tmp_path / "large.json"
+    large.write_bytes(b'{"version": 1, "padding": "' + b"x" * 2000 + b'"}')
+    for state in (fifo, Path("/dev/zero"), large):
+        code, out, err = await cli(*watching(server, state))
+        assert (code, out) == (2, "")
+        assert "is no watch state (not a regular file" in err, err
+    assert server.page_request_count == 0
+
+
 async def test_since_or_ids_with_an_existing_state_file_is_a_usage_error(
     make_server: MakeServer, cli: RunCli, tmp_path: Path
 ) -> None:

@@ -375,7 +375,8 @@ def test_no_secret_anywhere_is_a_value_error_naming_the_setting(
     ("secret", "says"),
     [
         ("", "empty"),
-        ("whsec_", "empty"),
+        ("whsec_", "decodes to nothing"),
+        ("whsec_!!!", "decodes to nothing"),  # not base64, and read as openai-python reads it
         ("whsec_A", "not valid base64"),
         ([], "empty sequence"),
         ([SECRET, ""], "empty"),

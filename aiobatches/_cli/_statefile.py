@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,9 @@ from .. import BatchEvent, BatchWatch
 from .._models import AnyBatch
 from ._common import EXIT_FAILED, EXIT_USAGE, CommandError, reason
 
+MAX_BYTES: Final = 64 * 2**20
+"""The largest state file read: a checkpoint holds the unfinished batches, a few
+kilobytes each, so 64 MiB is tens of thousands of them."""
 SETTLE: Final = 0.05
 """Seconds the next event may take to come before the checkpoint is saved: events that
 come in a burst (a page of them) are saved once, after the burst."""
@@ -27,13 +31,19 @@ def load(path: Path) -> dict[str, Any] | None:
     """The checkpoint FILE holds, or None when there is no FILE; one that cannot be read
     or is not a JSON object is a usage error, and the file is left as it is."""
     try:
-        raw = path.read_bytes()
+        raw = _read(path)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise CommandError(
             f"cannot read the state file {path}: {reason(error)}", EXIT_USAGE
         ) from None
+    if raw is None:
+        raise CommandError(
+            f"the state file {path} is no watch state (not a regular file of at most"
+            f" {MAX_BYTES // 2**20} MiB); remove it to start afresh",
+            EXIT_USAGE,
+        )
     try:
         state = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -45,6 +55,19 @@ def load(path: Path) -> dict[str, Any] | None:
             EXIT_USAGE,
         )
     return state
+
+
+def _read(path: Path) -> bytes | None:
+    """FILE's bytes, or None when it is no regular file (a FIFO, `/dev/zero`) or is
+    larger than any checkpoint: neither is read, so neither hangs nor fills memory."""
+    # Opened without waiting: a FIFO with no writer would block an ordinary open.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
+            return None
+        raw = file.read(MAX_BYTES + 1)
+    return raw if len(raw) <= MAX_BYTES else None
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
