@@ -259,16 +259,16 @@ def test_csv_of_numbers_beyond_64_bits_is_exact() -> None:
     assert row["counts"] == f"{HUGE - 1:,}/{HUGE:,} ({2**64:,} failed)"
 
 
-def test_very_narrow_table_keeps_ids_whole_and_squeezes_the_rest() -> None:
-    """At 40 columns the table keeps ids, statuses and times whole and squeezes one more column."""
+def test_very_narrow_table_keeps_ids_whole_and_drops_the_rest() -> None:
+    """At 40 columns the table keeps ids and statuses whole, under their headers, and drops
+    the time and counts that no longer fit, rather than run past the terminal."""
     batch = huge_batch(1_763_000_000)
     text = written("table", batch, width=40)
     header, row = text.splitlines()
-    assert header.split() == ["ID", "STATUS", "CREATED", "COUNTS"]
-    assert row.startswith("batch_huge")
-    assert "completed" in row
-    assert "2025-11-13 02:13Z" in row
-    assert row.endswith("…")
+    assert header.split() == ["ID", "STATUS"]
+    assert row.split() == ["batch_huge", "completed"]
+    assert row.index("completed") == header.index("STATUS")
+    assert max(len(header), len(row)) <= 40
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "json"])

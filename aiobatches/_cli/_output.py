@@ -17,7 +17,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, Protocol, TextIO
 
 import orjson
@@ -44,6 +44,9 @@ _KEEP_WHOLE: Final = frozenset(
 )
 """Columns never cut short: on a narrow terminal the rightmost other columns are dropped,
 and a longer value (an unusual id, a time shown as a number) widens its row instead."""
+_DROPPED_FIRST: Final = ("expires", "ended", "created_at", "created")
+"""Columns kept whole that a row too wide drops, least important first, once no cuttable
+column can give way; ids, statuses and sources are never dropped."""
 _MIN_WIDTH: Final = 8
 
 
@@ -88,6 +91,7 @@ def make_writer(
         fields or (*first, *view.table_fields),
         width or shutil.get_terminal_size().columns,
         {**_WIDTHS, **view.widths, SOURCE: max(map(len, [SOURCE, *sources]))},
+        view.before_times,
     )
 
 
@@ -154,10 +158,20 @@ class _Table:
     """Aligned columns that fit the terminal; the widest free-text column gives way."""
 
     def __init__(
-        self, out: TextIO, fields: Sequence[str], width: int, wanted: Mapping[str, int]
+        self,
+        out: TextIO,
+        fields: Sequence[str],
+        width: int,
+        wanted: Mapping[str, int],
+        before_times: Collection[str] = frozenset(),
     ) -> None:
         self._out = out
-        self._fields, self._widths = _fit(list(fields), width, wanted)
+        self._fields, self._widths = _fit(list(fields), width, wanted, before_times)
+        # A column kept whole is clipped only when even ids do not fit (a very narrow terminal).
+        self._whole = [
+            field in _KEEP_WHOLE and width >= wanted.get(field, 24)
+            for field, width in zip(self._fields, self._widths, strict=True)
+        ]
         self._line([field.upper() for field in self._fields])
 
     def write(self, batch: AnyBatch, source: str | None = None) -> None:
@@ -169,8 +183,8 @@ class _Table:
 
     def _line(self, cells: list[str]) -> None:
         parts = [
-            cell.ljust(width) if field in _KEEP_WHOLE else _clip(cell, width)
-            for field, cell, width in zip(self._fields, cells, self._widths, strict=True)
+            cell.ljust(width) if whole else _clip(cell, width)
+            for whole, cell, width in zip(self._whole, cells, self._widths, strict=True)
         ]
         self._out.write("  ".join(parts).rstrip() + "\n")
 
@@ -250,12 +264,20 @@ def event_json(event: BatchEvent[Any]) -> str:
     )
 
 
-def _fit(fields: list[str], total: int, wanted: Mapping[str, int]) -> tuple[list[str], list[int]]:
+def _fit(
+    fields: list[str],
+    total: int,
+    wanted: Mapping[str, int],
+    before_times: Collection[str] = frozenset(),
+) -> tuple[list[str], list[int]]:
     """Columns and widths that fit `total` characters with 2-space gaps.
 
     The widest cuttable column shrinks first, down to 8 characters, counts only once the
-    others are down to 8; if the row still does not fit, the rightmost cuttable column is
-    dropped. Ids, statuses and times are never cut while another column can give way.
+    others are down to 8 (and `before_times` only once no time column is left to drop); if
+    the row still does not fit, the rightmost cuttable column is dropped, then the times,
+    least important first (`_DROPPED_FIRST`), then the last cuttable column. Ids, statuses
+    and sources are never cut short while another column can go; only on a terminal too
+    narrow for them alone are they clipped, so that no row is wider than `total`.
     """
     while True:
         widths = [wanted.get(field, 24) for field in fields]
@@ -263,14 +285,24 @@ def _fit(fields: list[str], total: int, wanted: Mapping[str, int]) -> tuple[list
         cuttable = [i for i, field in enumerate(fields) if field not in _KEEP_WHOLE]
         last = [i for i in cuttable if fields[i] in _GIVES_WAY_LAST]
         _shrink(widths, [i for i in cuttable if i not in last], budget)
+        times = [field for field in _DROPPED_FIRST if field in fields]
+        if sum(widths) > budget and times and any(fields[i] in before_times for i in last):
+            fields = [field for field in fields if field != times[0]]
+            continue
         _shrink(widths, cuttable, budget)
         if sum(widths) <= budget:
             return fields, widths
-        if len(cuttable) <= 1:  # a very narrow terminal: everything gives way
-            while sum(widths) > budget and max(widths) > 4:
+        if len(cuttable) > 1:
+            fields = fields[: cuttable[-1]] + fields[cuttable[-1] + 1 :]
+        elif times:
+            fields = [field for field in fields if field != times[0]]
+        elif cuttable and len(fields) > 1:
+            del fields[cuttable[0]]
+        else:  # too narrow for ids and statuses alone: they are clipped
+            widths = [wanted.get(field, 24) for field in fields]
+            while sum(widths) > max(budget, len(fields)) and max(widths) > 1:
                 widths[widths.index(max(widths))] -= 1
             return fields, widths
-        fields = fields[: cuttable[-1]] + fields[cuttable[-1] + 1 :]
 
 
 def _shrink(widths: list[int], columns: list[int], budget: int) -> None:

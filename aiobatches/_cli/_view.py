@@ -62,6 +62,8 @@ class BatchView(abc.ABC, Generic[_B]):
     csv_fields: tuple[str, ...]
     widths: Mapping[str, int] = MappingProxyType({})
     """Table columns that want another width than every kind's."""
+    before_times: frozenset[str] = frozenset()
+    """Table columns kept at their full width while a time column can be dropped instead."""
     example: _B
 
     @abc.abstractmethod
@@ -200,6 +202,8 @@ class _Anthropic(BatchView[MessageBatch]):
     statuses = ("in_progress", "canceling", "ended")
     table_fields = ("id", "status", "created", "ended", "counts")
     widths: Mapping[str, int] = MappingProxyType({"id": 33})  # msgbatch_ and 24 characters
+    # Its two times say less than its counts, which are all it tells of progress.
+    before_times = frozenset({"counts"})
     csv_fields = (
         "id", "type", "processing_status", "created_at", "expires_at", "ended_at",
         "cancel_initiated_at", "archived_at", "results_url", "request_counts.processing",
