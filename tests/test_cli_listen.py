@@ -17,6 +17,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 import pytest
+import yarl
 from _helpers import COMMAND, RunCli, child_env, eventually
 from _scripted import KEY, ScriptedServer, batch
 
@@ -518,3 +519,30 @@ async def test_a_listener_on_every_ipv6_address_is_reached_over_ipv6_loopback() 
     finally:
         await everywhere.__aexit__(None, None, None)
     assert heard == ["evt_685343a1381c819085d44c354e1b330e"]
+
+
+async def test_serve_tells_a_malformed_request_as_a_line_not_a_traceback() -> None:
+    """`serve` is open to anyone too: what aiohttp logs of malformed requests reaches its
+    stderr as warning lines, rate-limited, the rest counted at the end; no traceback."""
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "serve", stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env(),
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            url = yarl.URL((await process.stdout.readline()).decode().strip())
+        assert url.port is not None
+        smuggled = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(5):
+            assert b" 400 " in await raw_exchange(url.port, smuggled)
+    finally:
+        process.terminate()
+        async with asyncio.timeout(30):
+            _, err = await process.communicate()
+    lines = err.decode().splitlines()
+    assert "Traceback" not in err.decode()
+    assert lines[0].startswith("aiobatches: warning: aiohttp.server: ")
+    assert lines[-1].startswith("aiobatches: warning: 4 more since the last report; ")

@@ -91,8 +91,8 @@ class Listener:
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._wildcard = host in _WILDCARDS
         self._notify: Callable[[str], None] | None = None
-        self._reports = _Reports(self._tell)
-        self._logs = _Diverted(self._reports)
+        self._reports = Reports(self._tell)
+        self._logs = Diverted(self._reports)
         self.tally = Tally("")
 
     async def __aenter__(self) -> Self:
@@ -111,7 +111,6 @@ class Listener:
             await self._site.close()
         finally:
             self._logs.stop()
-            self._reports.flush()
 
     @property
     def push_url(self) -> str:
@@ -186,7 +185,7 @@ class Listener:
         return web.Response(status=status, text=f"{_WORDS[status]}\n", headers=headers)
 
 
-class _Reports:
+class Reports:
     """Lines for the operator, one every `QUIET` seconds at most: those in between are
     counted, and told with the latest of them once the quiet spell is over (or the
     listener closes), so a flood shows as a count and its end is never lost."""
@@ -223,14 +222,14 @@ class _Reports:
             self._held = 0
 
 
-class _Diverted(logging.Handler):
-    """While the listener listens, what aiohttp's server and asyncio log (a malformed
-    request, a sender gone, no file descriptor left to accept with) goes to the operator
-    as rate-limited lines, never as tracebacks: anyone can send them."""
+class Diverted(logging.Handler):
+    """While a server open to anyone runs (the listener, `serve`), what aiohttp's server
+    and asyncio log (a malformed request, a sender gone, no file descriptor left to accept
+    with) goes to the operator as rate-limited lines, never as tracebacks."""
 
     _LOGGERS: Final = ("aiohttp.server", "aiohttp.web", "asyncio")
 
-    def __init__(self, reports: _Reports) -> None:
+    def __init__(self, reports: Reports) -> None:
         super().__init__(logging.WARNING)
         self._reports = reports
 
@@ -243,8 +242,10 @@ class _Diverted(logging.Handler):
             logging.getLogger(name).addHandler(self)
 
     def stop(self) -> None:
+        """Stop diverting, and tell what the reports still held back."""
         for name in self._LOGGERS:
             logging.getLogger(name).removeHandler(self)
+        self._reports.flush()
 
 
 _WORDS: Final = {

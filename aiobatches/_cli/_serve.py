@@ -16,8 +16,10 @@ from ._common import (
     Commands,
     on_terminal,
     reason,
+    say,
     writing,
 )
+from ._listen import Diverted, Reports
 from ._source import DEMO_SPEED, living_server
 from ._view import VIEWS
 
@@ -120,6 +122,9 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
     except OSError as error:  # in use, not ours to bind, or an unknown host
         address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
         raise CommandError(f"cannot serve on {address}: {reason(error)}", EXIT_FAILED) from None
+    # Anyone may reach the server: what aiohttp logs of a malformed request is a line.
+    diverted = Diverted(Reports(lambda line: say(f"warning: {line}")))
+    diverted.start()
     try:
         with writing():
             out.write(f"{server.anthropic_url if args.provider == 'anthropic' else server.url}\n")
@@ -131,7 +136,10 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO | None) -> int
             terminal.flush()
         await asyncio.Event().wait()
     finally:
-        await server.close()
+        try:
+            await server.close()
+        finally:
+            diverted.stop()
     return EXIT_OK  # pragma: no cover - only Ctrl-C ends the wait
 
 
