@@ -228,6 +228,8 @@ async def _write(
     async for page in stream.pages():
         taken = selection.take(page.data, written)
         with writing():
+            if progress is not None and taken.batches:
+                progress.hide()  # stdout may be the same terminal: no row after the tally
             for batch in taken.batches:
                 writer.write(batch)
             out.flush()
@@ -256,6 +258,8 @@ async def _write_merged(
         async for project, batch in merged:
             taken = selection.take([batch], written)
             with writing():
+                if progress is not None and taken.batches:
+                    progress.hide()  # stdout may be the same terminal: no row after the tally
                 for kept in taken.batches:
                     writer.write(kept, project)
                 out.flush()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import re
 import shutil
 import time
@@ -48,6 +49,8 @@ _DROPPED_FIRST: Final = ("expires", "ended", "created_at", "created")
 """Columns kept whole that a row too wide drops, least important first, once no cuttable
 column can give way; ids, statuses and sources are never dropped."""
 _MIN_WIDTH: Final = 8
+_REDRAW_EVERY: Final = 0.2
+"""Seconds between redraws of the progress line: a few a second, however fast rows come."""
 
 
 class Writer(Protocol):
@@ -190,31 +193,65 @@ class _Table:
 
 
 class Progress:
-    """A one-line tally on a terminal's stderr: batches, pages, rate; cleared at the end."""
+    """A one-line tally on a terminal's stderr: batches, pages, rate; cleared at the end.
+
+    stdout is often the same terminal: `hide()` clears the line before rows are written
+    there, so that no row lands after the tally, and the next count draws it again (a
+    merge's, at most every `_REDRAW_EVERY` seconds, as it counts each batch).
+    """
 
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._started = time.monotonic()
+        self._drawn_at = -math.inf
+        self._shown = False
         self.batches = 0
         self.pages = 0
 
     def page(self, batches: int) -> None:
+        """Count a page of `batches`, drawn each time: a page is one request, seldom enough."""
         self.pages += 1
-        self.count(batches)
+        self.batches += batches
+        self._draw(time.monotonic())
 
     def count(self, batches: int) -> None:
-        """Count `batches` more without a page of their own (a merge of several listings)."""
+        """Count `batches` more without a page of their own (a merge of several listings),
+        drawn a few times a second at most: a merge counts every batch."""
         self.batches += batches
-        rate = self.batches / max(time.monotonic() - self._started, 1e-9)
-        pages = f", {self.pages:,} pages" if self.pages else ""
-        self._err.write(f"\r\x1b[K{self.batches:,} batches{pages}, {rate:,.0f} batches/s")
+        now = time.monotonic()
+        if now - self._drawn_at >= _REDRAW_EVERY:
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        self._drawn_at = now
+        rate = self.batches / max(now - self._started, 1e-9)
+        pages = f", {self.pages:,} {_plural(self.pages, 'page')}" if self.pages else ""
+        self._err.write(
+            f"\r\x1b[K{self.batches:,} {_plural(self.batches, 'batch')}{pages},"
+            f" {rate:,.0f} batches/s"
+        )
         self._err.flush()
+        self._shown = True
+
+    def hide(self) -> None:
+        """Clear the line, if shown, before rows are written to the same terminal."""
+        if self._shown:
+            self._shown = False
+            self._err.write("\r\x1b[K")
+            self._err.flush()
 
     def close(self) -> None:
         """Clear the line; quietly, as it runs however the listing ends, failures included."""
         with contextlib.suppress(OSError, ValueError, UnicodeEncodeError):
             self._err.write("\r\x1b[K")
             self._err.flush()
+
+
+def _plural(count: int, noun: str) -> str:
+    """`noun` for one, its plural for any other count."""
+    if count == 1:
+        return noun
+    return noun + ("es" if noun.endswith("ch") else "s")
 
 
 class WaitProgress:
