@@ -9,11 +9,12 @@ import codecs
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Final, TextIO, TypeAlias
 
 from attrs import frozen
 
+from .. import APIError
 from ._terminal import for_terminal
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -47,6 +48,16 @@ class CommandError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class MergeError(Exception):
+    """One project of a merged listing failed: its `error`, and each project's cursor (the
+    last batch of it handed out, None if none), for a resume hint that drops no project."""
+
+    def __init__(self, error: APIError, cursors: Mapping[str, str | None]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.cursors = dict(cursors)
 
 
 class OutputError(Exception):

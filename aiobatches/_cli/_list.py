@@ -13,13 +13,13 @@ from typing import TextIO
 
 from attrs import frozen
 
-from .. import BatchStream, merge
+from .. import APIError, BatchStream, merge
 from .._config import DEFAULT_PAGE_SIZE
 from .._dialect import ANTHROPIC as ANTHROPIC_API
 from .._dialect import OPENAI as OPENAI_API
 from .._models import AnyBatch, created_moment
 from . import _options
-from ._common import EXIT_OK, Command, Commands, on_terminal, say, writing
+from ._common import EXIT_OK, Command, Commands, MergeError, on_terminal, say, writing
 from ._output import Progress, Writer, make_writer
 from ._source import AnyClient, connect
 from ._view import ANTHROPIC, OPENAI, VIEWS, view_of
@@ -255,19 +255,22 @@ async def _write_merged(
     written = 0
     named = {str(project): stream for project, stream in streams.items()}
     async with merge(named) as merged:
-        async for project, batch in merged:
-            taken = selection.take([batch], written)
-            with writing():
-                if progress is not None and taken.batches:
-                    progress.hide()  # stdout may be the same terminal: no row after the tally
-                for kept in taken.batches:
-                    writer.write(kept, project)
-                out.flush()
-                if progress is not None:
-                    progress.count(1)
-            written += len(taken.batches)
-            if taken.done:
-                break  # leaving `async with merged` closes every project's stream
+        try:
+            async for project, batch in merged:
+                taken = selection.take([batch], written)
+                with writing():
+                    if progress is not None and taken.batches:
+                        progress.hide()  # stdout may be the same terminal: no row after it
+                    for kept in taken.batches:
+                        writer.write(kept, project)
+                    out.flush()
+                    if progress is not None:
+                        progress.count(1)
+                written += len(taken.batches)
+                if taken.done:
+                    break  # leaving `async with merged` closes every project's stream
+        except APIError as error:  # the hint must resume every project, not the failed one
+            raise MergeError(error, merged.cursors) from error
     with writing():
         writer.close()
         out.flush()

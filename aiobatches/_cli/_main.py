@@ -14,7 +14,7 @@ import logging
 import shlex
 import signal
 import sys
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from .. import AIOBatchesError, APIError, APIStatusError
@@ -28,6 +28,7 @@ from ._common import (
     EXIT_USAGE,
     Command,
     CommandError,
+    MergeError,
     OutputError,
     say,
     silence,
@@ -88,6 +89,9 @@ def _run(argv: Sequence[str] | None) -> int:  # noqa: PLR0911 - one return per w
     except CommandError as error:
         say(error.message)
         return error.code
+    except MergeError as failed:
+        say(describe(failed.error, args.command, failed.cursors))
+        return EXIT_FAILED
     except AIOBatchesError as error:
         say(describe(error, args.command) if isinstance(error, APIError) else str(error))
         return EXIT_FAILED
@@ -149,9 +153,10 @@ async def _terminable(command: Coroutine[Any, Any, int]) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def describe(error: APIError, command: str) -> str:
+def describe(error: APIError, command: str, cursors: Mapping[str, str | None] | None = None) -> str:
     """One line: what failed and why, the status and request id when known, and (for
-    `list`) where to resume, each said once; of a merge, the project that failed first."""
+    `list`) where to resume, each said once; of a merge, the project that failed first,
+    and with the merge's `cursors` where to resume each of its projects."""
     project = getattr(error, "source", None)  # set by the merge of several projects
     whose = f"project {project}: " if isinstance(project, str) else ""
     parts = [f"{whose}{_DOING.get(command, 'listing')} batches failed: {_why(error)}"]
@@ -164,6 +169,9 @@ def describe(error: APIError, command: str) -> str:
     if request_id:
         parts.append(f"request id {request_id}")
     if command != "list":  # waits and watches start over; there is no cursor to give
+        return "; ".join(parts)
+    if cursors and isinstance(project, str):
+        parts.append(_resume_each(project, error.cursor, invalid, cursors))
         return "; ".join(parts)
     alone = (
         f"--project {shlex.quote(project)} " if isinstance(project, str) else ""
@@ -178,6 +186,24 @@ def describe(error: APIError, command: str) -> str:
     else:
         parts.append("nothing to resume")
     return "; ".join(parts)
+
+
+def _resume_each(
+    failed: str, cursor: str | None, invalid: object, cursors: Mapping[str, str | None]
+) -> str:
+    """How to list the rest of every project of a failed merge, each on its own (a cursor
+    is one project's): after its last batch shown, or from its start if none was."""
+    commands = []
+    for project, shown in cursors.items():
+        after = shown
+        if project == failed:
+            # past a malformed batch, as resuming before it would meet it again
+            after = invalid if isinstance(invalid, str) else (cursor or shown)
+        resume = f" --after {shlex.quote(after)}" if after else ""
+        commands.append(f"aiobatches list --project {shlex.quote(project)}{resume}")
+    return "list the rest of each project on its own (with the same other options): " + ", ".join(
+        commands
+    )
 
 
 def _why(error: APIError) -> str:
