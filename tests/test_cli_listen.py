@@ -388,7 +388,7 @@ async def test_the_table_shows_what_the_listener_hears_and_refuses_not_stderr(
                 while "refused an unverified webhook" not in watching.out.getvalue():
                     await asyncio.sleep(0.01)
             frame = watching.out.getvalue().split("\n\n")[-2]
-            assert f"1 webhooks at {watching.url}/ (1 refused)" in frame
+            assert f"1 webhook at {watching.url}/ (1 refused)" in frame
     assert capsys.readouterr().err == ""
 
 

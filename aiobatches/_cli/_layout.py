@@ -152,7 +152,8 @@ def _header(board: Board, interval: float) -> list[str]:
     if board.webhooks is not None:
         tally = board.webhooks
         refused = f" ({tally.refused:,} refused)" if tally.refused else ""
-        parts.append(f"{tally.received:,} webhooks at {tally.url}{refused}")
+        webhooks = "webhook" if tally.received == 1 else "webhooks"
+        parts.append(f"{tally.received:,} {webhooks} at {tally.url}{refused}")
     if board.statuses:
         parts.append("status " + ",".join(sorted(for_terminal(s) for s in board.statuses)))
     if board.last_change is not None:

@@ -80,7 +80,35 @@ def _client(
             return AnthropicClient(key, base_url=base_url, proxy=proxy)
         return Client(api_key=key, base_url=base_url, project=project, proxy=proxy)
     except (AIOBatchesError, ValueError, TypeError) as error:  # a bad key, URL or proxy
-        raise CommandError(str(error), EXIT_USAGE) from None
+        raise CommandError(_whose(args, project, demo=demo) + str(error), EXIT_USAGE) from None
+
+
+def _whose(args: argparse.Namespace, project: str | None, *, demo: bool) -> str:
+    """Which project a client's error is of, and the variable its key came from, if its own:
+    with several projects a bad key is otherwise impossible to place."""
+    if project is None:
+        return ""
+    variable = project_key_variable(project)
+    if not demo and args.api_key is None and os.environ.get(variable):
+        return f"project {project} (key from ${variable}): "
+    return f"project {project}: "
+
+
+def _shared_variables(projects: list[str | None]) -> str | None:
+    """The usage error of two projects whose ids differ only where the variable name has
+    `_`: both would take their key from one variable, surely meant for only one of them."""
+    seen: dict[str, str] = {}
+    for project in projects:
+        if project is None:
+            continue
+        variable = project_key_variable(project)
+        if variable in seen:
+            return (
+                f"--project {seen[variable]} and --project {project} would both take their key"
+                f" from ${variable}; give --api-key, or list them one at a time"
+            )
+        seen[variable] = project
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +125,9 @@ async def connect(
     webhooks signed with `DEMO_WEBHOOK_SECRET` to `webhook_url` as its batches finish, if
     given. With `--provider anthropic` the demo's batches are its Message Batches."""
     projects: list[str | None] = list(args.project or [None])
+    shared = None if args.demo or args.api_key is not None else _shared_variables(projects)
+    if shared is not None:
+        raise CommandError(shared, EXIT_USAGE)
     async with contextlib.AsyncExitStack() as opened:
         server = None
         base_url = args.base_url
