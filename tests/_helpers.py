@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import pty
 import re
+import struct
 import sys
+import termios
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -63,6 +67,34 @@ def read_pty(fd: int) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def shown_on_terminal(
+    *args: str, columns: int | None = None, stderr_too: bool = False
+) -> bytes:
+    """What `aiobatches ARGS` shows on a terminal (`columns` wide, else as the pty is),
+    stderr on the same terminal if `stderr_too`, else not shown; it must exit 0."""
+    master, slave = pty.openpty()
+    env = child_env()
+    if columns is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        env.pop("COLUMNS", None)
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave if stderr_too else asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(slave)
+    try:
+        shown = await asyncio.to_thread(read_pty, master)
+    finally:
+        os.close(master)
+    async with asyncio.timeout(30):
+        assert await process.wait() == 0
+    return shown
 
 
 def served_ids(server: FakeBatchesServer) -> list[str]:

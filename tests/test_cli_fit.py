@@ -5,41 +5,17 @@ first, never cut short under a header they no longer line up with."""
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import itertools
-import os
-import pty
-import struct
-import termios
 
 import pytest
-from _helpers import COMMAND, child_env, read_pty
+from _helpers import shown_on_terminal
 
 WIDTHS = (60, 80, 100, 120)
 
 
 async def on_terminal(columns: int, *args: str) -> list[str]:
     """The lines `aiobatches ARGS` shows on a terminal `columns` wide (stderr not shown)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = child_env()
-    env.pop("COLUMNS", None)
-    process = await asyncio.create_subprocess_exec(
-        *COMMAND,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=slave,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
-    os.close(slave)
-    try:
-        shown = await asyncio.to_thread(read_pty, master)
-    finally:
-        os.close(master)
-    async with asyncio.timeout(30):
-        assert await process.wait() == 0
+    shown = await shown_on_terminal(*args, columns=columns)
     return shown.decode().replace("\r\n", "\n").splitlines()
 
 

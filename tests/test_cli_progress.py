@@ -3,14 +3,11 @@ the same terminal: it is cleared before rows are written and drawn again after."
 
 from __future__ import annotations
 
-import asyncio
 import io
-import os
-import pty
 import re
 
 import pytest
-from _helpers import COMMAND, child_env, read_pty
+from _helpers import shown_on_terminal
 
 from aiobatches._cli._output import Progress
 
@@ -38,19 +35,7 @@ def screen(shown: str) -> list[str]:
 
 async def both_on_terminal(*args: str) -> str:
     """What `aiobatches ARGS` shows with stdout and stderr on one terminal."""
-    master, slave = pty.openpty()
-    process = await asyncio.create_subprocess_exec(
-        *COMMAND, *args, stdin=asyncio.subprocess.DEVNULL, stdout=slave, stderr=slave,
-        env=child_env(),
-    )  # fmt: skip
-    os.close(slave)
-    try:
-        shown = await asyncio.to_thread(read_pty, master)
-    finally:
-        os.close(master)
-    async with asyncio.timeout(30):
-        assert await process.wait() == 0
-    return shown.decode()
+    return (await shown_on_terminal(*args, stderr_too=True)).decode()
 
 
 @pytest.mark.parametrize(
