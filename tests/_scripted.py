@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
-from _helpers import LoopbackServer
+from _helpers import LoopbackServer, envelope
 from aiohttp import web
 
 import aiobatches
@@ -88,13 +88,7 @@ class ScriptedServer(LoopbackServer):
         ids = [batch["id"] for batch in listed]
         start = 0 if after is None else ids.index(after) + 1
         window = listed[start : start + limit]
-        body = {
-            "object": "list",
-            "data": window,
-            "first_id": window[0]["id"] if window else None,
-            "last_id": window[-1]["id"] if window else None,
-            "has_more": start + limit < len(ids),
-        }
+        body = envelope(window, has_more=start + limit < len(ids))
         return web.Response(
             body=orjson.dumps(body), content_type="application/json", headers=self._headers()
         )

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import attrs
 import orjson
-from _helpers import LoopbackServer
+from _helpers import LoopbackServer, envelope
 from _scripted import NOW, make_batch
 from aiohttp import web
 from hypothesis import HealthCheck, event, given, note, settings
@@ -57,13 +57,7 @@ class AccountsServer(LoopbackServer):
         ids = [batch["id"] for batch in account.batches]
         start = 0 if after is None else ids.index(after) + 1
         window = account.batches[start : start + limit]
-        body = {
-            "object": "list",
-            "data": window,
-            "first_id": window[0]["id"] if window else None,
-            "last_id": window[-1]["id"] if window else None,
-            "has_more": start + limit < len(ids),
-        }
+        body = envelope(window, has_more=start + limit < len(ids))
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
