@@ -92,7 +92,10 @@ class Merged(ClosedByExit, Generic[_B]):
         try:
             unread = self._unread
             if len(unread) == 1:  # as a rule: the source of the batch handed out last
-                fresh = await self._next_of(unread[0])
+                try:
+                    fresh = await self._next_of(unread[0])
+                except Exception as error:  # noqa: BLE001 - raised again, after the stop
+                    await self._fail(unread[0], error)
             else:  # the start: every source's first page, fetched together
                 failed = await self._read(unread)
                 if failed is not None:
@@ -121,13 +124,14 @@ class Merged(ClosedByExit, Generic[_B]):
 
     async def _next_of(self, source: str) -> tuple[float, int, str, _B] | None:
         """The source's next batch as a heap entry, None when it is exhausted; its error
-        ends the merge, named."""
+        is raised with the source named in it."""
         try:
             batch = await anext(self._streams[source])
         except StopAsyncIteration:
             return None
-        except Exception as error:  # noqa: BLE001 - raised again, naming its source
-            await self._fail(source, _named(error, source))
+        except Exception as error:
+            _name(error, source)
+            raise
         return (-created_moment(batch), self._place[source], source, batch)
 
     async def _fail(self, source: str, error: Exception) -> NoReturn:
@@ -139,8 +143,8 @@ class Merged(ClosedByExit, Generic[_B]):
         """Read the next batch of each source onto the heap, all at once (at the start,
         so that every source's first page is fetched together). Returns the error of the
         first source, in the mapping's order, that failed."""
-        if len(sources) < 2:  # nothing to read at once
-            return await self._read_one(sources[0]) if sources else None
+        if not sources:  # no source at all
+            return None
         loop = asyncio.get_running_loop()
         tasks = [
             loop.create_task(self._read_one(source), name=f"aiobatches merge reads {source}")
@@ -159,12 +163,11 @@ class Merged(ClosedByExit, Generic[_B]):
         """Put the source's next batch on the heap (nothing if it is exhausted), or return
         its error, named, for the merge to raise in its turn."""
         try:
-            batch = await anext(self._streams[source])
-        except StopAsyncIteration:
-            return None
-        except Exception as error:  # noqa: BLE001 - returned to be raised, naming its source
-            return source, _named(error, source)
-        heapq.heappush(self._heads, (-created_moment(batch), self._place[source], source, batch))
+            entry = await self._next_of(source)
+        except Exception as error:  # noqa: BLE001 - returned to be raised in its turn
+            return source, error
+        if entry is not None:
+            heapq.heappush(self._heads, entry)
         return None
 
     def _refuse_if_stopped_early(self) -> None:
@@ -238,7 +241,7 @@ def _check_source(name: object, stream: object) -> None:
         )
 
 
-def _named(error: Exception, source: str) -> Exception:
+def _name(error: Exception, source: str) -> None:
     """`error` with the merge's source that raised it in `error.source` (and, for one that
     is no error of this library, a note), for the caller to tell which account failed."""
     if isinstance(error, AIOBatchesError):
@@ -247,4 +250,3 @@ def _named(error: Exception, source: str) -> Exception:
         with contextlib.suppress(AttributeError):  # an exception with __slots__
             error.source = source  # type: ignore[attr-defined]
         error.add_note(f"raised by the merge's source {source!r}")
-    return error
