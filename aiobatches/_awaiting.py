@@ -166,9 +166,7 @@ class BatchWatch(ClosedByExit, Generic[B]):
         """The watch's state as the events handed out so far tell it, as a small JSON-able
         dict: save it after handling events, and `watch_batches(resume=...)` goes on from
         it after a restart, with no flood of `"existing"` and nothing missed."""
-        return _checkpoint.dump(
-            self._state, self._events, self._first_told, api=self._source.dialect.name
-        )
+        return _checkpoint.dump(self._state, self._events, self._first_told, self._source.dialect)
 
     def notify(self, batch_id: str) -> None:
         """Have the watch retrieve this batch now (a webhook said it finished, say) rather

@@ -27,9 +27,8 @@ VERSION: Final = 1
 def dump(
     state: WatchState,
     queued: Iterable[BatchEvent[Any]],
-    first_told: Iterable[str] = (),
-    *,
-    api: str = OPENAI.name,
+    first_told: Iterable[str],
+    dialect: Dialect[Any],
 ) -> dict[str, Any]:
     """The checkpoint of `state` as the consumer knows it: `queued` events not handed out
     yet are undone (a batch they report is as before them, or unknown). `first_told`
@@ -59,7 +58,7 @@ def dump(
         seen |= set(first_told) - {batch.id for batch in unfinished}
     return {
         "version": VERSION,
-        "api": api,
+        "api": dialect.name,
         "since": state.since,
         "ids": None if state.ids is None else sorted(state.ids),
         "cycles": cycles,
@@ -73,7 +72,7 @@ def dump(
     }
 
 
-def load(checkpoint: object, dialect: Dialect[Any] = OPENAI) -> WatchState:
+def load(checkpoint: object, dialect: Dialect[Any]) -> WatchState:
     """The watch state a checkpoint holds, of a watch of `dialect`'s API; a ValueError
     naming what is wrong with one that is malformed, of another version or another API."""
     if not isinstance(checkpoint, Mapping):

@@ -242,8 +242,8 @@ def _check_source(name: object, stream: object) -> None:
 
 
 def _name(error: Exception, source: str) -> None:
-    """`error` with the merge's source that raised it in `error.source` (and, for one that
-    is no error of this library, a note), for the caller to tell which account failed."""
+    """Name in `error.source` the merge's source that raised it (and, for an error not of
+    this library, in a note too), so that the caller can tell which account failed."""
     if isinstance(error, AIOBatchesError):
         error.source = source
     else:  # a usage error, say (its client closed): named too, where it can be
